@@ -1,0 +1,4 @@
+fn main() {
+    eprintln!("floatd-load: not yet");
+    std::process::exit(2);
+}

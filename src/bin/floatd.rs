@@ -1,0 +1,4 @@
+fn main() {
+    eprintln!("floatd: not yet");
+    std::process::exit(2);
+}

@@ -1,0 +1,1 @@
+//! client (filled in by its issue).

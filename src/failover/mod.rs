@@ -1,0 +1,1 @@
+//! failover (filled in by its issue).

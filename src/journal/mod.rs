@@ -1,0 +1,1 @@
+//! journal (filled in by its issue).

@@ -1,0 +1,28 @@
+//! floatd: a floating-licence server with primary/backup failover.
+//!
+//! The three binaries (`floatd`, `floatctl`, `floatd-load`) are thin mains
+//! over this library. Each module has one concern:
+//!
+//! - [`licence`]: licence files: parsing, signatures, host ids, search path, pools.
+//! - [`ledger`]: the seat ledger, a pure state machine with no I/O.
+//! - [`journal`]: durable storage of ledger events: encoding, append, snapshot, replay.
+//! - [`report`]: the usage report log.
+//! - [`protocol`]: the client line protocol and peer messages: codecs only.
+//! - [`server`]: the mio event loop, connections, admin requests.
+//! - [`failover`]: the watchdog thread, peer link, role decisions, witness.
+//! - [`client`]: the blocking client library.
+//! - [`config`]: flags and the TOML config file.
+//! - [`ctl`]: the `floatctl` commands.
+#![forbid(unsafe_code)]
+
+pub mod civil;
+pub mod client;
+pub mod config;
+pub mod ctl;
+pub mod failover;
+pub mod journal;
+pub mod ledger;
+pub mod licence;
+pub mod protocol;
+pub mod report;
+pub mod server;
