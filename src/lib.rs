@@ -17,6 +17,7 @@
 
 pub mod civil;
 pub mod client;
+pub mod codes;
 pub mod config;
 pub mod ctl;
 pub mod failover;

@@ -1,1 +1,907 @@
-//! ledger (filled in by its issue).
+//! The seat ledger: which seats are out, to whom, until when.
+//!
+//! A pure state machine: no sockets, no files, no threads, no clock of its
+//! own (every call takes [`Now`]). The server's event loop owns the only
+//! ledger of a process and is the only thing that mutates it.
+//!
+//! Every change is an [`Event`] that goes through [`Ledger::apply`], and
+//! every event the ledger makes itself is also queued in an outbox as a
+//! numbered [`Record`] for the journal, the standby and the report log.
+//! Replaying the records through `apply` rebuilds the same seats, which is
+//! how a restart (journal replay) and a standby (replication) work.
+
+mod event;
+mod handle;
+pub mod policy;
+mod pools;
+
+pub use event::{Denial, Event, Grant, Reason, Record};
+pub use handle::{HandleClaim, HandleKey, MAX_HANDLE_LEN};
+pub use policy::Options;
+
+use crate::civil::Date;
+use crate::codes::Code;
+use crate::licence::{Pool, PoolKey, Version};
+use policy::{Requester, Usage};
+use pools::PoolState;
+use serde::{Deserialize, Serialize};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+/// The two clocks a ledger call needs: the monotonic one measures leases,
+/// the wall clock only dates records and decides licence expiry.
+#[derive(Clone, Copy, Debug)]
+pub struct Now {
+    pub mono: Instant,
+    pub unix: u64,
+}
+
+impl Now {
+    pub fn current() -> Now {
+        Now {
+            mono: Instant::now(),
+            unix: crate::civil::unix_now_secs(),
+        }
+    }
+
+    fn today(self) -> Date {
+        Date::from_days((self.unix / 86_400) as i64)
+    }
+}
+
+/// A client's request for seats.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckoutRequest {
+    pub feature: String,
+    pub version: Version,
+    pub count: u32,
+    pub user: String,
+    pub host: String,
+    pub client: String,
+    /// Queue (FIFO) for a seat rather than be refused when none is free.
+    pub wait: bool,
+}
+
+/// Why a request was refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    pub code: Code,
+    pub message: String,
+    /// The options-file rule (`file:line`) behind the refusal, if any.
+    pub rule: Option<String>,
+}
+
+impl Refusal {
+    pub fn new(code: Code, message: impl Into<String>) -> Refusal {
+        Refusal {
+            code,
+            message: message.into(),
+            rule: None,
+        }
+    }
+}
+
+/// What became of a checkout.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Granted(Grant),
+    /// Waiting in the feature's queue at this position (1 = next).
+    Queued {
+        position: usize,
+    },
+    Denied(Refusal),
+}
+
+/// Identifies a queued checkout to the server, which maps it to a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct WaiterId(pub u64);
+
+/// Whether the ledger may grant seats now. The server sets it from its role.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Gate {
+    /// Grant freely.
+    Open,
+    /// Honour reclaims of existing handles only (recovery period); new
+    /// checkouts are refused with the refusal given.
+    ReclaimOnly(Refusal),
+    /// Grant nothing (standby, fenced, shutting down).
+    Closed(Refusal),
+}
+
+/// What `checkin` did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CheckinOutcome {
+    /// The seat is back in its pool.
+    Returned,
+    /// The licence's min_checkout keeps the seat out this much longer.
+    HeldFor(Duration),
+}
+
+/// A seat that is out.
+#[derive(Clone, Debug)]
+pub struct Seat {
+    pub grant: Grant,
+    pool: Option<usize>,
+    /// Monotonic time at which the seat was granted or restored here.
+    pub since: Instant,
+    pub lease_until: Instant,
+    pub hold_until: Instant,
+    /// Checked in while min_checkout still held it; returns at `hold_until`.
+    pub checked_in: bool,
+}
+
+impl Seat {
+    /// When the seat returns to its pool if nothing else happens.
+    pub fn returns_at(&self) -> Instant {
+        if self.checked_in {
+            self.hold_until
+        } else {
+            self.lease_until.max(self.hold_until)
+        }
+    }
+}
+
+/// A seat as it is written to a snapshot or sent to a standby: times as
+/// time remaining, since the monotonic clocks of two processes or hosts
+/// have nothing in common.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeatSnapshot {
+    pub grant: Grant,
+    pub lease_left_ms: u64,
+    pub hold_left_ms: u64,
+    pub checked_in: bool,
+}
+
+/// The ledger's whole state at one sequence number.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// The last record included.
+    pub seq: u64,
+    pub epoch: u64,
+    pub seats: Vec<SeatSnapshot>,
+}
+
+/// A pool with its use, for status displays.
+#[derive(Clone, Debug)]
+pub struct PoolView<'a> {
+    pub pool: &'a Pool,
+    pub used: u64,
+}
+
+struct Waiter {
+    id: WaiterId,
+    request: CheckoutRequest,
+}
+
+/// Seats held per user and per host within one feature, for options rules.
+#[derive(Default)]
+struct FeatureUsage {
+    by_user: HashMap<String, u64>,
+    by_host: HashMap<String, u64>,
+}
+
+impl Usage for FeatureUsage {
+    fn by_user(&self, user: &str) -> u64 {
+        self.by_user.get(user).copied().unwrap_or(0)
+    }
+    fn by_host(&self, host: &str) -> u64 {
+        self.by_host.get(host).copied().unwrap_or(0)
+    }
+}
+
+fn adjust(map: &mut HashMap<String, u64>, key: &str, delta: i64) {
+    if delta >= 0 {
+        *map.entry(key.to_string()).or_default() += delta as u64;
+    } else if let Some(v) = map.get_mut(key) {
+        *v = v.saturating_sub(delta.unsigned_abs());
+        if *v == 0 {
+            map.remove(key);
+        }
+    }
+}
+
+/// The seat ledger. See the module documentation.
+pub struct Ledger {
+    pools: Vec<PoolState>,
+    pool_index: HashMap<PoolKey, usize>,
+    /// Pool indexes of each feature, soonest expiry first, then lowest version.
+    by_feature: HashMap<String, Vec<usize>>,
+    seats: HashMap<String, Seat>,
+    /// Return deadlines; entries go stale when leases are renewed and are
+    /// re-filed when they come up (one entry a seat at any time).
+    deadlines: BinaryHeap<Reverse<(Instant, String)>>,
+    usage: HashMap<String, FeatureUsage>,
+    queues: HashMap<String, VecDeque<Waiter>>,
+    options: Options,
+    lease: Duration,
+    handle_key: HandleKey,
+    gate: Gate,
+    next_seq: u64,
+    epoch: u64,
+    outbox: Vec<Record>,
+    woken: Vec<(WaiterId, Outcome)>,
+}
+
+impl Ledger {
+    pub fn new(pools: Vec<Pool>, lease: Duration, handle_key: HandleKey) -> Ledger {
+        let mut ledger = Ledger {
+            pools: Vec::new(),
+            pool_index: HashMap::new(),
+            by_feature: HashMap::new(),
+            seats: HashMap::new(),
+            deadlines: BinaryHeap::new(),
+            usage: HashMap::new(),
+            queues: HashMap::new(),
+            options: Options::default(),
+            lease,
+            handle_key,
+            gate: Gate::Open,
+            next_seq: 1,
+            epoch: 1,
+            outbox: Vec::new(),
+            woken: Vec::new(),
+        };
+        ledger.index_pools(pools);
+        ledger
+    }
+
+    // ----- configuration -------------------------------------------------
+
+    pub fn set_gate(&mut self, gate: Gate) {
+        self.gate = gate;
+    }
+
+    pub fn gate(&self) -> &Gate {
+        &self.gate
+    }
+
+    pub fn set_options(&mut self, options: Options) {
+        self.options = options;
+    }
+
+    pub fn set_epoch(&mut self, epoch: u64) {
+        self.epoch = epoch;
+    }
+
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    pub fn lease(&self) -> Duration {
+        self.lease
+    }
+
+    pub fn handle_key(&self) -> &HandleKey {
+        &self.handle_key
+    }
+
+    /// The sequence number of the last record applied or made.
+    pub fn last_seq(&self) -> u64 {
+        self.next_seq - 1
+    }
+
+    /// Replaces the pools (licence reread). Seats already out stay out,
+    /// even where a pool shrank below its use; seats whose pool is gone
+    /// return with reason `licence_gone`. Queues are then served.
+    pub fn set_pools(&mut self, pools: Vec<Pool>, now: Now) {
+        self.index_pools(pools);
+        let gone: Vec<String> = self
+            .seats
+            .iter()
+            .filter(|(_, s)| !self.pool_index.contains_key(&s.grant.pool))
+            .map(|(h, _)| h.clone())
+            .collect();
+        self.recharge();
+        for handle in gone {
+            self.release(&handle, Reason::LicenceGone, now);
+        }
+        let features: Vec<String> = self.queues.keys().cloned().collect();
+        for feature in features {
+            self.serve_queue(&feature, now);
+        }
+    }
+
+    fn index_pools(&mut self, pools: Vec<Pool>) {
+        self.pools = pools.into_iter().map(PoolState::new).collect();
+        self.pool_index.clear();
+        self.by_feature.clear();
+        for (i, p) in self.pools.iter().enumerate() {
+            self.pool_index.insert(p.pool.key.clone(), i);
+            self.by_feature
+                .entry(p.pool.key.feature.clone())
+                .or_default()
+                .push(i);
+        }
+        let pools = &self.pools;
+        for list in self.by_feature.values_mut() {
+            list.sort_by(|a, b| {
+                let (a, b) = (&pools[*a].pool.key, &pools[*b].pool.key);
+                (a.expiry, &a.version).cmp(&(b.expiry, &b.version))
+            });
+        }
+    }
+
+    /// Recomputes every pool's charges from the seats (after the pools
+    /// changed or a snapshot was loaded).
+    fn recharge(&mut self) {
+        for p in &mut self.pools {
+            *p = PoolState::new(p.pool.clone());
+        }
+        for seat in self.seats.values_mut() {
+            seat.pool = self.pool_index.get(&seat.grant.pool).copied();
+            if let Some(i) = seat.pool {
+                let p = &mut self.pools[i];
+                let key = p.share_key(&seat.grant.user, &seat.grant.host);
+                p.charge(&seat.grant.handle, seat.grant.count, key);
+            }
+        }
+    }
+
+    // ----- client requests -------------------------------------------------
+
+    /// A checkout: granted, queued (when the request asks to wait and only
+    /// seats are lacking) or denied.
+    pub fn checkout(&mut self, request: CheckoutRequest, waiter: WaiterId, now: Now) -> Outcome {
+        if let Gate::Closed(refusal) | Gate::ReclaimOnly(refusal) = &self.gate {
+            return Outcome::Denied(refusal.clone());
+        }
+        match self.try_grant(&request, None, GrantRules::Checkout, now) {
+            Ok(grant) => Outcome::Granted(grant),
+            Err(refusal)
+                if request.wait && matches!(refusal.code, Code::NoSeats | Code::Reserved) =>
+            {
+                let queue = self.queues.entry(request.feature.clone()).or_default();
+                queue.push_back(Waiter {
+                    id: waiter,
+                    request,
+                });
+                Outcome::Queued {
+                    position: queue.len(),
+                }
+            }
+            Err(refusal) => {
+                self.record_denial(&request, &refusal, now);
+                Outcome::Denied(refusal)
+            }
+        }
+    }
+
+    /// Drops a queued checkout (its client went away).
+    pub fn cancel_wait(&mut self, waiter: WaiterId) {
+        for queue in self.queues.values_mut() {
+            queue.retain(|w| w.id != waiter);
+        }
+        self.queues.retain(|_, q| !q.is_empty());
+    }
+
+    /// Queued checkouts of a feature.
+    pub fn queue_len(&self, feature: &str) -> usize {
+        self.queues.get(feature).map_or(0, |q| q.len())
+    }
+
+    /// Renews a seat's lease.
+    pub fn heartbeat(&mut self, handle: &str, now: Now) -> Result<Duration, Refusal> {
+        match self.seats.get_mut(handle) {
+            Some(seat) if !seat.checked_in => {
+                let lease = Duration::from_millis(seat.grant.lease_ms);
+                seat.lease_until = now.mono + lease;
+                Ok(lease)
+            }
+            _ => Err(unknown_handle()),
+        }
+    }
+
+    /// A client returns a seat. min_checkout may keep it out a while longer.
+    pub fn checkin(&mut self, handle: &str, now: Now) -> Result<CheckinOutcome, Refusal> {
+        let seat = match self.seats.get_mut(handle) {
+            Some(seat) if !seat.checked_in => seat,
+            _ => return Err(unknown_handle()),
+        };
+        if now.mono < seat.hold_until {
+            seat.checked_in = true;
+            let left = seat.hold_until - now.mono;
+            let returns = seat.hold_until;
+            self.deadlines.push(Reverse((returns, handle.to_string())));
+            return Ok(CheckinOutcome::HeldFor(left));
+        }
+        self.release(handle, Reason::Checkin, now);
+        Ok(CheckinOutcome::Returned)
+    }
+
+    /// An operator takes a seat back at once, min_checkout notwithstanding.
+    pub fn remove(&mut self, handle: &str, now: Now) -> Result<Grant, Refusal> {
+        let grant = match self.seats.get(handle) {
+            Some(seat) => seat.grant.clone(),
+            None => return Err(unknown_handle()),
+        };
+        self.release(handle, Reason::Removed, now);
+        Ok(grant)
+    }
+
+    /// A client that lost its connection (or its server) claims a seat it
+    /// was granted. Known handles are renewed; unknown ones are granted
+    /// again, counted, when their tag proves the grant and seats allow.
+    pub fn reclaim(&mut self, handle: &str, request: &CheckoutRequest, now: Now) -> Outcome {
+        if let Some(seat) = self.seats.get_mut(handle) {
+            let g = &seat.grant;
+            let same = g.feature == request.feature
+                && g.version == request.version
+                && g.count == request.count
+                && g.user == request.user
+                && g.host == request.host
+                && g.client == request.client;
+            if !same || seat.checked_in {
+                return Outcome::Denied(Refusal::new(
+                    Code::BadHandle,
+                    "the handle is held here for a different grant",
+                ));
+            }
+            seat.lease_until = now.mono + Duration::from_millis(seat.grant.lease_ms);
+            return Outcome::Granted(seat.grant.clone());
+        }
+        if let Gate::Closed(refusal) = &self.gate {
+            return Outcome::Denied(refusal.clone());
+        }
+        let version = request.version.to_string();
+        let claim = HandleClaim {
+            feature: &request.feature,
+            version: &version,
+            count: request.count,
+            user: &request.user,
+            host: &request.host,
+            client: &request.client,
+        };
+        if handle.len() > MAX_HANDLE_LEN || !self.handle_key.verify(handle, &claim) {
+            return Outcome::Denied(Refusal::new(
+                Code::BadHandle,
+                "the handle was not issued for this grant by this server or its peer",
+            ));
+        }
+        match self.try_grant(request, Some(handle), GrantRules::Reclaim, now) {
+            Ok(grant) => Outcome::Granted(grant),
+            Err(refusal) => Outcome::Denied(refusal),
+        }
+    }
+
+    /// Returns every seat whose lease (or min_checkout hold) has run out.
+    pub fn expire_due(&mut self, now: Now) {
+        while let Some(Reverse((at, _))) = self.deadlines.peek() {
+            if *at > now.mono {
+                break;
+            }
+            let Reverse((_, handle)) = self.deadlines.pop().expect("peeked");
+            let Some(seat) = self.seats.get(&handle) else {
+                continue;
+            };
+            let due = seat.returns_at();
+            if due > now.mono {
+                self.deadlines.push(Reverse((due, handle)));
+                continue;
+            }
+            let reason = if seat.checked_in {
+                Reason::Checkin
+            } else {
+                Reason::Expired
+            };
+            self.release(&handle, reason, now);
+        }
+    }
+
+    /// When `expire_due` next has work (possibly earlier, never later).
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.deadlines.peek().map(|Reverse((at, _))| *at)
+    }
+
+    /// Gives every seat a full lease from now: after a restart or a
+    /// takeover, clients could not heartbeat while no server was up.
+    pub fn grant_grace(&mut self, now: Now) {
+        for seat in self.seats.values_mut() {
+            let lease = now.mono + Duration::from_millis(seat.grant.lease_ms);
+            seat.lease_until = seat.lease_until.max(lease);
+        }
+        self.rebuild_deadlines();
+    }
+
+    // ----- events --------------------------------------------------------
+
+    /// Records an event made here: numbers it, applies it, queues it in the
+    /// outbox. The single place a change enters the ledger.
+    pub fn commit(&mut self, event: Event, now: Now) {
+        let record = Record {
+            seq: self.next_seq,
+            epoch: self.epoch,
+            event,
+        };
+        self.apply(&record, now);
+        self.outbox.push(record);
+    }
+
+    /// Applies a record (made here, replayed from the journal or received
+    /// from the active server). Records at or below the last applied
+    /// sequence number are ignored, so applying twice is harmless.
+    /// Returns whether the record was applied.
+    pub fn apply(&mut self, record: &Record, now: Now) -> bool {
+        if record.seq < self.next_seq {
+            return false;
+        }
+        self.next_seq = record.seq + 1;
+        match &record.event {
+            Event::Grant(grant) => self.add_seat(grant.clone(), now),
+            Event::Release { handle, .. } => self.drop_seat(handle),
+            Event::Denied(_)
+            | Event::Reread { .. }
+            | Event::Started { .. }
+            | Event::Stopped { .. } => {}
+        }
+        true
+    }
+
+    /// Takes the records made since the last call (for journal, standby,
+    /// report log).
+    pub fn take_records(&mut self) -> Vec<Record> {
+        std::mem::take(&mut self.outbox)
+    }
+
+    /// Takes the queued checkouts decided since the last call.
+    pub fn take_woken(&mut self) -> Vec<(WaiterId, Outcome)> {
+        std::mem::take(&mut self.woken)
+    }
+
+    fn add_seat(&mut self, grant: Grant, now: Now) {
+        let pool = self.pool_index.get(&grant.pool).copied();
+        if let Some(i) = pool {
+            let p = &mut self.pools[i];
+            let key = p.share_key(&grant.user, &grant.host);
+            p.charge(&grant.handle, grant.count, key);
+        } else {
+            log::warn!(
+                "seat {} is for {}, which is not served here; it is kept until it returns",
+                grant.handle,
+                grant.pool
+            );
+        }
+        let usage = self.usage.entry(grant.feature.clone()).or_default();
+        adjust(&mut usage.by_user, &grant.user, grant.count as i64);
+        adjust(&mut usage.by_host, &grant.host, grant.count as i64);
+        let seat = Seat {
+            pool,
+            since: now.mono,
+            lease_until: now.mono + Duration::from_millis(grant.lease_ms),
+            hold_until: now.mono + Duration::from_millis(grant.min_hold_ms),
+            checked_in: false,
+            grant,
+        };
+        self.deadlines
+            .push(Reverse((seat.returns_at(), seat.grant.handle.clone())));
+        self.seats.insert(seat.grant.handle.clone(), seat);
+    }
+
+    fn drop_seat(&mut self, handle: &str) {
+        let Some(seat) = self.seats.remove(handle) else {
+            return;
+        };
+        if let Some(i) = seat.pool {
+            let p = &mut self.pools[i];
+            let key = p.share_key(&seat.grant.user, &seat.grant.host);
+            p.discharge(handle, seat.grant.count, key.as_deref());
+        }
+        if let Some(usage) = self.usage.get_mut(&seat.grant.feature) {
+            let delta = -(seat.grant.count as i64);
+            adjust(&mut usage.by_user, &seat.grant.user, delta);
+            adjust(&mut usage.by_host, &seat.grant.host, delta);
+        }
+    }
+
+    fn release(&mut self, handle: &str, reason: Reason, now: Now) {
+        let Some(feature) = self.seats.get(handle).map(|s| s.grant.feature.clone()) else {
+            return;
+        };
+        self.commit(
+            Event::Release {
+                handle: handle.to_string(),
+                reason,
+                at: now.unix,
+            },
+            now,
+        );
+        self.serve_queue(&feature, now);
+    }
+
+    fn record_denial(&mut self, request: &CheckoutRequest, refusal: &Refusal, now: Now) {
+        self.commit(
+            Event::Denied(Denial {
+                feature: request.feature.clone(),
+                version: request.version.clone(),
+                count: request.count,
+                user: request.user.clone(),
+                host: request.host.clone(),
+                code: refusal.code,
+                rule: refusal.rule.clone(),
+                at: now.unix,
+            }),
+            now,
+        );
+    }
+
+    /// Grants queued checkouts of a feature in order while seats allow.
+    /// Strict FIFO: a head that must wait blocks those behind it, so a
+    /// large request is never starved by small ones.
+    fn serve_queue(&mut self, feature: &str, now: Now) {
+        while self.gate == Gate::Open {
+            let Some(head) = self.queues.get(feature).and_then(|q| q.front()) else {
+                break;
+            };
+            let request = head.request.clone();
+            let id = head.id;
+            match self.try_grant(&request, None, GrantRules::QueueHead, now) {
+                Err(r) if matches!(r.code, Code::NoSeats | Code::Reserved) => break,
+                result => {
+                    if let Some(q) = self.queues.get_mut(feature) {
+                        q.pop_front();
+                    }
+                    let outcome = match result {
+                        Ok(grant) => Outcome::Granted(grant),
+                        Err(refusal) => {
+                            self.record_denial(&request, &refusal, now);
+                            Outcome::Denied(refusal)
+                        }
+                    };
+                    self.woken.push((id, outcome));
+                }
+            }
+        }
+        if self.queues.get(feature).is_some_and(|q| q.is_empty()) {
+            self.queues.remove(feature);
+        }
+    }
+
+    /// Decides a grant and, if allowed, commits it.
+    fn try_grant(
+        &mut self,
+        request: &CheckoutRequest,
+        reuse_handle: Option<&str>,
+        rules: GrantRules,
+        now: Now,
+    ) -> Result<Grant, Refusal> {
+        let feature = &request.feature;
+        let Some(all) = self.by_feature.get(feature) else {
+            return Err(Refusal::new(
+                Code::NoSuchFeature,
+                format!("no licence for feature {feature:?} is served here"),
+            ));
+        };
+        let versioned: Vec<usize> = all
+            .iter()
+            .copied()
+            .filter(|&i| self.pools[i].pool.key.version >= request.version)
+            .collect();
+        if versioned.is_empty() {
+            let newest = all
+                .iter()
+                .map(|&i| &self.pools[i].pool.key.version)
+                .max()
+                .expect("a feature has pools");
+            return Err(Refusal::new(
+                Code::NoVersion,
+                format!(
+                    "{feature} {} requested; licences here go up to version {newest}",
+                    request.version
+                ),
+            ));
+        }
+        let today = now.today();
+        let candidates: Vec<usize> = versioned
+            .into_iter()
+            .filter(|&i| !self.pools[i].pool.key.expiry.is_expired(today))
+            .collect();
+        if candidates.is_empty() {
+            return Err(Refusal::new(
+                Code::Expired,
+                format!(
+                    "every licence for {feature} {} has expired",
+                    request.version
+                ),
+            ));
+        }
+        let who = Requester {
+            user: &request.user,
+            host: &request.host,
+        };
+        let empty = FeatureUsage::default();
+        let usage = self.usage.get(feature).unwrap_or(&empty);
+        if rules != GrantRules::Reclaim {
+            self.options
+                .admit(feature, who, request.count, usage)
+                .map_err(|d| Refusal {
+                    code: d.code,
+                    message: d.message,
+                    rule: Some(d.rule),
+                })?;
+        }
+        let largest = candidates
+            .iter()
+            .map(|&i| self.pools[i].pool.limit().unwrap_or(u64::MAX))
+            .max()
+            .unwrap_or(0);
+        if (request.count as u64) > largest {
+            return Err(Refusal::new(
+                Code::CountTooLarge,
+                format!(
+                    "{} seats of {feature} requested; the largest pool has {largest}",
+                    request.count
+                ),
+            ));
+        }
+        let reserved = if rules == GrantRules::Reclaim {
+            0
+        } else {
+            self.options.reserved_for_others(feature, who, usage)
+        };
+        let feature_free: u64 = all
+            .iter()
+            .map(|&i| self.pools[i].free())
+            .fold(0u64, |a, b| a.saturating_add(b));
+        let waiting = self.queue_len(feature);
+        let mut blocked_by_reservation = false;
+        let mut chosen = None;
+        for &i in &candidates {
+            let p = &self.pools[i];
+            let key = p.share_key(&request.user, &request.host);
+            let needed = p.needed(request.count, key.as_deref());
+            if needed == 0 {
+                chosen = Some(i);
+                break;
+            }
+            if rules == GrantRules::Checkout && waiting > 0 {
+                continue;
+            }
+            if p.free() >= needed {
+                if feature_free.saturating_sub(needed) >= reserved {
+                    chosen = Some(i);
+                    break;
+                }
+                blocked_by_reservation = true;
+            }
+        }
+        let Some(pool) = chosen else {
+            if blocked_by_reservation {
+                return Err(Refusal::new(
+                    Code::Reserved,
+                    format!("the free seats of {feature} are reserved for others"),
+                ));
+            }
+            let message = if rules == GrantRules::Checkout && waiting > 0 {
+                format!(
+                    "all seats of {feature} are in use or promised to {waiting} waiting client(s)"
+                )
+            } else {
+                format!("all seats of {feature} are in use")
+            };
+            return Err(Refusal::new(Code::NoSeats, message));
+        };
+        let pool_state = &self.pools[pool];
+        let version = request.version.to_string();
+        let handle = match reuse_handle {
+            Some(h) => h.to_string(),
+            None => self
+                .handle_key
+                .issue(&HandleClaim {
+                    feature,
+                    version: &version,
+                    count: request.count,
+                    user: &request.user,
+                    host: &request.host,
+                    client: &request.client,
+                })
+                .map_err(|e| {
+                    Refusal::new(Code::Internal, format!("no randomness for a handle: {e}"))
+                })?,
+        };
+        let grant = Grant {
+            handle,
+            feature: feature.clone(),
+            version: request.version.clone(),
+            pool: pool_state.pool.key.clone(),
+            count: request.count,
+            user: request.user.clone(),
+            host: request.host.clone(),
+            client: request.client.clone(),
+            lease_ms: self.lease.as_millis() as u64,
+            min_hold_ms: pool_state.pool.min_checkout_secs as u64 * 1000,
+            at: now.unix,
+        };
+        self.commit(Event::Grant(grant.clone()), now);
+        Ok(grant)
+    }
+
+    // ----- views and snapshots -------------------------------------------
+
+    pub fn seat(&self, handle: &str) -> Option<&Seat> {
+        self.seats.get(handle)
+    }
+
+    pub fn seats(&self) -> impl Iterator<Item = &Seat> {
+        self.seats.values()
+    }
+
+    pub fn seat_count(&self) -> usize {
+        self.seats.len()
+    }
+
+    pub fn pools(&self) -> impl Iterator<Item = PoolView<'_>> {
+        self.pools.iter().map(|p| PoolView {
+            pool: &p.pool,
+            used: p.used,
+        })
+    }
+
+    /// The whole state, leases as time remaining.
+    pub fn snapshot(&self, now: Now) -> Snapshot {
+        let mut seats: Vec<SeatSnapshot> = self
+            .seats
+            .values()
+            .map(|s| SeatSnapshot {
+                grant: s.grant.clone(),
+                lease_left_ms: s
+                    .lease_until
+                    .saturating_duration_since(now.mono)
+                    .as_millis() as u64,
+                hold_left_ms: s.hold_until.saturating_duration_since(now.mono).as_millis() as u64,
+                checked_in: s.checked_in,
+            })
+            .collect();
+        seats.sort_by(|a, b| a.grant.handle.cmp(&b.grant.handle));
+        Snapshot {
+            seq: self.last_seq(),
+            epoch: self.epoch,
+            seats,
+        }
+    }
+
+    /// Replaces the seats with a snapshot's.
+    pub fn restore(&mut self, snapshot: &Snapshot, now: Now) {
+        self.seats.clear();
+        self.usage.clear();
+        for s in &snapshot.seats {
+            self.add_seat(s.grant.clone(), now);
+            let seat = self.seats.get_mut(&s.grant.handle).expect("just added");
+            seat.lease_until = now.mono + Duration::from_millis(s.lease_left_ms);
+            seat.hold_until = now.mono + Duration::from_millis(s.hold_left_ms);
+            seat.checked_in = s.checked_in;
+        }
+        self.next_seq = snapshot.seq + 1;
+        self.epoch = self.epoch.max(snapshot.epoch);
+        self.recharge();
+        self.rebuild_deadlines();
+    }
+
+    fn rebuild_deadlines(&mut self) {
+        self.deadlines = self
+            .seats
+            .values()
+            .map(|s| Reverse((s.returns_at(), s.grant.handle.clone())))
+            .collect();
+    }
+}
+
+/// Which rules a grant is decided under.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum GrantRules {
+    /// A new checkout: options apply, and it may not overtake the queue.
+    Checkout,
+    /// The head of the queue being served.
+    QueueHead,
+    /// A proven handle coming back: only the seat count applies.
+    Reclaim,
+}
+
+fn unknown_handle() -> Refusal {
+    Refusal::new(
+        Code::UnknownHandle,
+        "no seat is held here under this handle (checked in, expired or removed)",
+    )
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,117 @@
+//! Ledger events: the one vocabulary for every change to the seats.
+//!
+//! The ledger emits an event for each change; the same events are written
+//! to the journal, streamed to the standby server and turned into report-log
+//! lines. Replaying them through [`super::Ledger::apply`] rebuilds the
+//! ledger, which is why every change goes through an event.
+
+use crate::codes::Code;
+use crate::licence::{PoolKey, Version};
+use serde::{Deserialize, Serialize};
+
+/// A seat granted to a client.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grant {
+    pub handle: String,
+    pub feature: String,
+    /// The version the client asked for (the pool's may be newer).
+    pub version: Version,
+    /// The pool the seat is counted in.
+    pub pool: PoolKey,
+    pub count: u32,
+    pub user: String,
+    pub host: String,
+    pub client: String,
+    /// Lease length: the seat returns this long after the last heartbeat.
+    pub lease_ms: u64,
+    /// The seat stays out at least this long after the grant (min_checkout).
+    pub min_hold_ms: u64,
+    /// Wall-clock time of the grant, for the report log and status ages only.
+    pub at: u64,
+}
+
+/// Why a seat came back to its pool. Stable codes in the report log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// The client checked the seat in.
+    Checkin,
+    /// The lease ran out without a heartbeat.
+    Expired,
+    /// An operator removed the seat.
+    Removed,
+    /// The seat's licence disappeared on reread.
+    LicenceGone,
+    /// The server shut down and its seats do not survive (no state directory).
+    Shutdown,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Checkin => "checkin",
+            Reason::Expired => "expired",
+            Reason::Removed => "removed",
+            Reason::LicenceGone => "licence_gone",
+            Reason::Shutdown => "shutdown",
+        }
+    }
+}
+
+/// A checkout that was refused (recorded for the report log only).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Denial {
+    pub feature: String,
+    pub version: Version,
+    pub count: u32,
+    pub user: String,
+    pub host: String,
+    pub code: Code,
+    /// The options-file rule that denied it, as `file:line`, if one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    pub at: u64,
+}
+
+/// One change. Seat events change the ledger; the others only go on record.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Event {
+    Grant(Grant),
+    Release {
+        handle: String,
+        reason: Reason,
+        at: u64,
+    },
+    Denied(Denial),
+    /// Licences (and options) were reread; `pools` is how many now serve.
+    Reread {
+        pools: usize,
+        at: u64,
+    },
+    Started {
+        at: u64,
+    },
+    Stopped {
+        at: u64,
+    },
+}
+
+/// An event with its place in the history.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    /// Strictly increasing across the life of the state directory and
+    /// across both servers of a failover pair.
+    pub seq: u64,
+    /// The failover epoch of the server that made the change (1 standalone).
+    pub epoch: u64,
+    pub event: Event,
+}
+
+impl Event {
+    /// True for events that change seats (and so must be durable, and
+    /// acknowledged by the standby, before the client hears of them).
+    pub fn changes_seats(&self) -> bool {
+        matches!(self, Event::Grant(_) | Event::Release { .. })
+    }
+}
