@@ -1,0 +1,308 @@
+//! Client requests: parsed by the server, written by the client library.
+//! The wire format is documented in docs/PROTOCOL.md.
+
+use super::line::{self, LineBuilder};
+use crate::ledger::MAX_HANDLE_LEN;
+use crate::licence::Version;
+
+/// The protocol version this build speaks.
+pub const PROTOCOL_VERSION: u32 = 1;
+/// Longest request line accepted, newline included.
+pub const MAX_LINE: usize = 4096;
+/// Most seats one checkout may ask for.
+pub const MAX_COUNT: u32 = 1_000_000;
+/// Longest feature name, user, host or client id.
+pub const MAX_NAME: usize = 128;
+
+/// One request line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Request {
+    /// First request of a session: who is asking.
+    Hello {
+        proto: u32,
+        client: String,
+        user: String,
+        host: String,
+    },
+    /// Presents the admin token (needed for admin requests from other hosts).
+    Auth {
+        token: String,
+    },
+    Checkout {
+        feature: String,
+        version: Version,
+        count: u32,
+        wait: bool,
+    },
+    Heartbeat {
+        handle: String,
+    },
+    Checkin {
+        handle: String,
+    },
+    /// Claims a seat granted earlier, on this or the peer server.
+    Reclaim {
+        handle: String,
+        feature: String,
+        version: Version,
+        count: u32,
+    },
+    Status,
+    Ping,
+    Quit,
+    // Admin requests.
+    Remove {
+        handle: String,
+    },
+    Reread,
+    Down,
+    RotateLog,
+}
+
+impl Request {
+    /// True for requests that need loopback access or the admin token.
+    pub fn is_admin(&self) -> bool {
+        matches!(
+            self,
+            Request::Remove { .. } | Request::Reread | Request::Down | Request::RotateLog
+        )
+    }
+
+    /// Parses one request line (without its newline).
+    pub fn parse(text: &str) -> Result<Request, String> {
+        let l = line::parse(text)?;
+        let verb = l.word.to_ascii_uppercase();
+        let known: &[&str] = match verb.as_str() {
+            "HELLO" => &["proto", "client", "user", "host"],
+            "CHECKOUT" => &["version", "count", "wait"],
+            "RECLAIM" => &["feature", "version", "count"],
+            _ => &[],
+        };
+        if let Some((key, _)) = l.fields.iter().find(|(k, _)| !known.contains(k)) {
+            return Err(format!("{verb} takes no field {key:?}"));
+        }
+        let positionals = match verb.as_str() {
+            "CHECKOUT" | "HEARTBEAT" | "CHECKIN" | "RECLAIM" | "REMOVE" | "AUTH" => 1,
+            _ => 0,
+        };
+        if l.args.len() != positionals {
+            return Err(match positionals {
+                0 => format!("{verb} takes no positional value"),
+                _ => format!("{verb} takes exactly one positional value"),
+            });
+        }
+        let handle = || handle_arg(l.arg(0).unwrap_or(""));
+        Ok(match verb.as_str() {
+            "HELLO" => Request::Hello {
+                proto: match l.get("proto") {
+                    Some(p) => p
+                        .parse()
+                        .map_err(|_| format!("proto={p:?} is not a number"))?,
+                    None => return Err("HELLO needs proto=N".into()),
+                },
+                client: name("client", l.get("client").unwrap_or(""))?,
+                user: name("user", l.get("user").unwrap_or(""))?,
+                host: name("host", l.get("host").unwrap_or(""))?,
+            },
+            "AUTH" => Request::Auth {
+                token: l.arg(0).unwrap_or("").to_string(),
+            },
+            "CHECKOUT" => Request::Checkout {
+                feature: name("feature", l.arg(0).unwrap_or(""))?,
+                version: version(l.get("version"))?,
+                count: count(l.get("count"))?,
+                wait: match l.get("wait") {
+                    None | Some("0") | Some("no") => false,
+                    Some("1") | Some("yes") => true,
+                    Some(other) => return Err(format!("wait={other:?}: expected yes or no")),
+                },
+            },
+            "HEARTBEAT" => Request::Heartbeat { handle: handle()? },
+            "CHECKIN" => Request::Checkin { handle: handle()? },
+            "RECLAIM" => Request::Reclaim {
+                handle: handle()?,
+                feature: name("feature", l.get("feature").unwrap_or(""))?,
+                version: version(l.get("version"))?,
+                count: count(l.get("count"))?,
+            },
+            "STATUS" => Request::Status,
+            "PING" => Request::Ping,
+            "QUIT" => Request::Quit,
+            "REMOVE" => Request::Remove { handle: handle()? },
+            "REREAD" => Request::Reread,
+            "DOWN" => Request::Down,
+            "ROTATE-LOG" => Request::RotateLog,
+            _ => return Err(format!("unknown request {:?}", l.word)),
+        })
+    }
+
+    /// The request as a line, newline included.
+    pub fn to_line(&self) -> String {
+        match self {
+            Request::Hello {
+                proto,
+                client,
+                user,
+                host,
+            } => LineBuilder::new("HELLO")
+                .field("proto", proto)
+                .field("client", client)
+                .field("user", user)
+                .field("host", host),
+            Request::Auth { token } => LineBuilder::new("AUTH").arg(token),
+            Request::Checkout {
+                feature,
+                version,
+                count,
+                wait,
+            } => {
+                let b = LineBuilder::new("CHECKOUT")
+                    .arg(feature)
+                    .field("version", version)
+                    .field("count", count);
+                if *wait {
+                    b.field("wait", "yes")
+                } else {
+                    b
+                }
+            }
+            Request::Heartbeat { handle } => LineBuilder::new("HEARTBEAT").arg(handle),
+            Request::Checkin { handle } => LineBuilder::new("CHECKIN").arg(handle),
+            Request::Reclaim {
+                handle,
+                feature,
+                version,
+                count,
+            } => LineBuilder::new("RECLAIM")
+                .arg(handle)
+                .field("feature", feature)
+                .field("version", version)
+                .field("count", count),
+            Request::Status => LineBuilder::new("STATUS"),
+            Request::Ping => LineBuilder::new("PING"),
+            Request::Quit => LineBuilder::new("QUIT"),
+            Request::Remove { handle } => LineBuilder::new("REMOVE").arg(handle),
+            Request::Reread => LineBuilder::new("REREAD"),
+            Request::Down => LineBuilder::new("DOWN"),
+            Request::RotateLog => LineBuilder::new("ROTATE-LOG"),
+        }
+        .finish()
+    }
+}
+
+fn name(what: &str, value: &str) -> Result<String, String> {
+    if value.is_empty() {
+        return Err(format!("{what} is missing"));
+    }
+    if value.len() > MAX_NAME {
+        return Err(format!("{what} is longer than {MAX_NAME} bytes"));
+    }
+    Ok(value.to_string())
+}
+
+fn handle_arg(value: &str) -> Result<String, String> {
+    if value.is_empty() || value.len() > MAX_HANDLE_LEN {
+        return Err(format!("a handle is 1 to {MAX_HANDLE_LEN} characters"));
+    }
+    Ok(value.to_string())
+}
+
+fn version(value: Option<&str>) -> Result<Version, String> {
+    Version::parse(value.unwrap_or("0"))
+}
+
+fn count(value: Option<&str>) -> Result<u32, String> {
+    let Some(value) = value else { return Ok(1) };
+    match value.parse::<u32>() {
+        Ok(n) if (1..=MAX_COUNT).contains(&n) => Ok(n),
+        _ => Err(format!("count={value:?}: expected 1 to {MAX_COUNT}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_request_round_trips() {
+        let v = Version::parse("2.0").unwrap();
+        let all = vec![
+            Request::Hello {
+                proto: 1,
+                client: "c 1".into(),
+                user: "alice".into(),
+                host: "ws1".into(),
+            },
+            Request::Auth {
+                token: "s3cret".into(),
+            },
+            Request::Checkout {
+                feature: "cad".into(),
+                version: v.clone(),
+                count: 2,
+                wait: true,
+            },
+            Request::Heartbeat {
+                handle: "h.x".into(),
+            },
+            Request::Checkin {
+                handle: "h.x".into(),
+            },
+            Request::Reclaim {
+                handle: "h.x".into(),
+                feature: "cad".into(),
+                version: v,
+                count: 1,
+            },
+            Request::Status,
+            Request::Ping,
+            Request::Quit,
+            Request::Remove {
+                handle: "h.x".into(),
+            },
+            Request::Reread,
+            Request::Down,
+            Request::RotateLog,
+        ];
+        for r in all {
+            let line = r.to_line();
+            assert_eq!(Request::parse(line.trim_end()).unwrap(), r, "{line}");
+        }
+    }
+
+    #[test]
+    fn defaults_and_case() {
+        assert_eq!(
+            Request::parse("checkout cad").unwrap(),
+            Request::Checkout {
+                feature: "cad".into(),
+                version: Version::parse("0").unwrap(),
+                count: 1,
+                wait: false
+            }
+        );
+    }
+
+    #[test]
+    fn rejects_bad_requests() {
+        for bad in [
+            "FROB",
+            "CHECKOUT",
+            "CHECKOUT cad count=0",
+            "CHECKOUT cad count=-1",
+            "CHECKOUT cad count=99999999999",
+            "CHECKOUT cad version=x",
+            "CHECKOUT cad colour=red",
+            "CHECKOUT cad wait=maybe",
+            "HELLO user=a host=b client=c",
+            "HELLO proto=1 user=a host=b",
+            "HEARTBEAT",
+            "HEARTBEAT a b",
+            "STATUS now",
+        ] {
+            assert!(Request::parse(bad).is_err(), "{bad}");
+        }
+        let long = format!("CHECKIN {}", "h".repeat(MAX_HANDLE_LEN + 1));
+        assert!(Request::parse(&long).is_err());
+    }
+}
