@@ -1,1 +1,203 @@
-//! report (filled in by its issue).
+//! The report log: one line of usage history per event, for licence
+//! administrators and their scripts (docs/REPORT-LOG.md).
+//!
+//! Lines are made from journal records, so a standby writes the same lines
+//! as the active server, and a primary that syncs back after a failover
+//! records the usage the backup served.
+
+use crate::civil::format_timestamp;
+use crate::ledger::{Event, Record};
+use crate::protocol::line::LineBuilder;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+/// The report-log line for a record (with its newline).
+pub fn format_line(record: &Record) -> String {
+    let (at, word) = match &record.event {
+        Event::Grant(g) => (g.at, "checkout"),
+        Event::Release(r) => (r.at, "return"),
+        Event::Denied(d) => (d.at, "denied"),
+        Event::Reread { at, .. } => (*at, "reread"),
+        Event::Started { at } => (*at, "start"),
+        Event::Stopped { at } => (*at, "stop"),
+    };
+    let line = LineBuilder::new(&format_timestamp(at)).arg(word);
+    let line = match &record.event {
+        Event::Grant(g) => line
+            .field("feature", &g.feature)
+            .field("version", &g.version)
+            .field("pool", &g.pool.version)
+            .field("count", g.count)
+            .field("user", &g.user)
+            .field("host", &g.host)
+            .field("client", &g.client)
+            .field("handle", &g.handle),
+        Event::Release(r) => line
+            .field("feature", &r.feature)
+            .field("version", &r.version)
+            .field("count", r.count)
+            .field("user", &r.user)
+            .field("host", &r.host)
+            .field("handle", &r.handle)
+            .field("reason", r.reason.as_str())
+            .field("held_secs", r.at.saturating_sub(r.granted_at)),
+        Event::Denied(d) => line
+            .field("feature", &d.feature)
+            .field("version", &d.version)
+            .field("count", d.count)
+            .field("user", &d.user)
+            .field("host", &d.host)
+            .field("code", d.code)
+            .field_opt("rule", d.rule.as_ref()),
+        Event::Reread { pools, .. } => line.field("pools", pools),
+        Event::Started { .. } | Event::Stopped { .. } => line,
+    };
+    line.field("epoch", record.epoch)
+        .field("seq", record.seq)
+        .finish()
+}
+
+/// The report log file, appended to and rotated on request.
+pub struct ReportLog {
+    path: PathBuf,
+    file: File,
+}
+
+impl ReportLog {
+    pub fn open(path: &Path) -> io::Result<ReportLog> {
+        Ok(ReportLog {
+            path: path.to_path_buf(),
+            file: open_append(path)?,
+        })
+    }
+
+    /// Appends lines (already formatted, newline-terminated).
+    pub fn append(&mut self, text: &str) -> io::Result<()> {
+        self.file.write_all(text.as_bytes())
+    }
+
+    /// Moves the current log aside as `report.log.<timestamp>` and starts
+    /// a new one. Lines are only ever written between rotations, so none
+    /// is lost. Returns the name the old log now has.
+    pub fn rotate(&mut self, unix_secs: u64) -> io::Result<PathBuf> {
+        self.file.sync_data()?;
+        let stamp = format_timestamp(unix_secs).replace([':', '-'], "");
+        let mut rotated = self.path.with_extension(format!("log.{stamp}"));
+        let mut n = 1;
+        while rotated.exists() {
+            rotated = self.path.with_extension(format!("log.{stamp}.{n}"));
+            n += 1;
+        }
+        std::fs::rename(&self.path, &rotated)?;
+        self.file = open_append(&self.path)?;
+        Ok(rotated)
+    }
+
+    pub fn sync(&mut self) -> io::Result<()> {
+        self.file.sync_data()
+    }
+}
+
+fn open_append(path: &Path) -> io::Result<File> {
+    OpenOptions::new().create(true).append(true).open(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codes::Code;
+    use crate::ledger::{Denial, Grant, Reason, Return};
+    use crate::licence::{Expiry, PoolKey, Share, Version};
+    use crate::protocol::line;
+
+    fn v(s: &str) -> Version {
+        Version::parse(s).unwrap()
+    }
+
+    #[test]
+    fn lines_carry_what_scripts_need() {
+        let grant = Record {
+            seq: 1,
+            epoch: 1,
+            event: Event::Grant(Grant {
+                handle: "h1".into(),
+                feature: "cad".into(),
+                version: v("2.0"),
+                pool: PoolKey {
+                    feature: "cad".into(),
+                    version: v("3.0"),
+                    expiry: Expiry::Permanent,
+                    share: Share::None,
+                },
+                count: 2,
+                user: "alice smith".into(),
+                host: "ws1".into(),
+                client: "c1".into(),
+                lease_ms: 60_000,
+                min_hold_ms: 0,
+                at: 1_800_000_000,
+            }),
+        };
+        let text = format_line(&grant);
+        assert!(text.starts_with("2027-01-15T08:00:00Z checkout "), "{text}");
+        let parsed = line::parse(text.trim_end()).unwrap();
+        assert_eq!(parsed.get("user"), Some("alice smith"));
+        assert_eq!(parsed.get("pool"), Some("3.0"));
+
+        let ret = Record {
+            seq: 2,
+            epoch: 1,
+            event: Event::Release(Return {
+                handle: "h1".into(),
+                reason: Reason::Expired,
+                at: 1_800_003_600,
+                feature: "cad".into(),
+                version: v("2.0"),
+                count: 2,
+                user: "alice".into(),
+                host: "ws1".into(),
+                granted_at: 1_800_000_000,
+            }),
+        };
+        let parsed_text = format_line(&ret);
+        let parsed = line::parse(parsed_text.trim_end()).unwrap();
+        assert_eq!(parsed.arg(0), Some("return"));
+        assert_eq!(parsed.get("reason"), Some("expired"));
+        assert_eq!(parsed.get("held_secs"), Some("3600"));
+
+        let denied = Record {
+            seq: 3,
+            epoch: 1,
+            event: Event::Denied(Denial {
+                feature: "cad".into(),
+                version: v("1"),
+                count: 1,
+                user: "bob".into(),
+                host: "ws2".into(),
+                code: Code::Excluded,
+                rule: Some("site.opt:4".into()),
+                at: 1_800_000_000,
+            }),
+        };
+        let text = format_line(&denied);
+        assert!(text.contains(" code=EXCLUDED rule=site.opt:4 "), "{text}");
+    }
+
+    #[test]
+    fn rotation_keeps_every_line() {
+        let dir = std::env::temp_dir().join(format!("floatd-report-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("report.log");
+        let mut log = ReportLog::open(&path).unwrap();
+        log.append("one\n").unwrap();
+        let old = log.rotate(1_800_000_000).unwrap();
+        log.append("two\n").unwrap();
+        let again = log.rotate(1_800_000_000).unwrap();
+        assert_ne!(old, again);
+        assert_eq!(std::fs::read_to_string(&old).unwrap(), "one\n");
+        assert_eq!(std::fs::read_to_string(&again).unwrap(), "two\n");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

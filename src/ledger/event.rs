@@ -58,6 +58,22 @@ impl Reason {
     }
 }
 
+/// A seat coming back, with what the report log needs to say whose it
+/// was and for how long.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Return {
+    pub handle: String,
+    pub reason: Reason,
+    pub at: u64,
+    pub feature: String,
+    pub version: Version,
+    pub count: u32,
+    pub user: String,
+    pub host: String,
+    /// Wall-clock time of the grant.
+    pub granted_at: u64,
+}
+
 /// A checkout that was refused (recorded for the report log only).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Denial {
@@ -78,11 +94,7 @@ pub struct Denial {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Event {
     Grant(Grant),
-    Release {
-        handle: String,
-        reason: Reason,
-        at: u64,
-    },
+    Release(Return),
     Denied(Denial),
     /// Licences (and options) were reread; `pools` is how many now serve.
     Reread {
@@ -112,6 +124,6 @@ impl Event {
     /// True for events that change seats (and so must be durable, and
     /// acknowledged by the standby, before the client hears of them).
     pub fn changes_seats(&self) -> bool {
-        matches!(self, Event::Grant(_) | Event::Release { .. })
+        matches!(self, Event::Grant(_) | Event::Release(_))
     }
 }

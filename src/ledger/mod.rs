@@ -15,7 +15,7 @@ mod handle;
 pub mod policy;
 mod pools;
 
-pub use event::{Denial, Event, Grant, Reason, Record};
+pub use event::{Denial, Event, Grant, Reason, Record, Return};
 pub use handle::{HandleClaim, HandleKey, MAX_HANDLE_LEN};
 pub use policy::Options;
 
@@ -528,7 +528,7 @@ impl Ledger {
         self.next_seq = record.seq + 1;
         match &record.event {
             Event::Grant(grant) => self.add_seat(grant.clone(), now),
-            Event::Release { handle, .. } => self.drop_seat(handle),
+            Event::Release(ret) => self.drop_seat(&ret.handle),
             Event::Denied(_)
             | Event::Reread { .. }
             | Event::Started { .. }
@@ -594,17 +594,23 @@ impl Ledger {
     }
 
     fn release(&mut self, handle: &str, reason: Reason, now: Now) {
-        let Some(feature) = self.seats.get(handle).map(|s| s.grant.feature.clone()) else {
+        let Some(seat) = self.seats.get(handle) else {
             return;
         };
-        self.commit(
-            Event::Release {
-                handle: handle.to_string(),
-                reason,
-                at: now.unix,
-            },
-            now,
-        );
+        let g = &seat.grant;
+        let ret = Return {
+            handle: handle.to_string(),
+            reason,
+            at: now.unix,
+            feature: g.feature.clone(),
+            version: g.version.clone(),
+            count: g.count,
+            user: g.user.clone(),
+            host: g.host.clone(),
+            granted_at: g.at,
+        };
+        let feature = ret.feature.clone();
+        self.commit(Event::Release(ret), now);
         self.serve_queue(&feature, now);
     }
 

@@ -101,10 +101,10 @@ fn every_change_is_a_numbered_record() {
     ));
     assert!(matches!(
         records[2].event,
-        Event::Release {
+        Event::Release(Return {
             reason: Reason::Checkin,
             ..
-        }
+        })
     ));
     assert!(l.take_records().is_empty());
 }
@@ -247,7 +247,7 @@ fn leases_expire_unless_renewed() {
     let records = l.take_records();
     assert!(matches!(
         &records[..],
-        [Record { event: Event::Release { reason: Reason::Expired, handle, .. }, .. }] if *handle == a.handle
+        [Record { event: Event::Release(Return { reason: Reason::Expired, handle, .. }), .. }] if *handle == a.handle
     ));
     l.expire_due(at(t0, 111));
     assert!(l.seat(&b.handle).is_none());
@@ -403,10 +403,10 @@ fn reread_keeps_seats_of_a_shrunk_pool_and_releases_those_of_a_gone_one() {
     assert!(l.seat(&o.handle).is_none());
     assert!(l.take_records().iter().any(|r| matches!(
         r.event,
-        Event::Release {
+        Event::Release(Return {
             reason: Reason::LicenceGone,
             ..
-        }
+        })
     )));
     assert_eq!(
         denied(l.checkout(req("cad", "c"), WaiterId(4), now)),
