@@ -3,6 +3,7 @@
 //! Vendor commands (keygen, sign, verify, hostid, pools) live in
 //! [`vendor`]; operator commands talking to a running server in [`ops`].
 
+pub mod ops;
 pub mod vendor;
 
 /// Exit code for a denied request or a failed check.
@@ -19,6 +20,17 @@ vendor commands:
   verify [--vendor-key FILE]... FILE    check each feature: ok, bad signature, expired, wrong host
   hostid                                this host's ids, one a line
   pools [--vendor-key FILE]... FILE...  the pools a server on this host would serve
+
+operator commands (servers from --server HOST:PORT[,HOST:PORT] or $FLOATD_SERVERS):
+  checkout FEATURE [--version V] [--count N] [--hold SECS] [--wait]
+                                        prints the handle; with --hold, heartbeats then checks in
+  checkin HANDLE                        return a seat
+  status [--json]                       features, seats in use, holders, servers
+  remove HANDLE                         (admin) take a seat back
+  reread                                (admin) reread licences and options
+  rotate-log                            (admin) start a new report log
+  down [--release]                      (admin) shut the server down (--release: return all seats)
+  common: --server LIST  --user NAME  --host NAME  --client ID  --admin-token-file FILE  --timeout SECS
 ";
 
 /// Runs `floatctl` with the arguments after the program name; returns the
@@ -31,6 +43,9 @@ pub fn main(args: Vec<std::ffi::OsString>) -> i32 {
     let rest = args[1..].to_vec();
     match command {
         "keygen" | "sign" | "verify" | "hostid" | "pools" => vendor::run(command, rest),
+        "checkout" | "checkin" | "status" | "remove" | "reread" | "rotate-log" | "down" => {
+            ops::run(command, rest)
+        }
         "-h" | "--help" | "help" => {
             print!("{USAGE}");
             0

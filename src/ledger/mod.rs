@@ -409,13 +409,15 @@ impl Ledger {
         Ok(CheckinOutcome::Returned)
     }
 
-    /// An operator takes a seat back at once, min_checkout notwithstanding.
-    pub fn remove(&mut self, handle: &str, now: Now) -> Result<Grant, Refusal> {
+    /// Takes a seat back at once, min_checkout notwithstanding: an operator
+    /// removing it (`Reason::Removed`) or a server being decommissioned
+    /// (`Reason::Shutdown`).
+    pub fn remove(&mut self, handle: &str, reason: Reason, now: Now) -> Result<Grant, Refusal> {
         let grant = match self.seats.get(handle) {
             Some(seat) => seat.grant.clone(),
             None => return Err(unknown_handle()),
         };
-        self.release(handle, Reason::Removed, now);
+        self.release(handle, reason, now);
         Ok(grant)
     }
 

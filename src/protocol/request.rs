@@ -55,7 +55,9 @@ pub enum Request {
         handle: String,
     },
     Reread,
-    Down,
+    /// Shut down; with `release`, return every seat first (decommissioning:
+    /// the seats will not be restored on the next start).
+    Down { release: bool },
     RotateLog,
 }
 
@@ -64,7 +66,7 @@ impl Request {
     pub fn is_admin(&self) -> bool {
         matches!(
             self,
-            Request::Remove { .. } | Request::Reread | Request::Down | Request::RotateLog
+            Request::Remove { .. } | Request::Reread | Request::Down { .. } | Request::RotateLog
         )
     }
 
@@ -76,6 +78,7 @@ impl Request {
             "HELLO" => &["proto", "client", "user", "host"],
             "CHECKOUT" => &["version", "count", "wait"],
             "RECLAIM" => &["feature", "version", "count"],
+            "DOWN" => &["release"],
             _ => &[],
         };
         if let Some((key, _)) = l.fields.iter().find(|(k, _)| !known.contains(k)) {
@@ -111,11 +114,7 @@ impl Request {
                 feature: name("feature", l.arg(0).unwrap_or(""))?,
                 version: version(l.get("version"))?,
                 count: count(l.get("count"))?,
-                wait: match l.get("wait") {
-                    None | Some("0") | Some("no") => false,
-                    Some("1") | Some("yes") => true,
-                    Some(other) => return Err(format!("wait={other:?}: expected yes or no")),
-                },
+                wait: yes_no("wait", l.get("wait"))?,
             },
             "HEARTBEAT" => Request::Heartbeat { handle: handle()? },
             "CHECKIN" => Request::Checkin { handle: handle()? },
@@ -130,7 +129,9 @@ impl Request {
             "QUIT" => Request::Quit,
             "REMOVE" => Request::Remove { handle: handle()? },
             "REREAD" => Request::Reread,
-            "DOWN" => Request::Down,
+            "DOWN" => Request::Down {
+                release: yes_no("release", l.get("release"))?,
+            },
             "ROTATE-LOG" => Request::RotateLog,
             _ => return Err(format!("unknown request {:?}", l.word)),
         })
@@ -183,7 +184,8 @@ impl Request {
             Request::Quit => LineBuilder::new("QUIT"),
             Request::Remove { handle } => LineBuilder::new("REMOVE").arg(handle),
             Request::Reread => LineBuilder::new("REREAD"),
-            Request::Down => LineBuilder::new("DOWN"),
+            Request::Down { release: false } => LineBuilder::new("DOWN"),
+            Request::Down { release: true } => LineBuilder::new("DOWN").field("release", "yes"),
             Request::RotateLog => LineBuilder::new("ROTATE-LOG"),
         }
         .finish()
@@ -198,6 +200,14 @@ fn name(what: &str, value: &str) -> Result<String, String> {
         return Err(format!("{what} is longer than {MAX_NAME} bytes"));
     }
     Ok(value.to_string())
+}
+
+fn yes_no(key: &str, value: Option<&str>) -> Result<bool, String> {
+    match value {
+        None | Some("0") | Some("no") => Ok(false),
+        Some("1") | Some("yes") => Ok(true),
+        Some(other) => Err(format!("{key}={other:?}: expected yes or no")),
+    }
 }
 
 fn handle_arg(value: &str) -> Result<String, String> {
@@ -261,7 +271,8 @@ mod tests {
                 handle: "h.x".into(),
             },
             Request::Reread,
-            Request::Down,
+            Request::Down { release: false },
+            Request::Down { release: true },
             Request::RotateLog,
         ];
         for r in all {
