@@ -221,15 +221,31 @@ fn encode_framed<T: Serialize>(value: &T, sum_hex: usize, out: &mut Vec<u8>) {
     serde_json::to_writer(&mut *out, value).expect("ledger types always serialize to JSON");
     let payload = &out[start..];
     let digest = Sha256::digest(payload);
-    let mut prefix = Vec::with_capacity(24 + sum_hex);
-    prefix.extend_from_slice(payload.len().to_string().as_bytes());
-    prefix.push(b' ');
-    for &b in &digest[..sum_hex / 2] {
-        prefix.push(HEX[(b >> 4) as usize]);
-        prefix.push(HEX[(b & 15) as usize]);
+    // `<len> <sum> `, built on the stack: at most 20 digits, 64 hex digits.
+    let mut prefix = [0u8; 20 + 1 + SNAPSHOT_SUM_HEX + 1];
+    let mut digits = [0u8; 20];
+    let mut n = payload.len();
+    let mut d = digits.len();
+    loop {
+        d -= 1;
+        digits[d] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
     }
-    prefix.push(b' ');
-    out.splice(start..start, prefix);
+    let mut at = digits.len() - d;
+    prefix[..at].copy_from_slice(&digits[d..]);
+    prefix[at] = b' ';
+    at += 1;
+    for &b in &digest[..sum_hex / 2] {
+        prefix[at] = HEX[(b >> 4) as usize];
+        prefix[at + 1] = HEX[(b & 15) as usize];
+        at += 2;
+    }
+    prefix[at] = b' ';
+    at += 1;
+    out.splice(start..start, prefix[..at].iter().copied());
     out.push(b'\n');
 }
 
