@@ -29,6 +29,12 @@
 //! the file's header does: the peer link states [`FORMAT_VERSION`] in its
 //! hello, and both ends refuse a version they do not know.
 //!
+//! Readers ignore JSON fields they do not know, so a later build may add
+//! fields to an event within version 1. A new event kind, or any change an
+//! older build would misread, needs a new [`FORMAT_VERSION`]: an older
+//! build stops at an unknown version instead of cutting entries it cannot
+//! decode.
+//!
 //! # Snapshot, format version 1
 //!
 //! ```text

@@ -2,7 +2,7 @@
 //!
 //! Every change to the seat ledger is a numbered [`Record`]. The journal
 //! appends records to `journal` and, periodically, replaces them with a
-//! [`Snapshot`] of the whole ledger in `snapshot`. On start, [`recover`]
+//! [`Snapshot`] of the whole ledger in `snapshot`. On start, [`recover()`]
 //! reads the snapshot and the records after it, and the server replays them
 //! into a fresh ledger. `docs/STATE.md` describes the files byte by byte.
 //!

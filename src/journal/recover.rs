@@ -392,23 +392,27 @@ mod tests {
     #[test]
     fn torn_tail_is_cut_at_every_offset() {
         let dir = tempfile::tempdir().unwrap();
-        let rs = records(1, 6);
-        let good = journal_bytes(&rs[..5]);
-        let full = journal_bytes(&rs);
-        for end in good.len() + 1..full.len() {
-            write_journal(dir.path(), &full[..end]);
-            let r = recover(dir.path()).unwrap();
-            assert_eq!(r.records, rs[..5], "cut at {end}");
-            let cut = r.cut.expect("a cut");
-            assert_eq!(cut.reason, CutReason::Torn, "cut at {end}");
-            assert_eq!(cut.at_offset, good.len() as u64);
-            assert_eq!(cut.bytes_cut, (end - good.len()) as u64);
-            assert_eq!(cut.last_good_seq, Some(5));
-            assert_eq!(cut.entries_lost_estimate, 1);
-            assert_eq!(journal_len(dir.path()), good.len() as u64);
-            let again = recover(dir.path()).unwrap();
-            assert_eq!(again.cut, None);
-            assert_eq!(again.records, rs[..5]);
+        // The last entry is a grant, a release, then a stop; the first an only entry.
+        for n in [1, 2, 6, 11] {
+            let rs = records(1, n);
+            let good = journal_bytes(&rs[..n - 1]);
+            let full = journal_bytes(&rs);
+            let last_good = (n > 1).then_some(n as u64 - 1);
+            for end in good.len() + 1..full.len() {
+                write_journal(dir.path(), &full[..end]);
+                let r = recover(dir.path()).unwrap();
+                assert_eq!(r.records, rs[..n - 1], "cut at {end}");
+                let cut = r.cut.expect("a cut");
+                assert_eq!(cut.reason, CutReason::Torn, "cut at {end}");
+                assert_eq!(cut.at_offset, good.len() as u64);
+                assert_eq!(cut.bytes_cut, (end - good.len()) as u64);
+                assert_eq!(cut.last_good_seq, last_good);
+                assert_eq!(cut.entries_lost_estimate, 1);
+                assert_eq!(journal_len(dir.path()), good.len() as u64);
+                let again = recover(dir.path()).unwrap();
+                assert_eq!(again.cut, None);
+                assert_eq!(again.records, rs[..n - 1]);
+            }
         }
     }
 

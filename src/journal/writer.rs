@@ -130,7 +130,7 @@ pub struct Journal {
 
 impl Journal {
     /// Opens (creating if needed) `dir/journal` for appending and starts the
-    /// writer thread. Call after [`super::recover`], with its
+    /// writer thread. Call after [`super::recover()`], with its
     /// [`last_seq`](super::Recovered::last_seq): the next record appended
     /// must be `last_seq + 1`. `wake` is called from the writer thread after
     /// each batch is durable, after a snapshot, and on a failure (the server
@@ -146,7 +146,7 @@ impl Journal {
     ) -> io::Result<Journal> {
         fs::create_dir_all(dir)?;
         let path = dir.join(JOURNAL_FILE);
-        let file = open_journal(dir, &path)?;
+        let file = open_journal(dir, &path, last_seq)?;
         let shared = Arc::new(Shared::default());
         shared.durable_seq.store(last_seq, Ordering::Release);
         let (tx, rx) = crossbeam_channel::unbounded();
@@ -182,7 +182,7 @@ impl Journal {
     /// it durable, then writes `snapshot.tmp`, fsyncs it, renames it over
     /// `snapshot`, fsyncs the directory, and truncates the journal back to
     /// its header (the snapshot covers everything in it). A crash between
-    /// any two steps recovers correctly: see [`super::recover`].
+    /// any two steps recovers correctly: see [`super::recover()`].
     ///
     /// The snapshot must cover every record appended before it (take it
     /// after appending the ledger's records); one that does not is still
@@ -265,8 +265,10 @@ impl Drop for Journal {
 }
 
 /// Opens the journal for appending, writing the header into a new or empty
-/// file, and checks that an existing one ends on an entry boundary.
-fn open_journal(dir: &Path, path: &Path) -> io::Result<File> {
+/// file. An existing one must have the version 1 header and end with a
+/// good entry numbered `last_seq` (or hold no entries): what recovery
+/// leaves behind.
+fn open_journal(dir: &Path, path: &Path, last_seq: u64) -> io::Result<File> {
     let mut file = OpenOptions::new()
         .read(true)
         .append(true)
@@ -297,11 +299,30 @@ fn open_journal(dir: &Path, path: &Path) -> io::Result<File> {
     if header != JOURNAL_HEADER {
         return Err(bad("the header is not a version 1 journal's"));
     }
-    let mut last = [0u8; 1];
-    file.seek(SeekFrom::End(-1))?;
-    file.read_exact(&mut last)?;
-    if last[0] != b'\n' {
+    let header = JOURNAL_HEADER.len() as u64;
+    if len == header {
+        return Ok(file);
+    }
+    // The last entry: the last line, which is at most one entry long.
+    let tail_len = (len - header).min(codec::MAX_RECORD_LEN as u64 + 32);
+    let mut tail = vec![0u8; tail_len as usize];
+    file.seek(SeekFrom::Start(len - tail_len))?;
+    file.read_exact(&mut tail)?;
+    if tail.last() != Some(&b'\n') {
         return Err(bad("the last entry is incomplete"));
+    }
+    let body = &tail[..tail.len() - 1];
+    let start = body.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    if start == 0 && tail_len < len - header {
+        return Err(bad("the last line is longer than any entry"));
+    }
+    let record = codec::decode_record(&tail[start..])
+        .map_err(|e| bad(&format!("the last entry is bad: {e}")))?;
+    if record.seq != last_seq {
+        return Err(bad(&format!(
+            "the journal ends at seq {} but the ledger at seq {last_seq}",
+            record.seq
+        )));
     }
     Ok(file)
 }
@@ -747,6 +768,27 @@ mod tests {
             .close()
             .unwrap();
         assert_eq!(fs::read(state.join(JOURNAL_FILE)).unwrap(), JOURNAL_HEADER);
+    }
+
+    #[test]
+    fn start_refuses_a_journal_that_does_not_end_at_last_seq() {
+        let dir = tempfile::tempdir().unwrap();
+        let (wake, _woken) = waker();
+        let journal = Journal::start(dir.path(), 0, Durability::Fsync, wake).unwrap();
+        journal.append(records(1, 10));
+        journal.close().unwrap();
+        for wrong in [0, 9, 11] {
+            let (wake, _woken) = waker();
+            let e = Journal::start(dir.path(), wrong, Durability::Fsync, wake)
+                .err()
+                .expect("refused");
+            assert!(e.to_string().contains("ends at seq 10"), "{e}");
+        }
+        let (wake, _woken) = waker();
+        Journal::start(dir.path(), 10, Durability::Fsync, wake)
+            .unwrap()
+            .close()
+            .unwrap();
     }
 
     #[test]
