@@ -1,0 +1,811 @@
+//! The journal writer: a dedicated thread that appends records with group
+//! commit and writes snapshots, so the event loop never waits for a disk.
+//!
+//! The loop hands over records with [`Journal::append`] (never blocks),
+//! keeps answering other clients, and holds back each grant's reply until
+//! [`Journal::durable_seq`] has reached the grant's record; the writer calls
+//! the `wake` callback after each durable batch so the loop looks again.
+
+use super::codec::{self, JOURNAL_HEADER};
+use super::recover::{JOURNAL_FILE, SNAPSHOT_FILE, SNAPSHOT_TMP_FILE};
+use crate::ledger::{Record, Snapshot};
+use crossbeam_channel::{Receiver, Sender, TryRecvError};
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+/// A batch stops growing at this size and is written (a bound on the
+/// buffer, not on throughput: the next batch starts at once).
+const MAX_BATCH_BYTES: usize = 4 << 20;
+
+/// When an appended record counts as durable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Durability {
+    /// After `fdatasync` of the batch that holds it (the default).
+    Fsync,
+    /// As soon as it is written to the page cache. Survives a crash or kill
+    /// of floatd, not a kernel crash or power loss.
+    None,
+}
+
+impl FromStr for Durability {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Durability, String> {
+        match text {
+            "fsync" => Ok(Durability::Fsync),
+            "none" => Ok(Durability::None),
+            _ => Err(format!(
+                "durability must be \"fsync\" or \"none\", not {text:?}"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for Durability {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Durability::Fsync => "fsync",
+            Durability::None => "none",
+        })
+    }
+}
+
+/// Counters for metrics. Times in microseconds.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct JournalStats {
+    /// The highest sequence number known durable.
+    pub durable_seq: u64,
+    /// Records written to the journal.
+    pub appended: u64,
+    /// Bytes written to the journal.
+    pub bytes: u64,
+    /// Group commits (one write, and one fsync unless durability is none).
+    pub batches: u64,
+    pub fsyncs: u64,
+    pub last_fsync_us: u64,
+    pub max_fsync_us: u64,
+    /// Sum of all fsync times (for the average, and a Prometheus counter).
+    pub total_fsync_us: u64,
+    /// Snapshots written.
+    pub snapshots: u64,
+    /// Messages waiting for the writer right now.
+    pub queued: u64,
+}
+
+impl JournalStats {
+    /// Mean fsync time, 0 before the first.
+    pub fn avg_fsync_us(&self) -> u64 {
+        self.total_fsync_us.checked_div(self.fsyncs).unwrap_or(0)
+    }
+}
+
+/// What the loop asks of the writer thread, processed strictly in order.
+/// A new kind of output (report-log lines, say) is one more variant here
+/// and one more arm in [`Writer::handle`].
+enum Message {
+    Append(Vec<Record>),
+    Snapshot(Snapshot),
+    Close,
+}
+
+/// What the writer thread publishes; read without locks on the hot path.
+#[derive(Default)]
+struct Shared {
+    durable_seq: AtomicU64,
+    appended: AtomicU64,
+    bytes: AtomicU64,
+    batches: AtomicU64,
+    fsyncs: AtomicU64,
+    last_fsync_us: AtomicU64,
+    max_fsync_us: AtomicU64,
+    total_fsync_us: AtomicU64,
+    snapshots: AtomicU64,
+    failed: AtomicBool,
+    failure: Mutex<Option<String>>,
+}
+
+impl Shared {
+    fn set_failure(&self, message: String) {
+        let mut failure = self.failure.lock().unwrap_or_else(|e| e.into_inner());
+        if failure.is_none() {
+            *failure = Some(message);
+        }
+        self.failed.store(true, Ordering::Release);
+    }
+}
+
+/// The journal of a state directory, written by its own thread.
+pub struct Journal {
+    tx: Sender<Message>,
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Journal {
+    /// Opens (creating if needed) `dir/journal` for appending and starts the
+    /// writer thread. Call after [`super::recover()`], with its
+    /// [`last_seq`](super::Recovered::last_seq): the next record appended
+    /// must be `last_seq + 1`. `wake` is called from the writer thread after
+    /// each batch is durable, after a snapshot, and on a failure (the server
+    /// passes a closure over `mio::Waker::wake`).
+    ///
+    /// Fails if the journal has an unexpected header or a torn tail
+    /// (recovery was not run).
+    pub fn start(
+        dir: &Path,
+        last_seq: u64,
+        durability: Durability,
+        wake: Box<dyn Fn() + Send>,
+    ) -> io::Result<Journal> {
+        fs::create_dir_all(dir)?;
+        let path = dir.join(JOURNAL_FILE);
+        let file = open_journal(dir, &path, last_seq)?;
+        let shared = Arc::new(Shared::default());
+        shared.durable_seq.store(last_seq, Ordering::Release);
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let writer = Writer {
+            dir: dir.to_path_buf(),
+            file,
+            durability,
+            shared: Arc::clone(&shared),
+            wake,
+            buf: Vec::with_capacity(64 << 10),
+            last_seq,
+            pending: 0,
+            failed: false,
+        };
+        let thread = std::thread::Builder::new()
+            .name("floatd-journal".into())
+            .spawn(move || writer.run(rx))?;
+        Ok(Journal {
+            tx,
+            shared,
+            thread: Some(thread),
+        })
+    }
+
+    /// Queues records for appending, in order. Never blocks.
+    pub fn append(&self, records: Vec<Record>) {
+        if !records.is_empty() {
+            self.send(Message::Append(records));
+        }
+    }
+
+    /// Queues a snapshot. The writer first makes every record queued before
+    /// it durable, then writes `snapshot.tmp`, fsyncs it, renames it over
+    /// `snapshot`, fsyncs the directory, and truncates the journal back to
+    /// its header (the snapshot covers everything in it). A crash between
+    /// any two steps recovers correctly: see [`super::recover()`].
+    ///
+    /// The snapshot must cover every record appended before it (take it
+    /// after appending the ledger's records); one that does not is still
+    /// written, but the journal is then left untruncated.
+    pub fn snapshot(&self, snapshot: Snapshot) {
+        self.send(Message::Snapshot(snapshot));
+    }
+
+    /// The highest sequence number known durable: every record up to it is
+    /// on disk (fsynced unless durability is none). Non-blocking.
+    pub fn durable_seq(&self) -> u64 {
+        self.shared.durable_seq.load(Ordering::Acquire)
+    }
+
+    /// The write or fsync failure the writer hit, if any. After one, nothing
+    /// more becomes durable until a restart (which recovers the journal):
+    /// the server must stop granting rather than claim durability.
+    pub fn failure(&self) -> Option<String> {
+        if !self.shared.failed.load(Ordering::Acquire) {
+            return None;
+        }
+        self.shared
+            .failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Counters for metrics.
+    pub fn stats(&self) -> JournalStats {
+        let s = &self.shared;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        JournalStats {
+            durable_seq: self.durable_seq(),
+            appended: get(&s.appended),
+            bytes: get(&s.bytes),
+            batches: get(&s.batches),
+            fsyncs: get(&s.fsyncs),
+            last_fsync_us: get(&s.last_fsync_us),
+            max_fsync_us: get(&s.max_fsync_us),
+            total_fsync_us: get(&s.total_fsync_us),
+            snapshots: get(&s.snapshots),
+            queued: self.tx.len() as u64,
+        }
+    }
+
+    /// Makes everything queued durable and stops the thread. Returns the
+    /// writer's failure, if it had one.
+    pub fn close(mut self) -> io::Result<()> {
+        self.stop()?;
+        match self.failure() {
+            Some(message) => Err(io::Error::other(message)),
+            None => Ok(()),
+        }
+    }
+
+    fn stop(&mut self) -> io::Result<()> {
+        let Some(thread) = self.thread.take() else {
+            return Ok(());
+        };
+        let _ = self.tx.send(Message::Close);
+        thread
+            .join()
+            .map_err(|_| io::Error::other("the journal writer thread panicked"))
+    }
+
+    fn send(&self, message: Message) {
+        if self.tx.send(message).is_err() {
+            self.shared
+                .set_failure("the journal writer thread has stopped".into());
+        }
+    }
+}
+
+impl Drop for Journal {
+    /// Flushes and joins, as `close` does, ignoring the outcome.
+    fn drop(&mut self) {
+        let _ = self.stop();
+    }
+}
+
+/// Opens the journal for appending, writing the header into a new or empty
+/// file. An existing one must have the version 1 header and end with a
+/// good entry numbered `last_seq` (or hold no entries): what recovery
+/// leaves behind.
+fn open_journal(dir: &Path, path: &Path, last_seq: u64) -> io::Result<File> {
+    let mut file = OpenOptions::new()
+        .read(true)
+        .append(true)
+        .create(true)
+        .open(path)?;
+    let len = file.metadata()?.len();
+    if len == 0 {
+        file.write_all(JOURNAL_HEADER)?;
+        file.sync_data()?;
+        sync_dir(dir)?;
+        return Ok(file);
+    }
+    let bad = |what: &str| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "{}: {what}; run recovery before starting the journal",
+                path.display()
+            ),
+        )
+    };
+    if len < JOURNAL_HEADER.len() as u64 {
+        return Err(bad("the header is incomplete"));
+    }
+    let mut header = vec![0u8; JOURNAL_HEADER.len()];
+    file.seek(SeekFrom::Start(0))?;
+    file.read_exact(&mut header)?;
+    if header != JOURNAL_HEADER {
+        return Err(bad("the header is not a version 1 journal's"));
+    }
+    let header = JOURNAL_HEADER.len() as u64;
+    if len == header {
+        return Ok(file);
+    }
+    // The last entry: the last line, which is at most one entry long.
+    let tail_len = (len - header).min(codec::MAX_RECORD_LEN as u64 + 32);
+    let mut tail = vec![0u8; tail_len as usize];
+    file.seek(SeekFrom::Start(len - tail_len))?;
+    file.read_exact(&mut tail)?;
+    if tail.last() != Some(&b'\n') {
+        return Err(bad("the last entry is incomplete"));
+    }
+    let body = &tail[..tail.len() - 1];
+    let start = body.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    if start == 0 && tail_len < len - header {
+        return Err(bad("the last line is longer than any entry"));
+    }
+    let record = codec::decode_record(&tail[start..])
+        .map_err(|e| bad(&format!("the last entry is bad: {e}")))?;
+    if record.seq != last_seq {
+        return Err(bad(&format!(
+            "the journal ends at seq {} but the ledger at seq {last_seq}",
+            record.seq
+        )));
+    }
+    Ok(file)
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// The writer thread's state.
+struct Writer {
+    dir: PathBuf,
+    file: File,
+    durability: Durability,
+    shared: Arc<Shared>,
+    wake: Box<dyn Fn() + Send>,
+    /// Encoded entries of the batch being gathered.
+    buf: Vec<u8>,
+    /// The highest sequence number in the journal, the batch or the last
+    /// snapshot: the next record must follow it.
+    last_seq: u64,
+    /// Records in `buf`.
+    pending: u64,
+    failed: bool,
+}
+
+impl Writer {
+    /// Group commit: wait for a message, take every message already queued
+    /// behind it, then write the batch once and fsync once.
+    fn run(mut self, rx: Receiver<Message>) {
+        loop {
+            let mut closing = match rx.recv() {
+                Ok(message) => self.handle(message),
+                Err(_) => true,
+            };
+            while !closing && self.buf.len() < MAX_BATCH_BYTES {
+                match rx.try_recv() {
+                    Ok(message) => closing = self.handle(message),
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => closing = true,
+                }
+            }
+            self.commit();
+            if closing {
+                return;
+            }
+        }
+    }
+
+    /// Takes one message; true when it asks the thread to stop.
+    fn handle(&mut self, message: Message) -> bool {
+        match message {
+            Message::Append(records) => {
+                for record in &records {
+                    self.add(record);
+                }
+                false
+            }
+            Message::Snapshot(snapshot) => {
+                self.commit();
+                self.write_snapshot(&snapshot);
+                false
+            }
+            Message::Close => true,
+        }
+    }
+
+    /// Encodes one record into the batch, keeping the journal contiguous.
+    fn add(&mut self, record: &Record) {
+        if self.failed {
+            return;
+        }
+        if record.seq <= self.last_seq {
+            log::warn!(
+                "journal: record {} is already written (last is {}); skipped",
+                record.seq,
+                self.last_seq
+            );
+            return;
+        }
+        if record.seq != self.last_seq + 1 {
+            self.fail(format!(
+                "record {} appended after record {}: the journal must be contiguous \
+                 (a gap would be cut at recovery)",
+                record.seq, self.last_seq
+            ));
+            return;
+        }
+        codec::encode_record_into(record, &mut self.buf);
+        self.last_seq = record.seq;
+        self.pending += 1;
+    }
+
+    /// Writes the batch, fsyncs it, publishes it and wakes the loop.
+    fn commit(&mut self) {
+        if self.failed || self.buf.is_empty() {
+            self.buf.clear();
+            self.pending = 0;
+            return;
+        }
+        if let Err(e) = self.file.write_all(&self.buf) {
+            self.fail(format!("{}: write failed: {e}", self.journal_path()));
+            return;
+        }
+        if self.durability == Durability::Fsync {
+            let started = Instant::now();
+            if let Err(e) = self.file.sync_data() {
+                self.fail(format!("{}: fsync failed: {e}", self.journal_path()));
+                return;
+            }
+            let us = started.elapsed().as_micros() as u64;
+            let s = &self.shared;
+            s.fsyncs.fetch_add(1, Ordering::Relaxed);
+            s.last_fsync_us.store(us, Ordering::Relaxed);
+            s.max_fsync_us.fetch_max(us, Ordering::Relaxed);
+            s.total_fsync_us.fetch_add(us, Ordering::Relaxed);
+        }
+        let s = &self.shared;
+        s.appended.fetch_add(self.pending, Ordering::Relaxed);
+        s.bytes.fetch_add(self.buf.len() as u64, Ordering::Relaxed);
+        s.batches.fetch_add(1, Ordering::Relaxed);
+        s.durable_seq.store(self.last_seq, Ordering::Release);
+        self.buf.clear();
+        self.pending = 0;
+        (self.wake)();
+    }
+
+    /// Writes a snapshot crash-safely, then truncates the journal it covers.
+    fn write_snapshot(&mut self, snapshot: &Snapshot) {
+        if self.failed {
+            return;
+        }
+        if let Err(e) = self.try_write_snapshot(snapshot) {
+            self.fail(format!(
+                "{}: snapshot at seq {} failed: {e}",
+                self.dir.display(),
+                snapshot.seq
+            ));
+            return;
+        }
+        self.shared.snapshots.fetch_add(1, Ordering::Relaxed);
+        self.shared
+            .durable_seq
+            .fetch_max(snapshot.seq, Ordering::AcqRel);
+        (self.wake)();
+    }
+
+    fn try_write_snapshot(&mut self, snapshot: &Snapshot) -> io::Result<()> {
+        let bytes = codec::encode_snapshot(snapshot);
+        let tmp = self.dir.join(SNAPSHOT_TMP_FILE);
+        let mut file = File::create(&tmp)?;
+        file.write_all(&bytes)?;
+        file.sync_all()?;
+        drop(file);
+        fs::rename(&tmp, self.dir.join(SNAPSHOT_FILE))?;
+        sync_dir(&self.dir)?;
+        if snapshot.seq < self.last_seq {
+            log::warn!(
+                "journal: snapshot at seq {} is older than the journal (seq {}); \
+                 the journal is kept whole",
+                snapshot.seq,
+                self.last_seq
+            );
+            return Ok(());
+        }
+        // Everything in the journal is now covered by the snapshot. If this
+        // truncation is lost in a crash, recovery skips the stale records.
+        self.file.set_len(JOURNAL_HEADER.len() as u64)?;
+        self.file.sync_data()?;
+        self.last_seq = snapshot.seq;
+        Ok(())
+    }
+
+    fn fail(&mut self, message: String) {
+        log::error!("journal: {message}; nothing more becomes durable until a restart");
+        self.failed = true;
+        self.buf.clear();
+        self.pending = 0;
+        self.shared.set_failure(message);
+        (self.wake)();
+    }
+
+    fn journal_path(&self) -> String {
+        self.dir.join(JOURNAL_FILE).display().to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::codec::tests::{records, snapshot};
+    use crate::journal::recover::recover;
+    use crossbeam_channel::RecvTimeoutError;
+    use std::time::Duration;
+
+    fn waker() -> (Box<dyn Fn() + Send>, Receiver<()>) {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        (
+            Box::new(move || {
+                let _ = tx.send(());
+            }),
+            rx,
+        )
+    }
+
+    /// Waits until the journal reports `seq` durable (or fails the test).
+    fn wait_durable(journal: &Journal, woken: &Receiver<()>, seq: u64) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while journal.durable_seq() < seq {
+            match woken.recv_deadline(deadline) {
+                Ok(()) => {}
+                Err(RecvTimeoutError::Timeout) => panic!("seq {seq} never became durable"),
+                Err(RecvTimeoutError::Disconnected) => panic!("writer gone"),
+            }
+        }
+    }
+
+    #[test]
+    fn durability_parses() {
+        assert_eq!("fsync".parse(), Ok(Durability::Fsync));
+        assert_eq!("none".parse(), Ok(Durability::None));
+        assert!("sometimes".parse::<Durability>().is_err());
+        assert_eq!(Durability::None.to_string(), "none");
+    }
+
+    #[test]
+    fn appended_records_recover() {
+        for durability in [Durability::Fsync, Durability::None] {
+            let dir = tempfile::tempdir().unwrap();
+            let (wake, _woken) = waker();
+            let journal = Journal::start(dir.path(), 0, durability, wake).unwrap();
+            let rs = records(1, 500);
+            for chunk in rs.chunks(7) {
+                journal.append(chunk.to_vec());
+            }
+            journal.append(vec![]);
+            journal.close().unwrap();
+            let r = recover(dir.path()).unwrap();
+            assert_eq!(r.records, rs);
+            assert_eq!(r.cut, None);
+            assert_eq!(r.snapshot, None);
+        }
+    }
+
+    #[test]
+    fn publishes_durable_seq_and_wakes() {
+        for durability in [Durability::Fsync, Durability::None] {
+            let dir = tempfile::tempdir().unwrap();
+            let (wake, woken) = waker();
+            let journal = Journal::start(dir.path(), 0, durability, wake).unwrap();
+            assert_eq!(journal.durable_seq(), 0);
+            assert_eq!(journal.failure(), None);
+            journal.append(records(1, 3));
+            woken
+                .recv_timeout(Duration::from_secs(10))
+                .expect("woken after a batch");
+            wait_durable(&journal, &woken, 3);
+            assert_eq!(journal.durable_seq(), 3);
+            let stats = journal.stats();
+            assert_eq!(stats.durable_seq, 3);
+            assert_eq!(stats.appended, 3);
+            assert!(stats.batches >= 1);
+            assert!(stats.bytes > 0);
+            assert_eq!(
+                stats.fsyncs,
+                if durability == Durability::Fsync {
+                    stats.batches
+                } else {
+                    0
+                }
+            );
+            assert!(stats.max_fsync_us >= stats.last_fsync_us);
+            assert!(stats.avg_fsync_us() <= stats.max_fsync_us);
+            journal.close().unwrap();
+        }
+    }
+
+    #[test]
+    fn group_commit_batches_what_is_queued() {
+        let dir = tempfile::tempdir().unwrap();
+        let (wake, woken) = waker();
+        let journal = Journal::start(dir.path(), 0, Durability::Fsync, wake).unwrap();
+        let rs = records(1, 2000);
+        for r in &rs {
+            journal.append(vec![r.clone()]);
+        }
+        wait_durable(&journal, &woken, 2000);
+        let stats = journal.stats();
+        assert_eq!(stats.appended, 2000);
+        // Each fsync took many records (the exact count depends on timing).
+        assert!(stats.fsyncs < 2000, "{stats:?}");
+        journal.close().unwrap();
+        assert_eq!(recover(dir.path()).unwrap().records, rs);
+    }
+
+    #[test]
+    fn close_flushes_everything_queued() {
+        let dir = tempfile::tempdir().unwrap();
+        let (wake, _woken) = waker();
+        let journal = Journal::start(dir.path(), 0, Durability::Fsync, wake).unwrap();
+        let rs = records(1, 100);
+        journal.append(rs.clone());
+        journal.close().unwrap();
+        assert_eq!(recover(dir.path()).unwrap().records, rs);
+    }
+
+    #[test]
+    fn drop_flushes_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let (wake, _woken) = waker();
+        let rs = records(1, 10);
+        {
+            let journal = Journal::start(dir.path(), 0, Durability::None, wake).unwrap();
+            journal.append(rs.clone());
+        }
+        assert_eq!(recover(dir.path()).unwrap().records, rs);
+    }
+
+    #[test]
+    fn reopening_appends_after_recovery() {
+        let dir = tempfile::tempdir().unwrap();
+        let rs = records(1, 30);
+        let (wake, _woken) = waker();
+        let journal = Journal::start(dir.path(), 0, Durability::Fsync, wake).unwrap();
+        journal.append(rs[..10].to_vec());
+        journal.close().unwrap();
+        let r = recover(dir.path()).unwrap();
+        assert_eq!(r.last_seq(), 10);
+        let (wake, _woken) = waker();
+        let journal = Journal::start(dir.path(), r.last_seq(), Durability::Fsync, wake).unwrap();
+        assert_eq!(journal.durable_seq(), 10);
+        journal.append(rs[10..].to_vec());
+        journal.close().unwrap();
+        assert_eq!(recover(dir.path()).unwrap().records, rs);
+    }
+
+    #[test]
+    fn snapshot_truncates_the_journal() {
+        let dir = tempfile::tempdir().unwrap();
+        let (wake, woken) = waker();
+        let journal = Journal::start(dir.path(), 0, Durability::Fsync, wake).unwrap();
+        journal.append(records(1, 50));
+        let snap = snapshot(50, 4);
+        journal.snapshot(snap.clone());
+        let newer = records(51, 20);
+        journal.append(newer.clone());
+        wait_durable(&journal, &woken, 70);
+        assert_eq!(journal.stats().snapshots, 1);
+        journal.close().unwrap();
+        assert!(!dir.path().join(SNAPSHOT_TMP_FILE).exists());
+        let r = recover(dir.path()).unwrap();
+        assert_eq!(r.snapshot, Some(snap));
+        assert_eq!(r.records, newer);
+        assert_eq!(r.skipped, 0, "the journal was truncated");
+        assert_eq!(r.cut, None);
+    }
+
+    #[test]
+    fn snapshot_ahead_of_the_journal_catches_up() {
+        // A standby catching up: its journal is at 5, the snapshot at 100.
+        let dir = tempfile::tempdir().unwrap();
+        let (wake, woken) = waker();
+        let journal = Journal::start(dir.path(), 0, Durability::Fsync, wake).unwrap();
+        journal.append(records(1, 5));
+        journal.snapshot(snapshot(100, 1));
+        journal.append(records(101, 3));
+        wait_durable(&journal, &woken, 103);
+        journal.close().unwrap();
+        let r = recover(dir.path()).unwrap();
+        assert_eq!(r.snapshot.unwrap().seq, 100);
+        assert_eq!(r.records, records(101, 3));
+    }
+
+    #[test]
+    fn snapshot_behind_the_journal_keeps_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (wake, _woken) = waker();
+        let journal = Journal::start(dir.path(), 0, Durability::Fsync, wake).unwrap();
+        let rs = records(1, 20);
+        journal.append(rs.clone());
+        journal.snapshot(snapshot(10, 0));
+        journal.close().unwrap();
+        let r = recover(dir.path()).unwrap();
+        assert_eq!(r.snapshot.unwrap().seq, 10);
+        assert_eq!(r.records, rs[10..]);
+        assert_eq!(r.skipped, 10);
+    }
+
+    #[test]
+    fn duplicates_are_skipped_and_gaps_fail() {
+        let dir = tempfile::tempdir().unwrap();
+        let (wake, woken) = waker();
+        let journal = Journal::start(dir.path(), 0, Durability::Fsync, wake).unwrap();
+        journal.append(records(1, 5));
+        journal.append(records(3, 4)); // 3..=6: 3..=5 again, then 6
+        wait_durable(&journal, &woken, 6);
+        assert_eq!(journal.failure(), None);
+        journal.append(records(9, 1));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while journal.failure().is_none() {
+            woken.recv_deadline(deadline).expect("woken on failure");
+        }
+        assert!(journal.failure().unwrap().contains("contiguous"));
+        journal.append(records(7, 1));
+        let e = journal.close().unwrap_err();
+        assert!(e.to_string().contains("contiguous"), "{e}");
+        let r = recover(dir.path()).unwrap();
+        assert_eq!(r.records[..5], records(1, 5));
+        let seqs: Vec<u64> = r.records.iter().map(|r| r.seq).collect();
+        assert_eq!(seqs, (1..=6).collect::<Vec<u64>>());
+    }
+
+    #[test]
+    fn snapshot_failure_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        // A directory in the way of snapshot.tmp makes the snapshot fail.
+        fs::create_dir(dir.path().join(SNAPSHOT_TMP_FILE)).unwrap();
+        let (wake, woken) = waker();
+        let journal = Journal::start(dir.path(), 0, Durability::Fsync, wake).unwrap();
+        journal.append(records(1, 3));
+        journal.snapshot(snapshot(3, 1));
+        journal.append(records(4, 3));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while journal.failure().is_none() {
+            woken.recv_deadline(deadline).expect("woken on failure");
+        }
+        let failure = journal.failure().unwrap();
+        assert!(failure.contains("snapshot at seq 3"), "{failure}");
+        assert_eq!(journal.durable_seq(), 3, "nothing after the failure");
+        assert!(journal.close().is_err());
+        // The records before the snapshot are safe in the journal.
+        let r = recover(dir.path()).unwrap();
+        assert_eq!(r.snapshot, None);
+        assert_eq!(r.records, records(1, 3));
+    }
+
+    #[test]
+    fn start_creates_the_directory_and_header() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        let (wake, _woken) = waker();
+        Journal::start(&state, 0, Durability::Fsync, wake)
+            .unwrap()
+            .close()
+            .unwrap();
+        assert_eq!(fs::read(state.join(JOURNAL_FILE)).unwrap(), JOURNAL_HEADER);
+    }
+
+    #[test]
+    fn start_refuses_a_journal_that_does_not_end_at_last_seq() {
+        let dir = tempfile::tempdir().unwrap();
+        let (wake, _woken) = waker();
+        let journal = Journal::start(dir.path(), 0, Durability::Fsync, wake).unwrap();
+        journal.append(records(1, 10));
+        journal.close().unwrap();
+        for wrong in [0, 9, 11] {
+            let (wake, _woken) = waker();
+            let e = Journal::start(dir.path(), wrong, Durability::Fsync, wake)
+                .err()
+                .expect("refused");
+            assert!(e.to_string().contains("ends at seq 10"), "{e}");
+        }
+        let (wake, _woken) = waker();
+        Journal::start(dir.path(), 10, Durability::Fsync, wake)
+            .unwrap()
+            .close()
+            .unwrap();
+    }
+
+    #[test]
+    fn start_refuses_an_unrecovered_journal() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(JOURNAL_FILE);
+        let mut torn = JOURNAL_HEADER.to_vec();
+        torn.extend_from_slice(&codec::encode_record(&records(1, 1)[0]));
+        torn.truncate(torn.len() - 3);
+        for bytes in [&b"floatd-jo"[..], b"floatd-journal 2\n", &torn[..]] {
+            fs::write(&path, bytes).unwrap();
+            let (wake, _woken) = waker();
+            let e = Journal::start(dir.path(), 0, Durability::Fsync, wake)
+                .err()
+                .expect("refused");
+            assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+            assert!(e.to_string().contains("recovery"), "{e}");
+        }
+    }
+}
