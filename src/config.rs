@@ -5,6 +5,7 @@
 //! (`500ms`, `3s`, `2m`, `1h`, `21d`); a bare number is in the key's own
 //! unit (seconds for `lease`, days for `backup_max_days`, ...).
 
+use crate::journal::Durability;
 use serde::Deserialize;
 use std::ffi::OsString;
 use std::fmt;
@@ -51,15 +52,6 @@ impl fmt::Display for Role {
     }
 }
 
-/// How hard the journal tries to survive power loss.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DurabilityMode {
-    /// fsync every group commit before replies go out.
-    Fsync,
-    /// Write to the page cache only (survives a process crash, not a power loss).
-    None,
-}
-
 /// Resolved settings.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -74,7 +66,7 @@ pub struct Config {
     pub admin_token_file: Option<PathBuf>,
     /// Require the admin token from loopback too (for tests and shared hosts).
     pub admin_token_always: bool,
-    pub durability: DurabilityMode,
+    pub durability: Durability,
     /// A connection that sends nothing this long is closed.
     pub idle_timeout: Duration,
     pub demo: bool,
@@ -105,7 +97,7 @@ impl Default for Config {
             max_connections: 16_384,
             admin_token_file: None,
             admin_token_always: false,
-            durability: DurabilityMode::Fsync,
+            durability: Durability::Fsync,
             idle_timeout: Duration::from_secs(300),
             demo: false,
             role: Role::Standalone,
@@ -209,12 +201,8 @@ fn duration_value(v: DurationValue, unit: Unit) -> Result<Duration, String> {
     }
 }
 
-fn durability(text: &str) -> Result<DurabilityMode, String> {
-    match text {
-        "fsync" => Ok(DurabilityMode::Fsync),
-        "none" => Ok(DurabilityMode::None),
-        _ => Err(format!("durability {text:?}: expected fsync or none")),
-    }
+fn durability(text: &str) -> Result<Durability, String> {
+    text.parse()
 }
 
 pub const FLOATD_USAGE: &str = "\

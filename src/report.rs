@@ -58,6 +58,22 @@ pub fn format_line(record: &Record) -> String {
         .finish()
 }
 
+/// The report log's name in the state directory.
+pub const REPORT_FILE: &str = "report.log";
+
+/// The name a rotated report log gets: `report.log.<UTC time>`, with a
+/// number added when that name is taken.
+pub fn rotated_path(dir: &Path, unix_secs: u64) -> PathBuf {
+    let stamp = format_timestamp(unix_secs).replace([':', '-'], "");
+    let mut path = dir.join(format!("{REPORT_FILE}.{stamp}"));
+    let mut n = 1;
+    while path.exists() {
+        path = dir.join(format!("{REPORT_FILE}.{stamp}.{n}"));
+        n += 1;
+    }
+    path
+}
+
 /// The report log file, appended to and rotated on request.
 pub struct ReportLog {
     path: PathBuf,
@@ -77,21 +93,19 @@ impl ReportLog {
         self.file.write_all(text.as_bytes())
     }
 
-    /// Moves the current log aside as `report.log.<timestamp>` and starts
-    /// a new one. Lines are only ever written between rotations, so none
-    /// is lost. Returns the name the old log now has.
-    pub fn rotate(&mut self, unix_secs: u64) -> io::Result<PathBuf> {
+    /// Moves the current log to `to` and starts a new one. Lines are only
+    /// ever written between rotations, so none is lost.
+    pub fn rotate_to(&mut self, to: &Path) -> io::Result<()> {
         self.file.sync_data()?;
-        let stamp = format_timestamp(unix_secs).replace([':', '-'], "");
-        let mut rotated = self.path.with_extension(format!("log.{stamp}"));
-        let mut n = 1;
-        while rotated.exists() {
-            rotated = self.path.with_extension(format!("log.{stamp}.{n}"));
-            n += 1;
+        if to.exists() {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("{} already exists", to.display()),
+            ));
         }
-        std::fs::rename(&self.path, &rotated)?;
+        std::fs::rename(&self.path, to)?;
         self.file = open_append(&self.path)?;
-        Ok(rotated)
+        Ok(())
     }
 
     pub fn sync(&mut self) -> io::Result<()> {
@@ -188,13 +202,19 @@ mod tests {
     fn rotation_keeps_every_line() {
         let dir = std::env::temp_dir().join(format!("floatd-report-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("report.log");
+        let path = dir.join(REPORT_FILE);
         let mut log = ReportLog::open(&path).unwrap();
         log.append("one\n").unwrap();
-        let old = log.rotate(1_800_000_000).unwrap();
+        let old = rotated_path(&dir, 1_800_000_000);
+        log.rotate_to(&old).unwrap();
         log.append("two\n").unwrap();
-        let again = log.rotate(1_800_000_000).unwrap();
+        let again = rotated_path(&dir, 1_800_000_000);
         assert_ne!(old, again);
+        log.rotate_to(&again).unwrap();
+        assert!(
+            log.rotate_to(&again).is_err(),
+            "never overwrites an old log"
+        );
         assert_eq!(std::fs::read_to_string(&old).unwrap(), "one\n");
         assert_eq!(std::fs::read_to_string(&again).unwrap(), "two\n");
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "");

@@ -27,7 +27,11 @@ pub struct Connection {
 
 impl Connection {
     /// Connects, reads the greeting and says HELLO.
-    pub fn open(addr: &str, identity: &Identity, timeout: Duration) -> Result<Connection, ClientError> {
+    pub fn open(
+        addr: &str,
+        identity: &Identity,
+        timeout: Duration,
+    ) -> Result<Connection, ClientError> {
         let unreachable = |e: String| ClientError::Unreachable(format!("{addr}: {e}"));
         let sockaddrs: Vec<_> = addr
             .to_socket_addrs()
@@ -73,10 +77,17 @@ impl Connection {
             Ok(g) => g,
             Err(_) => {
                 // A server at its cap (or shutting down) refuses with ERR.
-                if let Ok(Reply::Err { code_text, message, .. }) = Reply::parse(&first) {
-                    return Err(ClientError::Unreachable(format!("{addr}: {code_text}: {message}")));
+                if let Ok(Reply::Err {
+                    code_text, message, ..
+                }) = Reply::parse(&first)
+                {
+                    return Err(ClientError::Unreachable(format!(
+                        "{addr}: {code_text}: {message}"
+                    )));
                 }
-                return Err(ClientError::Protocol(format!("{addr}: not a floatd server: {first:?}")));
+                return Err(ClientError::Protocol(format!(
+                    "{addr}: not a floatd server: {first:?}"
+                )));
             }
         };
         let hello = Request::Hello {
@@ -87,10 +98,14 @@ impl Connection {
         };
         match conn.request(&hello)?.parse()? {
             Reply::Ok(_) => Ok(conn),
-            Reply::Err { code_text, message, .. } => Err(ClientError::Protocol(format!(
+            Reply::Err {
+                code_text, message, ..
+            } => Err(ClientError::Protocol(format!(
                 "{addr} refused HELLO: {code_text}: {message}"
             ))),
-            other => Err(ClientError::Protocol(format!("{addr}: unexpected reply to HELLO: {other:?}"))),
+            other => Err(ClientError::Protocol(format!(
+                "{addr}: unexpected reply to HELLO: {other:?}"
+            ))),
         }
     }
 
@@ -154,20 +169,29 @@ impl Connection {
             .take(limit)
             .read_until(b'\n', &mut buf)
             .map_err(|e| match e.kind() {
-                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => ClientError::Timeout,
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
+                    ClientError::Timeout
+                }
                 _ => ClientError::Unreachable(format!("{}: {e}", self.addr)),
             })?;
         if n == 0 {
-            return Err(ClientError::Unreachable(format!("{}: connection closed", self.addr)));
+            return Err(ClientError::Unreachable(format!(
+                "{}: connection closed",
+                self.addr
+            )));
         }
         if buf.last() != Some(&b'\n') {
-            return Err(ClientError::Protocol(format!("{}: reply line too long or cut", self.addr)));
+            return Err(ClientError::Protocol(format!(
+                "{}: reply line too long or cut",
+                self.addr
+            )));
         }
         buf.pop();
         if buf.last() == Some(&b'\r') {
             buf.pop();
         }
-        String::from_utf8(buf).map_err(|_| ClientError::Protocol(format!("{}: reply is not UTF-8", self.addr)))
+        String::from_utf8(buf)
+            .map_err(|_| ClientError::Protocol(format!("{}: reply is not UTF-8", self.addr)))
     }
 }
 

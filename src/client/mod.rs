@@ -200,7 +200,12 @@ impl Client {
     }
 
     /// Checks out `count` seats of `feature` at `version` or newer.
-    pub fn checkout(&self, feature: &str, version: &Version, count: u32) -> Result<Seat, ClientError> {
+    pub fn checkout(
+        &self,
+        feature: &str,
+        version: &Version,
+        count: u32,
+    ) -> Result<Seat, ClientError> {
         let request = Request::Checkout {
             feature: feature.to_string(),
             version: version.clone(),
@@ -314,7 +319,9 @@ impl Client {
         match line.parse()? {
             Reply::Status(json) => serde_json::from_str(json)
                 .map_err(|e| ClientError::Protocol(format!("status JSON: {e}"))),
-            other => Err(ClientError::Protocol(format!("unexpected reply to STATUS: {other:?}"))),
+            other => Err(ClientError::Protocol(format!(
+                "unexpected reply to STATUS: {other:?}"
+            ))),
         }
     }
 
@@ -326,7 +333,9 @@ impl Client {
         match line.parse()? {
             Reply::Status(json) => serde_json::from_str(json)
                 .map_err(|e| ClientError::Protocol(format!("status JSON: {e}"))),
-            other => Err(ClientError::Protocol(format!("unexpected reply to STATUS: {other:?}"))),
+            other => Err(ClientError::Protocol(format!(
+                "unexpected reply to STATUS: {other:?}"
+            ))),
         }
     }
 
@@ -465,8 +474,10 @@ impl Inner {
                             }
                             Verdict::Denied(e) => return Err(e),
                             Verdict::Elsewhere(active) => {
-                                last_error =
-                                    ClientError::Unreachable(format!("{} is not active", conn.addr));
+                                last_error = ClientError::Unreachable(format!(
+                                    "{} is not active",
+                                    conn.addr
+                                ));
                                 self.conn = None;
                                 self.prefer = active.or(moved);
                                 self.prefer.is_some()
@@ -507,7 +518,8 @@ impl Inner {
                 continue;
             }
             tried.push(addr.clone());
-            let conn = match Connection::open(&addr, &self.config.identity, self.config.io_timeout) {
+            let conn = match Connection::open(&addr, &self.config.identity, self.config.io_timeout)
+            {
                 Ok(c) => c,
                 Err(e) => {
                     last = e;
@@ -622,7 +634,12 @@ fn take_moved(pushed: &mut Vec<String>) -> Option<String> {
     line::parse(&line).ok()?.get("active").map(str::to_string)
 }
 
-fn seat_from_reply(text: &str, feature: &str, version: &Version, count: u32) -> Result<Seat, ClientError> {
+fn seat_from_reply(
+    text: &str,
+    feature: &str,
+    version: &Version,
+    count: u32,
+) -> Result<Seat, ClientError> {
     let parsed = line::parse(text).map_err(ClientError::Protocol)?;
     seat_from_fields(&parsed, feature, version, count)
 }

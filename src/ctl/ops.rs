@@ -2,7 +2,9 @@
 //! status, remove, reread, down, rotate-log.
 
 use super::{EXIT_DENIED, EXIT_ERROR};
-use crate::client::{parse_server_list, Client, ClientConfig, ClientError, ClientEvent, Identity, SERVERS_ENV};
+use crate::client::{
+    parse_server_list, Client, ClientConfig, ClientError, ClientEvent, Identity, SERVERS_ENV,
+};
 use crate::licence::Version;
 use crate::protocol::{Request, StatusReport};
 use std::ffi::OsString;
@@ -42,7 +44,9 @@ impl Common {
 
 /// Parses the common options out of `args`, leaving the rest.
 fn common(args: Vec<OsString>) -> Result<(Common, Vec<OsString>), String> {
-    let mut servers = std::env::var(SERVERS_ENV).ok().map(|s| parse_server_list(&s));
+    let mut servers = std::env::var(SERVERS_ENV)
+        .ok()
+        .map(|s| parse_server_list(&s));
     let mut identity = Identity::from_environment();
     let mut admin_token_file = std::env::var_os("FLOATD_ADMIN_TOKEN_FILE").map(PathBuf::from);
     let mut timeout = Duration::from_secs(30);
@@ -194,11 +198,19 @@ fn checkout(common: &Common, args: Vec<OsString>) -> Result<(), Failure> {
         }
     }
     let feature = feature.ok_or_else(|| {
-        Failure::Usage("usage: floatctl checkout FEATURE [--version V] [--count N] [--hold SECS] [--wait]".into())
+        Failure::Usage(
+            "usage: floatctl checkout FEATURE [--version V] [--count N] [--hold SECS] [--wait]"
+                .into(),
+        )
     })?;
     let client = common.client();
     let seat = if wait {
-        client.checkout_wait(&feature, &version, count, Duration::from_secs_f64(wait_timeout))?
+        client.checkout_wait(
+            &feature,
+            &version,
+            count,
+            Duration::from_secs_f64(wait_timeout),
+        )?
     } else {
         client.checkout(&feature, &version, count)?
     };
@@ -210,7 +222,10 @@ fn checkout(common: &Common, args: Vec<OsString>) -> Result<(), Failure> {
         return Ok(());
     };
     client.on_event(|event| match event {
-        ClientEvent::Moved { from: Some(from), to } => {
+        ClientEvent::Moved {
+            from: Some(from),
+            to,
+        } => {
             eprintln!("floatctl: server {from} is gone; now served by {to}")
         }
         ClientEvent::Moved { from: None, .. } => {}
@@ -278,7 +293,10 @@ fn status(common: &Common, args: Vec<OsString>) -> Result<(), Failure> {
     };
     let report = common.client().status()?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&report).expect("status serialises"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).expect("status serialises")
+        );
     } else {
         print!("{}", render_status(&report));
     }
@@ -318,7 +336,11 @@ pub fn render_status(report: &StatusReport) -> String {
             "  witness {}: {}, records {} active at epoch {}{}",
             w.addr,
             w.state,
-            if w.active.is_empty() { "nobody" } else { &w.active },
+            if w.active.is_empty() {
+                "nobody"
+            } else {
+                &w.active
+            },
             w.epoch,
             w.stale_since
                 .map(|n| format!(", standby stale since entry {n}"))

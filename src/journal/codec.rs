@@ -344,7 +344,7 @@ fn split_frame(bytes: &[u8], sum_hex: usize, max_len: u64) -> Result<(&[u8], usi
 pub(crate) mod tests {
     use super::*;
     use crate::codes::Code;
-    use crate::ledger::{Denial, Event, Grant, Reason, SeatSnapshot};
+    use crate::ledger::{Denial, Event, Grant, Reason, Return, SeatSnapshot};
     use crate::licence::{Expiry, PoolKey, Share, Version};
 
     pub(crate) fn grant(handle: &str) -> Grant {
@@ -402,11 +402,17 @@ pub(crate) mod tests {
             Reason::LicenceGone,
             Reason::Shutdown,
         ] {
-            events.push(Event::Release {
+            events.push(Event::Release(Return {
                 handle: "h1.tag".into(),
                 reason,
                 at: 11,
-            });
+                feature: "cad".into(),
+                version: Version::parse("2.0").unwrap(),
+                count: 1,
+                user: "alice".into(),
+                host: "ws-1".into(),
+                granted_at: 2,
+            }));
         }
         events.push(Event::Stopped { at: u64::MAX });
         events

@@ -9,6 +9,7 @@
 use super::codec::{self, JOURNAL_HEADER};
 use super::recover::{JOURNAL_FILE, SNAPSHOT_FILE, SNAPSHOT_TMP_FILE};
 use crate::ledger::{Record, Snapshot};
+use crate::report::{self, ReportLog, REPORT_FILE};
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
@@ -92,6 +93,8 @@ impl JournalStats {
 enum Message {
     Append(Vec<Record>),
     Snapshot(Snapshot),
+    /// Move the report log to this path and start a new one.
+    RotateReport(PathBuf),
     Close,
 }
 
@@ -147,6 +150,9 @@ impl Journal {
         fs::create_dir_all(dir)?;
         let path = dir.join(JOURNAL_FILE);
         let file = open_journal(dir, &path, last_seq)?;
+        let report_path = dir.join(REPORT_FILE);
+        let report = ReportLog::open(&report_path)
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", report_path.display())))?;
         let shared = Arc::new(Shared::default());
         shared.durable_seq.store(last_seq, Ordering::Release);
         let (tx, rx) = crossbeam_channel::unbounded();
@@ -157,6 +163,9 @@ impl Journal {
             shared: Arc::clone(&shared),
             wake,
             buf: Vec::with_capacity(64 << 10),
+            report,
+            report_buf: String::new(),
+            report_failed: false,
             last_seq,
             pending: 0,
             failed: false,
@@ -227,6 +236,12 @@ impl Journal {
             snapshots: get(&s.snapshots),
             queued: self.tx.len() as u64,
         }
+    }
+
+    /// Moves the report log to `to` and starts a new one, after every line
+    /// queued before (so no line is lost or split between the two).
+    pub fn rotate_report(&self, to: PathBuf) {
+        self.send(Message::RotateReport(to));
     }
 
     /// Makes everything queued durable and stops the thread. Returns the
@@ -340,6 +355,12 @@ struct Writer {
     wake: Box<dyn Fn() + Send>,
     /// Encoded entries of the batch being gathered.
     buf: Vec<u8>,
+    /// The usage report log, written from the same records.
+    report: ReportLog,
+    /// Report lines of the batch being gathered.
+    report_buf: String,
+    /// Set after a report write failed (logged once).
+    report_failed: bool,
     /// The highest sequence number in the journal, the batch or the last
     /// snapshot: the next record must follow it.
     last_seq: u64,
@@ -385,6 +406,14 @@ impl Writer {
                 self.write_snapshot(&snapshot);
                 false
             }
+            Message::RotateReport(to) => {
+                self.commit();
+                match self.report.rotate_to(&to) {
+                    Ok(()) => log::info!("report log moved to {}", to.display()),
+                    Err(e) => log::error!("report log rotation to {} failed: {e}", to.display()),
+                }
+                false
+            }
             Message::Close => true,
         }
     }
@@ -411,6 +440,7 @@ impl Writer {
             return;
         }
         codec::encode_record_into(record, &mut self.buf);
+        self.report_buf.push_str(&report::format_line(record));
         self.last_seq = record.seq;
         self.pending += 1;
     }
@@ -419,6 +449,7 @@ impl Writer {
     fn commit(&mut self) {
         if self.failed || self.buf.is_empty() {
             self.buf.clear();
+            self.report_buf.clear();
             self.pending = 0;
             return;
         }
@@ -447,6 +478,24 @@ impl Writer {
         self.buf.clear();
         self.pending = 0;
         (self.wake)();
+        self.write_report();
+    }
+
+    /// Appends the batch's report lines, after the replies were released:
+    /// the report log is a record of usage, not part of durability.
+    fn write_report(&mut self) {
+        if self.report_buf.is_empty() {
+            return;
+        }
+        match self.report.append(&self.report_buf) {
+            Ok(()) => self.report_failed = false,
+            Err(e) if !self.report_failed => {
+                self.report_failed = true;
+                log::error!("report log: write failed: {e}; lines are being lost");
+            }
+            Err(_) => {}
+        }
+        self.report_buf.clear();
     }
 
     /// Writes a snapshot crash-safely, then truncates the journal it covers.
@@ -499,6 +548,7 @@ impl Writer {
         log::error!("journal: {message}; nothing more becomes durable until a restart");
         self.failed = true;
         self.buf.clear();
+        self.report_buf.clear();
         self.pending = 0;
         self.shared.set_failure(message);
         (self.wake)();

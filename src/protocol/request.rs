@@ -57,7 +57,9 @@ pub enum Request {
     Reread,
     /// Shut down; with `release`, return every seat first (decommissioning:
     /// the seats will not be restored on the next start).
-    Down { release: bool },
+    Down {
+        release: bool,
+    },
     RotateLog,
 }
 

@@ -8,7 +8,10 @@ use std::path::Path;
 pub fn token_matches(expected: &str, presented: &str) -> bool {
     let a = Sha256::digest(expected.as_bytes());
     let b = Sha256::digest(presented.as_bytes());
-    a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
 }
 
 /// Reads the admin token file: its first line, trimmed. An empty token is

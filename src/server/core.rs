@@ -5,8 +5,8 @@
 use super::admin;
 use super::conn::{Conn, Session};
 use super::licences::LicenceSource;
-use super::storage::Storage;
 use crate::codes::Code;
+use crate::journal::Journal;
 use crate::ledger::{
     CheckinOutcome, CheckoutRequest, Event, Gate, Ledger, Now, Outcome, Reason, Refusal, WaiterId,
 };
@@ -14,6 +14,7 @@ use crate::licence::Served;
 use crate::protocol::reply::{self, Greeting};
 use crate::protocol::{Request, PROTOCOL_VERSION};
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::time::Instant;
 
 /// Replies for other connections than the one being served, made while
@@ -42,7 +43,8 @@ const SNAPSHOT_EVERY: u64 = 10_000;
 
 pub struct Core {
     pub ledger: Ledger,
-    pub storage: Storage,
+    pub journal: Journal,
+    pub state_dir: PathBuf,
     pub licences: LicenceSource,
     pub served: Served,
     pub presence: Presence,
@@ -60,14 +62,16 @@ pub struct Core {
 impl Core {
     pub fn new(
         ledger: Ledger,
-        storage: Storage,
+        journal: Journal,
+        state_dir: PathBuf,
         licences: LicenceSource,
         served: Served,
         presence: Presence,
     ) -> Core {
         Core {
             ledger,
-            storage,
+            journal,
+            state_dir,
             licences,
             served,
             presence,
@@ -106,7 +110,7 @@ impl Core {
 
     /// Replies up to this journal sequence number may be sent.
     pub fn released_seq(&mut self) -> u64 {
-        self.storage.durable_seq()
+        self.journal.durable_seq()
     }
 
     pub fn request_shutdown(&mut self, release_seats: bool) {
@@ -146,7 +150,9 @@ impl Core {
         request: Request,
         now: Now,
     ) -> Option<String> {
-        if self.shutdown.is_some() && !matches!(request, Request::Status | Request::Ping | Request::Quit) {
+        if self.shutdown.is_some()
+            && !matches!(request, Request::Status | Request::Ping | Request::Quit)
+        {
             return Some(reply::err(Code::ShuttingDown, "the server is shutting down").finish());
         }
         if request.is_admin() && !conn.admin {
@@ -178,8 +184,11 @@ impl Core {
             (Some(s), _) => Some(s.clone()),
             (None, true) => {
                 return Some(
-                    reply::err(Code::NotGreeted, "send HELLO proto=1 client=ID user=NAME host=NAME first")
-                        .finish(),
+                    reply::err(
+                        Code::NotGreeted,
+                        "send HELLO proto=1 client=ID user=NAME host=NAME first",
+                    )
+                    .finish(),
                 )
             }
             (None, false) => None,
@@ -251,9 +260,9 @@ impl Core {
             },
             Request::Checkin { handle } => match self.ledger.checkin(&handle, now) {
                 Ok(CheckinOutcome::Returned) => reply::ok().finish(),
-                Ok(CheckinOutcome::HeldFor(left)) => reply::ok()
-                    .field("held_ms", left.as_millis())
-                    .finish(),
+                Ok(CheckinOutcome::HeldFor(left)) => {
+                    reply::ok().field("held_ms", left.as_millis()).finish()
+                }
                 Err(refusal) => self.refused(&refusal),
             },
             Request::Reclaim {
@@ -305,21 +314,30 @@ impl Core {
             },
             Request::Reread => match self.reread(now) {
                 Ok(pools) => reply::ok().field("pools", pools).finish(),
-                Err(e) => reply::err(Code::Internal, &format!("reread failed, still serving the previous licences: {e}")).finish(),
+                Err(e) => reply::err(
+                    Code::Internal,
+                    &format!("reread failed, still serving the previous licences: {e}"),
+                )
+                .finish(),
             },
             Request::Down { release } => {
                 log::info!(
                     "operator at {} asked the server to shut down{}",
                     conn.peer,
-                    if release { ", returning every seat" } else { "" }
+                    if release {
+                        ", returning every seat"
+                    } else {
+                        ""
+                    }
                 );
                 self.request_shutdown(release);
                 reply::ok().finish()
             }
-            Request::RotateLog => match self.storage.rotate_report(now.unix) {
-                Ok(path) => reply::ok().field("rotated", path.display()).finish(),
-                Err(e) => reply::err(Code::Internal, &format!("cannot rotate the report log: {e}")).finish(),
-            },
+            Request::RotateLog => {
+                let to = crate::report::rotated_path(&self.state_dir, now.unix);
+                self.journal.rotate_report(to.clone());
+                reply::ok().field("rotated", to.display()).finish()
+            }
         };
         Some(text)
     }
@@ -338,7 +356,13 @@ impl Core {
         let pools = served.pools.len();
         self.ledger.set_pools(served.pools.clone(), now);
         self.served = served;
-        self.ledger.commit(Event::Reread { pools, at: now.unix }, now);
+        self.ledger.commit(
+            Event::Reread {
+                pools,
+                at: now.unix,
+            },
+            now,
+        );
         log::info!("reread: serving {pools} pool(s)");
         Ok(pools)
     }
@@ -369,13 +393,13 @@ impl Core {
         let records = self.ledger.take_records();
         if !records.is_empty() {
             self.records_since_snapshot += records.len() as u64;
-            self.storage.append(records);
+            self.journal.append(records);
         }
         if self.records_since_snapshot >= SNAPSHOT_EVERY {
             self.records_since_snapshot = 0;
-            self.storage.snapshot(self.ledger.snapshot(now));
+            self.journal.snapshot(self.ledger.snapshot(now));
         }
-        if let Some(failure) = self.storage.failure() {
+        if let Some(failure) = self.journal.failure() {
             if !matches!(self.ledger.gate(), Gate::Closed(_)) {
                 log::error!("journal failed ({failure}); refusing grants until restarted");
                 self.ledger.set_gate(Gate::Closed(Refusal::new(
@@ -408,16 +432,22 @@ impl Core {
     pub fn finish_shutdown(mut self) -> Result<(), String> {
         let now = Now::current();
         if self.shutdown == Some(true) {
-            let handles: Vec<String> = self.ledger.seats().map(|s| s.grant.handle.clone()).collect();
+            let handles: Vec<String> = self
+                .ledger
+                .seats()
+                .map(|s| s.grant.handle.clone())
+                .collect();
             for handle in handles {
                 let _ = self.ledger.remove(&handle, Reason::Shutdown, now);
             }
         }
         self.ledger.commit(Event::Stopped { at: now.unix }, now);
         let records = self.ledger.take_records();
-        self.storage.append(records);
-        self.storage.snapshot(self.ledger.snapshot(now));
-        self.storage.close().map_err(|e| format!("closing the journal: {e}"))?;
+        self.journal.append(records);
+        self.journal.snapshot(self.ledger.snapshot(now));
+        self.journal
+            .close()
+            .map_err(|e| format!("closing the journal: {e}"))?;
         log::info!("stopped cleanly");
         Ok(())
     }

@@ -173,7 +173,8 @@ impl EventLoop {
         let open = self.conns.len();
         let cap = self.settings.max_connections;
         let admin_slot = open >= cap;
-        if self.draining_since.is_some() || (admin_slot && (!loopback || open >= cap + ADMIN_SLOTS)) {
+        if self.draining_since.is_some() || (admin_slot && (!loopback || open >= cap + ADMIN_SLOTS))
+        {
             let line = if self.draining_since.is_some() {
                 reply::err(Code::ShuttingDown, "the server is shutting down").finish()
             } else {
@@ -343,11 +344,11 @@ impl EventLoop {
         let wanted = conn.wanted_interest();
         if wanted != conn.interest {
             conn.interest = wanted;
-            if let Err(e) = self.poll.registry().reregister(
-                &mut conn.socket,
-                Token(FIRST_CONN + key),
-                wanted,
-            ) {
+            if let Err(e) =
+                self.poll
+                    .registry()
+                    .reregister(&mut conn.socket, Token(FIRST_CONN + key), wanted)
+            {
                 log::debug!("reregister failed: {e}");
                 self.close(key);
                 return;
@@ -375,7 +376,10 @@ impl EventLoop {
             if conn.output.is_holding() {
                 continue;
             }
-            if conn.partial_since.is_some_and(|t| now.duration_since(t) > LINE_TIMEOUT) {
+            if conn
+                .partial_since
+                .is_some_and(|t| now.duration_since(t) > LINE_TIMEOUT)
+            {
                 let text = reply::err(
                     Code::BadRequest,
                     "request line not finished in time; closing",

@@ -27,7 +27,8 @@ impl LicenceSource {
         if config.demo {
             return Ok(LicenceSource::Demo { host, side });
         }
-        let keys = TrustedKeys::with_runtime_files(&config.vendor_keys).map_err(|e| e.to_string())?;
+        let keys =
+            TrustedKeys::with_runtime_files(&config.vendor_keys).map_err(|e| e.to_string())?;
         if keys.is_empty() {
             return Err(
                 "no vendor key is trusted: give --vendor-key FILE (or build with FLOATD_VENDOR_KEYS)".into(),

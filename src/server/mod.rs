@@ -3,7 +3,6 @@
 //! - [`event_loop`]: sockets, readiness, timers; owns the connections.
 //! - [`conn`] and [`output`]: one connection's buffers and session.
 //! - [`core`]: requests to replies; owns the ledger and storage.
-//! - [`storage`]: the journal and report log behind a writer thread.
 //! - [`licences`]: where licences come from (files or the demo).
 //! - [`status`], [`admin`]: the status report and admin access.
 
@@ -14,7 +13,6 @@ pub mod event_loop;
 pub mod licences;
 pub mod output;
 pub mod status;
-pub mod storage;
 
 use crate::config::{Config, Role};
 use crate::journal;
@@ -28,7 +26,6 @@ use mio::Poll;
 use std::io::Write;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
-use storage::Storage;
 
 /// The client port when neither `--port` nor the licence names one.
 pub const DEFAULT_PORT: u16 = 27000;
@@ -85,7 +82,15 @@ pub fn run(config: Config) -> Result<(), String> {
 
     let poll = Poll::new().map_err(|e| format!("poll: {e}"))?;
     let waker = EventLoop::waker(&poll).map_err(|e| format!("waker: {e}"))?;
-    let storage = Storage::open(&state_dir, config.durability, waker, ledger.last_seq())?;
+    let journal = journal::Journal::start(
+        &state_dir,
+        recovered.last_seq(),
+        config.durability,
+        Box::new(move || {
+            let _ = waker.wake();
+        }),
+    )
+    .map_err(|e| format!("journal in {}: {e}", state_dir.display()))?;
     let server_name = served
         .files
         .first()
@@ -104,13 +109,19 @@ pub fn run(config: Config) -> Result<(), String> {
         peer_addr: None,
         active_addr: None,
     };
-    let mut core = Core::new(ledger, storage, licences, served, presence);
+    let mut core = Core::new(
+        ledger,
+        journal,
+        state_dir.clone(),
+        licences,
+        served,
+        presence,
+    );
     if let Some(path) = &config.admin_token_file {
         core.admin_token = Some(admin::read_token(path)?);
     }
     core.admin_token_always = config.admin_token_always;
-    core.ledger
-        .commit(Event::Started { at: now.unix }, now);
+    core.ledger.commit(Event::Started { at: now.unix }, now);
 
     let event_loop = EventLoop::new(
         poll,
@@ -171,8 +182,7 @@ fn open_state_dir(config: &Config) -> Result<(PathBuf, std::fs::File), String> {
         }
         (None, false) => default_state_dir(),
     };
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| format!("state directory {}: {e}", dir.display()))?;
+    std::fs::create_dir_all(&dir).map_err(|e| format!("state directory {}: {e}", dir.display()))?;
     let lock_path = dir.join("lock");
     let lock = std::fs::OpenOptions::new()
         .create(true)
@@ -195,7 +205,12 @@ fn open_state_dir(config: &Config) -> Result<(PathBuf, std::fs::File), String> {
 fn default_state_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("STATE_DIRECTORY") {
         // systemd may pass several, ':'-separated; the first is ours.
-        let first = dir.to_string_lossy().split(':').next().unwrap_or("").to_string();
+        let first = dir
+            .to_string_lossy()
+            .split(':')
+            .next()
+            .unwrap_or("")
+            .to_string();
         if !first.is_empty() {
             return PathBuf::from(first);
         }

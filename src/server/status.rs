@@ -40,14 +40,18 @@ pub fn build(core: &Core, now: Now) -> StatusReport {
             client: g.client.clone(),
             count: g.count,
             age_secs: now.unix.saturating_sub(g.at),
-            returns_in_secs: seat.returns_at().saturating_duration_since(now.mono).as_secs(),
+            returns_in_secs: seat
+                .returns_at()
+                .saturating_duration_since(now.mono)
+                .as_secs(),
         });
     }
     for f in &mut features {
-        f.holders.sort_by(|a, b| b.age_secs.cmp(&a.age_secs).then(a.handle.cmp(&b.handle)));
+        f.holders
+            .sort_by(|a, b| b.age_secs.cmp(&a.age_secs).then(a.handle.cmp(&b.handle)));
     }
     let mut alerts = Vec::new();
-    if let Some(failure) = core.storage.failure() {
+    if let Some(failure) = core.journal.failure() {
         alerts.push(format!("journal failure: {failure}"));
     }
     StatusReport {
