@@ -151,8 +151,21 @@ mod tests {
         let d = Date::parse("2027-12-31").unwrap();
         assert_eq!(d.to_string(), "2027-12-31");
         assert_eq!(Date::parse("1970-01-01").unwrap().days_since_epoch(), 0);
-        assert_eq!(Date::parse("2024-02-29").unwrap().add_days(1).to_string(), "2024-03-01");
-        for bad in ["2027-02-29", "2027-13-01", "2027-00-10", "2027-1-01", "27-01-01", "2027-01-32", "abcd-ef-gh", "1969-12-31", "+027-01-01"] {
+        assert_eq!(
+            Date::parse("2024-02-29").unwrap().add_days(1).to_string(),
+            "2024-03-01"
+        );
+        for bad in [
+            "2027-02-29",
+            "2027-13-01",
+            "2027-00-10",
+            "2027-1-01",
+            "27-01-01",
+            "2027-01-32",
+            "abcd-ef-gh",
+            "1969-12-31",
+            "+027-01-01",
+        ] {
             assert!(Date::parse(bad).is_none(), "{bad}");
         }
     }

@@ -235,7 +235,10 @@ impl fmt::Display for PoolKey {
         write!(
             f,
             "{} {} expires={} share={}",
-            self.feature, self.version, self.expiry, self.share.as_str()
+            self.feature,
+            self.version,
+            self.expiry,
+            self.share.as_str()
         )
     }
 }
@@ -274,7 +277,15 @@ mod tests {
         assert!(v("2.0.1") > v("2"));
         assert_eq!(v("2").to_string(), "2.0");
         assert_eq!(v("2.10").to_string(), "2.10");
-        for bad in ["", "1..2", "a", "1.x", "99999999999", "-1", "1.2.3.4.5.6.7.8.9"] {
+        for bad in [
+            "",
+            "1..2",
+            "a",
+            "1.x",
+            "99999999999",
+            "-1",
+            "1.2.3.4.5.6.7.8.9",
+        ] {
             assert!(Version::parse(bad).is_err(), "{bad}");
         }
     }
