@@ -646,13 +646,15 @@ fn lex_quoted(
                     value.push('\\');
                     i += 2;
                 }
-                Some(_) => return Err(ctx.error(
-                    i,
-                    format!(
+                Some(_) => {
+                    return Err(ctx.error(
+                        i,
+                        format!(
                         "unknown escape '\\{}' in a quoted value: only \\\" and \\\\ are allowed",
                         char_at(text, i + 1)
                     ),
-                )),
+                    ))
+                }
             },
             Some(_) => {
                 let c = char_at(text, i);

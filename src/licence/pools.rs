@@ -278,8 +278,7 @@ fn is_served_by(file: &LicenceFile, host: &HostIds, side: Side, problems: &mut P
     };
     if other {
         problems.warn(format!(
-            "{}: this host is the {} host of {}: run with --role {} to serve it",
-            file.name,
+            "this host is the {} host of {}: run with --role {} to serve it",
             other_side.record(),
             file.name,
             other_side.role()
@@ -553,10 +552,12 @@ mod tests {
             (Some(5054), vec![])
         );
         assert!(backup.problems.contains(
-            &"primary.lic: this host is the SERVER host of primary.lic: run with --role primary to serve it".to_string()
+            &"this host is the SERVER host of primary.lic: run with --role primary to serve it"
+                .to_string()
         ));
         assert!(backup.problems.contains(
-            &"noport.lic: this host is the SERVER host of noport.lic: run with --role primary to serve it".to_string()
+            &"this host is the SERVER host of noport.lic: run with --role primary to serve it"
+                .to_string()
         ));
         assert!(backup.problems.contains(
             &"elsewhere.lic: not served by a backup: the file has no FAILOVER line".to_string()
@@ -575,7 +576,7 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "no licence can be served:\n\
-             site.lic: this host is the FAILOVER host of site.lic: run with --role backup to serve it\n\
+             this host is the FAILOVER host of site.lic: run with --role backup to serve it\n\
              no licence file names this host on its SERVER line (role primary; this host's ids: host:lic1)"
         );
         let backup = load(&sources, Side::Backup).unwrap();
