@@ -1,9 +1,8 @@
 //! The vendor workflow through the real `floatctl` binary: keygen, sign,
 //! verify, pools, hostid, in a temporary directory.
 //!
-//! Builds with `embedded-keys-only` refuse `--vendor-key`, which this
-//! workflow needs, so the file is empty there.
-#![cfg(not(feature = "embedded-keys-only"))]
+//! Builds with `embedded-keys-only` refuse `--vendor-key`, which most of
+//! the workflow needs; there, the refusal itself is tested instead.
 
 use std::fs;
 use std::path::Path;
@@ -57,6 +56,7 @@ FEATURE cad version=2.0 count=10 expires=permanent share=user customer=\"Acme Lt
 FEATURE viewer version=1.0 count=uncounted expires=permanent   # free viewer
 ";
 
+#[cfg(not(feature = "embedded-keys-only"))]
 #[test]
 fn keygen_sign_verify_tamper() {
     let tmp = tempfile::tempdir().unwrap();
@@ -156,6 +156,7 @@ fn keygen_refuses_to_overwrite() {
     expect(dir, &["keygen"], 2);
 }
 
+#[cfg(not(feature = "embedded-keys-only"))]
 #[test]
 fn sign_names_the_bad_line() {
     let tmp = tempfile::tempdir().unwrap();
@@ -175,6 +176,7 @@ fn sign_names_the_bad_line() {
     );
 }
 
+#[cfg(not(feature = "embedded-keys-only"))]
 #[test]
 fn pools_combines_files() {
     let tmp = tempfile::tempdir().unwrap();
@@ -231,6 +233,31 @@ fn pools_combines_files() {
     );
     assert!(
         stderr(&out).contains("this host is the SERVER host of signed-a.lic"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[cfg(feature = "embedded-keys-only")]
+#[test]
+fn runtime_keys_are_refused_by_embedded_keys_only_builds() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    expect(dir, &["keygen", "--out", "keys"], 0);
+    let signed = sign(dir, "site.lic", SITE);
+    assert!(signed.contains("sig=ed25519:"));
+    let out = expect(
+        dir,
+        &[
+            "verify",
+            "--vendor-key",
+            "keys/vendor.pub",
+            "signed-site.lic",
+        ],
+        2,
+    );
+    assert!(
+        stderr(&out).contains("cargo feature `embedded-keys-only`"),
         "{}",
         stderr(&out)
     );
