@@ -109,6 +109,9 @@ fn sign(args: Vec<OsString>) -> Outcome {
     let (name, bytes) = read_input(&input)?;
     match sign_licence(&name, &bytes, &key) {
         Ok(signed) => {
+            for warning in &signed.warnings {
+                eprintln!("floatctl sign: warning: {warning}");
+            }
             write_stdout(&signed.text)?;
             eprintln!(
                 "floatctl sign: signed {} FEATURE lines of {name} with key {}",

@@ -5,11 +5,12 @@
 //! Every line or file left out is logged and kept as a one-line problem,
 //! so the status page and `floatctl pools` can show why.
 
+use super::canonical::signed_message;
 use super::hostid::HostIds;
 use super::keys::TrustedKeys;
 use super::model::{Count, Expiry, Pool, PoolKey};
 use super::parse::{LicenceFile, ServerLine};
-use super::signature::{check_feature, SigCheck};
+use super::signature::{check_message, SigCheck};
 use crate::civil::Date;
 use std::collections::HashMap;
 use std::fmt;
@@ -118,6 +119,9 @@ pub(crate) fn serve(
     let mut pools: Vec<Pool> = Vec::new();
     let mut pool_index: HashMap<PoolKey, usize> = HashMap::new();
     let mut served_files = Vec::new();
+    // Signed messages already counted, and where: a line pasted twice, or
+    // into a second file for the same hosts, must not add its seats twice.
+    let mut counted: HashMap<String, String> = HashMap::new();
 
     for (path, file) in files {
         for error in &file.errors {
@@ -130,7 +134,8 @@ pub(crate) fn serve(
         let failover_id = file.failover.as_ref().map(|f| &f.hostid);
         for feature in &file.features {
             let place = format!("{}:{}: FEATURE {}", file.name, feature.line, feature.name);
-            match check_feature(feature, server_id, failover_id, keys) {
+            let message = signed_message(feature, server_id, failover_id);
+            match check_message(feature.sig.as_ref(), message.as_bytes(), keys) {
                 SigCheck::Valid { .. } => {}
                 SigCheck::Missing => {
                     problems.warn(format!(
@@ -153,6 +158,13 @@ pub(crate) fn serve(
                     continue;
                 }
             }
+            if let Some(first) = counted.get(&message) {
+                problems.warn(format!(
+                    "{place}: same signed licence as {first}; counted once"
+                ));
+                continue;
+            }
+            counted.insert(message, format!("{}:{}", file.name, feature.line));
             if feature.count == Count::Single {
                 problems.info(format!(
                     "{place}: count=single is node-locked single use; a server does not serve it"
@@ -444,6 +456,40 @@ mod tests {
     }
 
     #[test]
+    fn a_signed_line_counts_once_however_often_it_is_pasted() {
+        let a = source(
+            "a.lic",
+            MINE,
+            &[
+                "FEATURE cad version=1 count=5 expires=permanent",
+                "FEATURE cad version=1 count=5 expires=permanent serial=2",
+            ],
+        );
+        let cad = a.text.lines().nth(1).unwrap().to_string();
+        let pasted = Source {
+            name: "a.lic".into(),
+            text: format!("{}{cad}\n", a.text),
+        };
+        // The same line under another host name and port, with a note: same licence.
+        let copy = Source {
+            name: "copy.lic".into(),
+            text: format!(
+                "SERVER renamed hostid=host:LIC1 port=1234\n{} _note=copied\n",
+                cad
+            ),
+        };
+        let served = load(&[pasted, copy], Side::Primary).unwrap();
+        assert_eq!(served.pools[0].count, Count::Seats(10));
+        assert_eq!(
+            served.problems,
+            [
+                "a.lic:4: FEATURE cad: same signed licence as a.lic:2; counted once",
+                "copy.lic:2: FEATURE cad: same signed licence as a.lic:2; counted once",
+            ]
+        );
+    }
+
+    #[test]
     fn counts_saturate_with_a_warning() {
         let a = source(
             "a.lic",
@@ -533,7 +579,12 @@ mod tests {
         );
         assert_eq!(primary.port, Some(27000));
         assert_eq!(primary.extra_ports, [5053]);
-        assert_eq!(primary.pools[0].count, Count::Seats(4));
+        // again.lic repeats both.lic's signed line: served, but counted once.
+        assert_eq!(primary.pools[0].count, Count::Seats(3));
+        assert!(primary.problems.contains(
+            &"again.lic:3: FEATURE cad: same signed licence as both.lic:3; counted once"
+                .to_string()
+        ));
         assert!(primary
             .problems
             .iter()

@@ -17,6 +17,7 @@ use super::ParseError;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use ed25519_dalek::{Signature, Signer, SigningKey};
+use std::collections::HashMap;
 use std::fmt;
 
 /// The only signature scheme so far; the prefix leaves room for others.
@@ -125,7 +126,17 @@ pub fn check_feature(
     failover: Option<&HostId>,
     keys: &TrustedKeys,
 ) -> SigCheck {
-    let Some(sig) = &feature.sig else {
+    check_message(
+        feature.sig.as_ref(),
+        signed_message(feature, server, failover).as_bytes(),
+        keys,
+    )
+}
+
+/// Checks a `sig=` field against the canonical message it should cover
+/// (for callers that need the message too).
+pub fn check_message(sig: Option<&SigField>, message: &[u8], keys: &TrustedKeys) -> SigCheck {
+    let Some(sig) = sig else {
         return SigCheck::Missing;
     };
     let mut candidates = keys.with_id(&sig.key_id).peekable();
@@ -134,11 +145,7 @@ pub fn check_feature(
             key_id: sig.key_id.clone(),
         };
     }
-    let message = signed_message(feature, server, failover);
-    if candidates.any(|key| {
-        key.verify_strict(message.as_bytes(), &sig.signature)
-            .is_ok()
-    }) {
+    if candidates.any(|key| key.verify_strict(message, &sig.signature).is_ok()) {
         SigCheck::Valid {
             key_id: sig.key_id.clone(),
         }
@@ -155,6 +162,10 @@ pub struct SignedLicence {
     pub text: String,
     /// FEATURE lines signed.
     pub features: usize,
+    /// Lines whose signed content repeats an earlier line's: a server
+    /// counts such a line once, so a second purchase needs a field that
+    /// tells it apart (e.g. `serial=`).
+    pub warnings: Vec<String>,
 }
 
 /// Signs every FEATURE line of a licence file, adding `sig=` after the last
@@ -175,6 +186,8 @@ pub fn sign_licence(
     let failover = file.failover.as_ref().map(|f| &f.hostid);
     let mut out = String::with_capacity(bytes.len() + file.features.len() * 110);
     let mut features = 0;
+    let mut warnings = Vec::new();
+    let mut first_line_of: HashMap<String, usize> = HashMap::new();
     for line in split_lines(bytes) {
         let text = checked_text(name, &line).map_err(|e| vec![e])?;
         let ctx = LineContext {
@@ -191,6 +204,16 @@ pub fn sign_licence(
             }
         };
         let feature = feature_from_raw(&ctx, &raw, ExistingSig::Replace).map_err(|e| vec![e])?;
+        let message = signed_message(&feature, server, failover);
+        if let Some(first) = first_line_of.get(&message) {
+            warnings.push(format!(
+                "{name}:{}: FEATURE {} has the same signed fields as line {first}; a server \
+                 counts it once (add a field such as serial= to tell them apart)",
+                line.number, feature.name
+            ));
+        } else {
+            first_line_of.insert(message, line.number);
+        }
         let sig = format!("sig={}", sign_feature(&feature, server, failover, key));
         match raw.fields.iter().find(|f| f.key == "sig") {
             Some(old) => {
@@ -211,6 +234,7 @@ pub fn sign_licence(
     Ok(SignedLicence {
         text: out,
         features,
+        warnings,
     })
 }
 
@@ -287,6 +311,23 @@ FEATURE viewer version=1.0 count=uncounted expires=permanent sig=ed25519:0000000
         // Signing again gives the same file: Ed25519 is deterministic.
         let again = sign_licence("site.lic", out.text.as_bytes(), &key).unwrap();
         assert_eq!(again.text, out.text);
+    }
+
+    #[test]
+    fn signing_warns_about_lines_a_server_would_count_once() {
+        let text = "SERVER s hostid=any\n\
+                    FEATURE cad version=2 count=5 expires=permanent\n\
+                    FEATURE cad count=5 version=2 expires=permanent _po=\"PO 7\"\n\
+                    FEATURE cad version=2 count=5 expires=permanent serial=2\n";
+        let out = sign_licence("in.lic", text.as_bytes(), &signing_key(1)).unwrap();
+        assert_eq!(out.features, 3);
+        assert_eq!(
+            out.warnings,
+            [
+                "in.lic:3: FEATURE cad has the same signed fields as line 2; a server counts it \
+              once (add a field such as serial= to tell them apart)"
+            ]
+        );
     }
 
     #[test]
