@@ -12,6 +12,7 @@
 use super::hostid::HostId;
 use super::model::{Count, Expiry, Share, Version};
 use super::signature::SigField;
+use std::collections::HashMap;
 use std::fmt;
 use std::ops::Range;
 
@@ -523,6 +524,8 @@ pub(crate) fn lex_line(ctx: &LineContext<'_>) -> Result<Option<RawRecord>, Parse
     }
 
     let mut fields: Vec<RawField> = Vec::new();
+    // Key -> offset, so a 64 KiB line of tiny fields stays linear.
+    let mut seen: HashMap<&str, usize> = HashMap::new();
     let mut pos = name_end;
     loop {
         let key_at = skip_spaces(b, pos);
@@ -530,16 +533,17 @@ pub(crate) fn lex_line(ctx: &LineContext<'_>) -> Result<Option<RawRecord>, Parse
             break;
         }
         let field = lex_field(ctx, key_at)?;
-        if let Some(first) = fields.iter().find(|f| f.key == field.key) {
+        let key = &text[key_at..key_at + field.key.len()];
+        if let Some(&first_at) = seen.get(key) {
             return Err(ctx.error(
                 key_at,
                 format!(
-                    "duplicate key {:?} (first at column {})",
-                    field.key,
-                    ctx.column(first.key_at)
+                    "duplicate key {key:?} (first at column {})",
+                    ctx.column(first_at)
                 ),
             ));
         }
+        seen.insert(key, key_at);
         pos = field.span.end;
         fields.push(field);
     }
@@ -1029,6 +1033,23 @@ feature viewer version=1.0 count=uncounted expires=permanent _note=\"say \\\"hi\
             errors[0].to_string(),
             "big.lic: file is 16777217 bytes; licence files are limited to 16777216 bytes (16 MiB)"
         );
+    }
+
+    #[test]
+    fn worst_case_lines_parse_quickly() {
+        // ~16k distinct fields on one line at the length limit, 64 such lines.
+        let mut line = String::from("FEATURE cad version=1 count=1 expires=permanent");
+        let mut i = 0;
+        while line.len() < MAX_LINE_BYTES - 16 {
+            line.push_str(&format!(" k{i}=1"));
+            i += 1;
+        }
+        let text = format!("{HEAD}{}", format!("{line}\n").repeat(64));
+        let started = std::time::Instant::now();
+        let file = parse(&text).unwrap();
+        assert_eq!(file.features.len(), 64);
+        // Generous for a debug build on a slow machine; quadratic took minutes.
+        assert!(started.elapsed().as_secs() < 20, "{:?}", started.elapsed());
     }
 
     #[test]
