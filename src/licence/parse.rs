@@ -438,9 +438,8 @@ pub(crate) struct RawRecord {
 pub(crate) struct RawField {
     pub key: String,
     pub value: String,
-    pub key_at: usize,
     pub value_at: usize,
-    /// The whole `key=value` token.
+    /// The whole `key=value` token; the key starts it.
     pub span: Range<usize>,
 }
 
@@ -610,7 +609,6 @@ fn lex_field(ctx: &LineContext<'_>, key_at: usize) -> Result<RawField, ParseErro
     Ok(RawField {
         key: key.to_string(),
         value,
-        key_at,
         value_at,
         span: key_at..end,
     })
