@@ -503,6 +503,32 @@ FEATURE viewer version=1.0 count=uncounted expires=permanent sig=ed25519:0000000
         ));
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        #[test]
+        fn any_signed_values_verify_and_any_change_breaks(
+            customer in "[ -~é]{0,30}",
+            note in "[ -~]{0,30}",
+            count in 0u32..,
+            other in "[ -~é]{0,30}",
+        ) {
+            let quote = |v: &str| format!("\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""));
+            let line = |customer: &str| format!(
+                "SERVER s hostid=any\nFEATURE cad version=1 count={count} expires=permanent customer={} _note={}\n",
+                quote(customer),
+                quote(&note)
+            );
+            let key = signing_key(4);
+            let keys = trusting(&key);
+            let signed = sign_licence("p.lic", line(&customer).as_bytes(), &key).unwrap().text;
+            proptest::prop_assert!(checks(&signed, &keys)[0].is_valid());
+            // The signature goes last on the line; the note may contain " sig=" itself.
+            let sig = &signed[signed.rfind(" sig=").unwrap()..];
+            let edited = line(&other).trim_end().to_string() + sig;
+            proptest::prop_assert_eq!(checks(&edited, &keys)[0].is_valid(), other == customer);
+        }
+    }
+
     #[test]
     fn sig_fields_parse_strictly() {
         let sig = sign_feature(
