@@ -9,7 +9,7 @@
 //! - [`keys`]: vendor key files and the set of keys trusted here.
 //! - [`search`]: which files a server reads, in which order.
 //! - [`pools`]: from verified lines to the pools and ports a server serves.
-//! - [`load`]: the server's entry points tying the above together.
+//! - [`load`](mod@load): the server's entry points tying the above together.
 //! - [`demo`]: the embedded demo licence for `floatd --demo`.
 //!
 //! # What the server calls
@@ -38,7 +38,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! - [`load`]`(&LoadRequest) -> Result<Served, LoadError>`: search, read, parse,
+//! - [`load()`]`(&LoadRequest) -> Result<Served, LoadError>`: search, read, parse,
 //!   verify, combine. `Err` only when nothing at all can be served; it lists
 //!   every reason, one a line. On success [`Served::problems`] lists the lines
 //!   and files that were skipped, and [`Served::expiring`] the pools that run

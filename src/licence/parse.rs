@@ -1,5 +1,5 @@
 //! The licence file format: one record a line, `#` comments, `key=value`
-//! fields. Two layers: [`lex_line`] turns a line into a raw record (record
+//! fields. Two layers: `lex_line` turns a line into a raw record (record
 //! type, name, fields with their positions); the typed records
 //! ([`ServerLine`], [`FeatureLine`]) check the keys they know. Every error
 //! names file, line and column; nothing here panics on any input.
