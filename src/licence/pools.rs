@@ -1,0 +1,746 @@
+//! From parsed files to what a server serves: which files are this host's
+//! (by side), which lines verify and are still valid, how lines combine
+//! into pools, and which ports to listen on.
+//!
+//! Every line or file left out is logged and kept as a one-line problem,
+//! so the status page and `floatctl pools` can show why.
+
+use super::canonical::signed_message;
+use super::hostid::HostIds;
+use super::keys::TrustedKeys;
+use super::model::{Count, Expiry, Pool, PoolKey};
+use super::parse::{LicenceFile, ServerLine};
+use super::signature::{check_message, SigCheck};
+use crate::civil::Date;
+use std::collections::HashMap;
+use std::fmt;
+use std::path::PathBuf;
+
+/// Lines expiring within this many days are warned about.
+pub const EXPIRY_WARNING_DAYS: i64 = 14;
+
+/// Which line of a file names this host: a primary serves the files whose
+/// SERVER host id matches it, a backup those whose FAILOVER host id does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Side {
+    Primary,
+    Backup,
+}
+
+impl Side {
+    /// The record naming the host of this side.
+    pub fn record(self) -> &'static str {
+        match self {
+            Side::Primary => "SERVER",
+            Side::Backup => "FAILOVER",
+        }
+    }
+
+    /// The `--role` value of this side.
+    pub fn role(self) -> &'static str {
+        match self {
+            Side::Primary => "primary",
+            Side::Backup => "backup",
+        }
+    }
+}
+
+/// A file this host serves.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoadedFile {
+    pub path: PathBuf,
+    pub server: ServerLine,
+    pub failover: Option<ServerLine>,
+}
+
+/// Everything a server needs from its licence files.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Served {
+    /// Sorted by feature, soonest expiry first, then version and sharing.
+    pub pools: Vec<Pool>,
+    /// The files this host serves, in search order.
+    pub files: Vec<LoadedFile>,
+    /// The listen port: the port on this side's line of the first served
+    /// file that names one.
+    pub port: Option<u16>,
+    /// Ports named by later served files, without `port` and duplicates:
+    /// bound if possible, success or failure logged.
+    pub extra_ports: Vec<u16>,
+    /// Pools expiring within [`EXPIRY_WARNING_DAYS`], with days left (0 on
+    /// the last day).
+    pub expiring: Vec<(PoolKey, i64)>,
+    /// Lines and files left out, one message each (`file:line[:col]: why`).
+    pub problems: Vec<String>,
+}
+
+/// Nothing can be served; every reason, one a line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoadError {
+    pub reasons: Vec<String>,
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("no licence can be served:")?;
+        for reason in &self.reasons {
+            write!(f, "\n{reason}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for LoadError {}
+
+/// Problems met while loading, each logged as it is found.
+#[derive(Default)]
+pub(crate) struct Problems(pub Vec<String>);
+
+impl Problems {
+    pub fn warn(&mut self, message: String) {
+        log::warn!("{message}");
+        self.0.push(message);
+    }
+
+    pub fn info(&mut self, message: String) {
+        log::info!("{message}");
+        self.0.push(message);
+    }
+}
+
+/// Builds what this host serves from parsed files (in search order).
+pub(crate) fn serve(
+    files: Vec<(PathBuf, LicenceFile)>,
+    mut problems: Problems,
+    keys: &TrustedKeys,
+    host: &HostIds,
+    side: Side,
+    today: Date,
+) -> Result<Served, LoadError> {
+    let mut pools: Vec<Pool> = Vec::new();
+    let mut pool_index: HashMap<PoolKey, usize> = HashMap::new();
+    let mut served_files = Vec::new();
+    // Signed messages already counted, and where: a line pasted twice, or
+    // into a second file for the same hosts, must not add its seats twice.
+    let mut counted: HashMap<String, String> = HashMap::new();
+
+    for (path, file) in files {
+        for error in &file.errors {
+            problems.warn(format!("{error}; line skipped"));
+        }
+        if !is_served_by(&file, host, side, &mut problems) {
+            continue;
+        }
+        let server_id = &file.server.hostid;
+        let failover_id = file.failover.as_ref().map(|f| &f.hostid);
+        for feature in &file.features {
+            let place = format!("{}:{}: FEATURE {}", file.name, feature.line, feature.name);
+            let message = signed_message(feature, server_id, failover_id);
+            match check_message(feature.sig.as_ref(), message.as_bytes(), keys) {
+                SigCheck::Valid { .. } => {}
+                SigCheck::Missing => {
+                    problems.warn(format!(
+                        "{place}: missing signature (no sig=); line skipped"
+                    ));
+                    continue;
+                }
+                SigCheck::UnknownKey { key_id } => {
+                    problems.warn(format!(
+                        "{place}: signed by key {key_id}, which is not trusted here \
+                         (give its vendor.pub with --vendor-key); line skipped"
+                    ));
+                    continue;
+                }
+                SigCheck::Bad { key_id } => {
+                    problems.warn(format!(
+                        "{place}: bad signature (key {key_id}): the line was edited, or belongs \
+                         to a file for another host; line skipped"
+                    ));
+                    continue;
+                }
+            }
+            if let Some(first) = counted.get(&message) {
+                problems.warn(format!(
+                    "{place}: same signed licence as {first}; counted once"
+                ));
+                continue;
+            }
+            counted.insert(message, format!("{}:{}", file.name, feature.line));
+            if feature.count == Count::Single {
+                problems.info(format!(
+                    "{place}: count=single is node-locked single use; a server does not serve it"
+                ));
+                continue;
+            }
+            if feature.expiry.is_expired(today) {
+                problems.info(format!(
+                    "{place} {}: expired on {}; not served",
+                    feature.version, feature.expiry
+                ));
+                continue;
+            }
+            if let Some(days) = feature.expiry.days_left(today) {
+                if days <= EXPIRY_WARNING_DAYS {
+                    log::warn!(
+                        "{place} {}: expires on {} ({days} days left)",
+                        feature.version,
+                        feature.expiry
+                    );
+                }
+            }
+            let key = PoolKey {
+                feature: feature.name.clone(),
+                version: feature.version.clone(),
+                expiry: feature.expiry,
+                share: feature.share,
+            };
+            match pool_index.get(&key) {
+                Some(&i) => {
+                    let pool = &mut pools[i];
+                    let (count, overflowed) = add_counts(pool.count, feature.count);
+                    if overflowed {
+                        problems.warn(format!(
+                            "{place}: pool {key} would exceed {} seats; capped there",
+                            u32::MAX
+                        ));
+                    }
+                    pool.count = count;
+                    pool.min_checkout_secs = pool.min_checkout_secs.max(feature.min_checkout_secs);
+                }
+                None => {
+                    pool_index.insert(key.clone(), pools.len());
+                    pools.push(Pool {
+                        key,
+                        count: feature.count,
+                        min_checkout_secs: feature.min_checkout_secs,
+                    });
+                }
+            }
+        }
+        served_files.push(LoadedFile {
+            path,
+            server: file.server,
+            failover: file.failover,
+        });
+    }
+
+    if pools.is_empty() {
+        let mut reasons = problems.0;
+        reasons.push(if served_files.is_empty() {
+            format!(
+                "no licence file names this host on its {} line (role {}; this host's ids: {})",
+                side.record(),
+                side.role(),
+                describe_host(host)
+            )
+        } else {
+            "no FEATURE line in this host's licence files can be served".to_string()
+        });
+        return Err(LoadError { reasons });
+    }
+
+    pools.sort_by(|a, b| {
+        (&a.key.feature, a.key.expiry, &a.key.version, a.key.share).cmp(&(
+            &b.key.feature,
+            b.key.expiry,
+            &b.key.version,
+            b.key.share,
+        ))
+    });
+    let expiring = pools
+        .iter()
+        .filter_map(|pool| match pool.key.expiry {
+            Expiry::Date(_) => pool
+                .key
+                .expiry
+                .days_left(today)
+                .filter(|&days| days <= EXPIRY_WARNING_DAYS)
+                .map(|days| (pool.key.clone(), days)),
+            Expiry::Permanent => None,
+        })
+        .collect();
+    let (port, extra_ports) = choose_ports(&served_files, side);
+    Ok(Served {
+        pools,
+        files: served_files,
+        port,
+        extra_ports,
+        expiring,
+        problems: problems.0,
+    })
+}
+
+/// True when `side` of this host serves `file`; otherwise says why not
+/// (with a hint when the other side would).
+fn is_served_by(file: &LicenceFile, host: &HostIds, side: Side, problems: &mut Problems) -> bool {
+    let server_matches = file.server.hostid.matches(host);
+    let failover_matches = file
+        .failover
+        .as_ref()
+        .is_some_and(|f| f.hostid.matches(host));
+    let (ours, other) = match side {
+        Side::Primary => (server_matches, failover_matches),
+        Side::Backup => (failover_matches, server_matches),
+    };
+    if ours {
+        return true;
+    }
+    let other_side = match side {
+        Side::Primary => Side::Backup,
+        Side::Backup => Side::Primary,
+    };
+    if other {
+        problems.warn(format!(
+            "this host is the {} host of {}: run with --role {} to serve it",
+            other_side.record(),
+            file.name,
+            other_side.role()
+        ));
+    } else if side == Side::Backup && file.failover.is_none() {
+        problems.info(format!(
+            "{}: not served by a backup: the file has no FAILOVER line",
+            file.name
+        ));
+    } else {
+        let failover = file
+            .failover
+            .as_ref()
+            .map(|f| format!(" nor its FAILOVER hostid={}", f.hostid))
+            .unwrap_or_default();
+        problems.info(format!(
+            "{}: not for this host: neither its SERVER hostid={}{failover} is one of this \
+             host's ids (see floatctl hostid)",
+            file.name, file.server.hostid
+        ));
+    }
+    false
+}
+
+fn describe_host(host: &HostIds) -> String {
+    if host.is_empty() {
+        return "none found".into();
+    }
+    host.ids()
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Adds two served counts: uncounted absorbs anything; seats saturate at
+/// u32::MAX (the flag says so).
+fn add_counts(a: Count, b: Count) -> (Count, bool) {
+    match (a, b) {
+        (Count::Seats(x), Count::Seats(y)) => match x.checked_add(y) {
+            Some(sum) => (Count::Seats(sum), false),
+            None => (Count::Seats(u32::MAX), true),
+        },
+        (Count::Uncounted, _) | (_, Count::Uncounted) => (Count::Uncounted, false),
+        // Single lines never reach a pool; keep the other count.
+        (Count::Single, other) | (other, Count::Single) => (other, false),
+    }
+}
+
+/// The first served file's port (on this side's line) that is set, and the
+/// other distinct ports in file order.
+fn choose_ports(files: &[LoadedFile], side: Side) -> (Option<u16>, Vec<u16>) {
+    let ports = files.iter().filter_map(|f| match side {
+        Side::Primary => f.server.port,
+        Side::Backup => f.failover.as_ref().and_then(|l| l.port),
+    });
+    let mut port = None;
+    let mut extra = Vec::new();
+    for p in ports {
+        match port {
+            None => port = Some(p),
+            Some(first) if first != p && !extra.contains(&p) => extra.push(p),
+            Some(_) => {}
+        }
+    }
+    (port, extra)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::licence::hostid::HostId;
+    use crate::licence::load::{load_sources, Source};
+    use crate::licence::model::{Share, Version};
+    use crate::licence::signature::sign_licence;
+    use ed25519_dalek::SigningKey;
+
+    fn key() -> SigningKey {
+        SigningKey::from_bytes(&[42; 32])
+    }
+
+    fn keys() -> TrustedKeys {
+        let mut keys = TrustedKeys::new();
+        keys.add(key().verifying_key(), "test");
+        keys
+    }
+
+    fn today() -> Date {
+        Date::parse("2027-06-01").unwrap()
+    }
+
+    fn host() -> HostIds {
+        HostIds::from_ids([HostId::parse("host:lic1").unwrap()])
+    }
+
+    /// A signed source: `head` (SERVER/FAILOVER lines) and features.
+    fn source(name: &str, head: &str, features: &[&str]) -> Source {
+        let text = format!("{head}\n{}\n", features.join("\n"));
+        let signed = sign_licence(name, text.as_bytes(), &key()).unwrap();
+        Source {
+            name: name.into(),
+            text: signed.text,
+        }
+    }
+
+    fn load(sources: &[Source], side: Side) -> Result<Served, LoadError> {
+        load_sources(sources, &keys(), &host(), side, today())
+    }
+
+    fn shown(served: &Served) -> Vec<String> {
+        served
+            .pools
+            .iter()
+            .map(|p| format!("{} count={} min={}", p.key, p.count, p.min_checkout_secs))
+            .collect()
+    }
+
+    const MINE: &str = "SERVER lic1 hostid=host:lic1 port=27000";
+
+    #[test]
+    fn lines_combine_across_files() {
+        let a = source(
+            "a.lic",
+            MINE,
+            &[
+                "FEATURE cad version=2.0 count=3 expires=2028-01-01 min_checkout=30",
+                "FEATURE cad version=2 count=4 expires=2028-01-01 customer=A",
+                "FEATURE cad version=2.0 count=1 expires=2028-01-01 share=user",
+                "FEATURE viewer version=1 count=5 expires=permanent",
+            ],
+        );
+        let b = source(
+            "b.lic",
+            "SERVER other-name hostid=any port=27000",
+            &[
+                "FEATURE cad version=2.0 count=10 expires=2028-01-01 min_checkout=90",
+                "FEATURE cad version=3.0 count=2 expires=2027-12-01",
+                "FEATURE cad version=2.0 count=1 expires=2027-12-01",
+                "FEATURE viewer version=1 count=uncounted expires=permanent",
+            ],
+        );
+        let served = load(&[a, b], Side::Primary).unwrap();
+        assert_eq!(
+            shown(&served),
+            [
+                "cad 2.0 expires=2027-12-01 share=none count=1 min=0",
+                "cad 3.0 expires=2027-12-01 share=none count=2 min=0",
+                "cad 2.0 expires=2028-01-01 share=none count=17 min=90",
+                "cad 2.0 expires=2028-01-01 share=user count=1 min=0",
+                "viewer 1.0 expires=permanent share=none count=uncounted min=0",
+            ]
+        );
+        assert!(served.problems.is_empty(), "{:?}", served.problems);
+        assert_eq!(served.files.len(), 2);
+        assert_eq!(served.files[1].server.name, "other-name");
+        assert_eq!(
+            (served.port, served.extra_ports.clone()),
+            (Some(27000), vec![])
+        );
+        assert!(served.expiring.is_empty());
+        assert_eq!(served.pools[0].key.version, Version::parse("2").unwrap());
+        assert_eq!(served.pools[3].key.share, Share::User);
+    }
+
+    #[test]
+    fn a_signed_line_counts_once_however_often_it_is_pasted() {
+        let a = source(
+            "a.lic",
+            MINE,
+            &[
+                "FEATURE cad version=1 count=5 expires=permanent",
+                "FEATURE cad version=1 count=5 expires=permanent serial=2",
+            ],
+        );
+        let cad = a.text.lines().nth(1).unwrap().to_string();
+        let pasted = Source {
+            name: "a.lic".into(),
+            text: format!("{}{cad}\n", a.text),
+        };
+        // The same line under another host name and port, with a note: same licence.
+        let copy = Source {
+            name: "copy.lic".into(),
+            text: format!(
+                "SERVER renamed hostid=host:LIC1 port=1234\n{} _note=copied\n",
+                cad
+            ),
+        };
+        let served = load(&[pasted, copy], Side::Primary).unwrap();
+        assert_eq!(served.pools[0].count, Count::Seats(10));
+        assert_eq!(
+            served.problems,
+            [
+                "a.lic:4: FEATURE cad: same signed licence as a.lic:2; counted once",
+                "copy.lic:2: FEATURE cad: same signed licence as a.lic:2; counted once",
+            ]
+        );
+    }
+
+    #[test]
+    fn counts_saturate_with_a_warning() {
+        let a = source(
+            "a.lic",
+            MINE,
+            &["FEATURE big version=1 count=4294967295 expires=permanent"],
+        );
+        let b = source(
+            "b.lic",
+            MINE,
+            &["FEATURE big version=1 count=2 expires=permanent"],
+        );
+        let served = load(&[a, b], Side::Primary).unwrap();
+        assert_eq!(served.pools[0].count, Count::Seats(u32::MAX));
+        assert_eq!(served.problems.len(), 1);
+        assert!(
+            served.problems[0].starts_with("b.lic:2: FEATURE big: pool big 1.0"),
+            "{:?}",
+            served.problems
+        );
+        assert!(served.problems[0].contains("capped"));
+    }
+
+    #[test]
+    fn expired_and_single_lines_are_not_served_and_soon_expiring_ones_flagged() {
+        let a = source(
+            "a.lic",
+            MINE,
+            &[
+                "FEATURE old version=1 count=5 expires=2027-05-31",
+                "FEATURE lastday version=1 count=5 expires=2027-06-01",
+                "FEATURE soon version=1 count=5 expires=2027-06-15",
+                "FEATURE later version=1 count=5 expires=2027-06-16",
+                "FEATURE node version=1 count=single expires=permanent",
+            ],
+        );
+        let served = load(&[a], Side::Primary).unwrap();
+        let names: Vec<&str> = served
+            .pools
+            .iter()
+            .map(|p| p.key.feature.as_str())
+            .collect();
+        assert_eq!(names, ["lastday", "later", "soon"]);
+        let expiring: Vec<(String, i64)> = served
+            .expiring
+            .iter()
+            .map(|(k, d)| (k.feature.clone(), *d))
+            .collect();
+        assert_eq!(
+            expiring,
+            [("lastday".to_string(), 0), ("soon".to_string(), 14)]
+        );
+        assert_eq!(
+            served.problems,
+            [
+                "a.lic:2: FEATURE old 1.0: expired on 2027-05-31; not served",
+                "a.lic:6: FEATURE node: count=single is node-locked single use; a server does not serve it",
+            ]
+        );
+    }
+
+    #[test]
+    fn sides_pick_files_and_ports() {
+        let head =
+            "SERVER lic1 hostid=host:lic1 port=27000\nFAILOVER lic2 hostid=host:lic2 port=27001";
+        let both = "SERVER s hostid=any port=5053\nFAILOVER b hostid=any port=5054";
+        let feature = ["FEATURE cad version=1 count=1 expires=permanent"];
+        let sources = [
+            source("primary.lic", head, &feature),
+            source("noport.lic", "SERVER lic1 hostid=host:lic1", &feature),
+            source("both.lic", both, &feature),
+            source("again.lic", both, &feature),
+            source(
+                "elsewhere.lic",
+                "SERVER x hostid=host:lic9 port=6000",
+                &feature,
+            ),
+        ];
+        let primary = load(&sources, Side::Primary).unwrap();
+        let files: Vec<_> = primary
+            .files
+            .iter()
+            .map(|f| f.path.display().to_string())
+            .collect();
+        assert_eq!(
+            files,
+            ["primary.lic", "noport.lic", "both.lic", "again.lic"]
+        );
+        assert_eq!(primary.port, Some(27000));
+        assert_eq!(primary.extra_ports, [5053]);
+        // again.lic repeats both.lic's signed line: served, but counted once.
+        assert_eq!(primary.pools[0].count, Count::Seats(3));
+        assert!(primary.problems.contains(
+            &"again.lic:3: FEATURE cad: same signed licence as both.lic:3; counted once"
+                .to_string()
+        ));
+        assert!(primary
+            .problems
+            .iter()
+            .any(|p| p.starts_with("elsewhere.lic: not for this host")));
+
+        // lic1 is the SERVER host of primary.lic, so its backup serves only both/again.
+        let backup = load(&sources, Side::Backup).unwrap();
+        let files: Vec<_> = backup
+            .files
+            .iter()
+            .map(|f| f.path.display().to_string())
+            .collect();
+        assert_eq!(files, ["both.lic", "again.lic"]);
+        assert_eq!(
+            (backup.port, backup.extra_ports.clone()),
+            (Some(5054), vec![])
+        );
+        assert!(backup.problems.contains(
+            &"this host is the SERVER host of primary.lic: run with --role primary to serve it"
+                .to_string()
+        ));
+        assert!(backup.problems.contains(
+            &"this host is the SERVER host of noport.lic: run with --role primary to serve it"
+                .to_string()
+        ));
+        assert!(backup.problems.contains(
+            &"elsewhere.lic: not served by a backup: the file has no FAILOVER line".to_string()
+        ));
+    }
+
+    #[test]
+    fn the_failover_host_gets_a_hint_when_started_as_primary() {
+        let head = "SERVER lic0 hostid=host:lic0\nFAILOVER lic1 hostid=host:lic1 port=27001";
+        let sources = [source(
+            "site.lic",
+            head,
+            &["FEATURE cad version=1 count=1 expires=permanent"],
+        )];
+        let err = load(&sources, Side::Primary).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "no licence can be served:\n\
+             this host is the FAILOVER host of site.lic: run with --role backup to serve it\n\
+             no licence file names this host on its SERVER line (role primary; this host's ids: host:lic1)"
+        );
+        let backup = load(&sources, Side::Backup).unwrap();
+        assert_eq!(backup.port, Some(27001));
+    }
+
+    #[test]
+    fn signature_problems_skip_only_their_line() {
+        let good = source(
+            "a.lic",
+            MINE,
+            &[
+                "FEATURE cad version=1 count=5 expires=permanent",
+                "FEATURE viewer version=1 count=5 expires=permanent",
+                "FEATURE solver version=1 count=5 expires=permanent",
+            ],
+        );
+        let foreign = SigningKey::from_bytes(&[7; 32]);
+        let foreign_line = sign_licence(
+            "x",
+            format!("{MINE}\nFEATURE plotter version=1 count=1 expires=permanent\n").as_bytes(),
+            &foreign,
+        )
+        .unwrap()
+        .text;
+        let text = good
+            .text
+            .replace(
+                "FEATURE viewer version=1 count=5",
+                "FEATURE viewer version=1 count=6",
+            )
+            .replace(
+                &good.text.lines().nth(3).unwrap()
+                    [good.text.lines().nth(3).unwrap().find(" sig=").unwrap()..],
+                "",
+            )
+            + foreign_line.lines().nth(1).unwrap()
+            + "\nFEATURE broken version=1 count\n";
+        let served = load(
+            &[Source {
+                name: "a.lic".into(),
+                text,
+            }],
+            Side::Primary,
+        )
+        .unwrap();
+        let names: Vec<&str> = served
+            .pools
+            .iter()
+            .map(|p| p.key.feature.as_str())
+            .collect();
+        assert_eq!(names, ["cad"]);
+        let problems = served.problems.join("\n");
+        let foreign_id = crate::licence::keys::key_id(&foreign.verifying_key());
+        assert!(
+            problems.contains("a.lic:6:31: expected '=' after key \"count\"; line skipped"),
+            "{problems}"
+        );
+        assert!(
+            problems.contains("a.lic:3: FEATURE viewer: bad signature"),
+            "{problems}"
+        );
+        assert!(
+            problems.contains("a.lic:4: FEATURE solver: missing signature"),
+            "{problems}"
+        );
+        assert!(
+            problems.contains(&format!(
+                "a.lic:5: FEATURE plotter: signed by key {foreign_id}, which is not trusted here"
+            )),
+            "{problems}"
+        );
+    }
+
+    #[test]
+    fn unusable_files_and_empty_results_list_every_reason() {
+        let bad = Source {
+            name: "bad.lic".into(),
+            text: "FEATURE cad version=1 count=1 expires=permanent\n".into(),
+        };
+        let unsigned = Source {
+            name: "unsigned.lic".into(),
+            text: format!("{MINE}\nFEATURE cad version=1 count=1 expires=permanent\n"),
+        };
+        let err = load(&[bad, unsigned], Side::Primary).unwrap_err();
+        assert_eq!(
+            err.reasons,
+            [
+                "bad.lic: no SERVER line; a licence file needs exactly one",
+                "bad.lic: not used: every signature in a file depends on its SERVER and FAILOVER lines",
+                "unsigned.lic:2: FEATURE cad: missing signature (no sig=); line skipped",
+                "no FEATURE line in this host's licence files can be served",
+            ]
+        );
+    }
+
+    #[test]
+    fn add_counts_rules() {
+        assert_eq!(
+            add_counts(Count::Seats(2), Count::Seats(3)),
+            (Count::Seats(5), false)
+        );
+        assert_eq!(
+            add_counts(Count::Seats(2), Count::Uncounted),
+            (Count::Uncounted, false)
+        );
+        assert_eq!(
+            add_counts(Count::Uncounted, Count::Seats(u32::MAX)),
+            (Count::Uncounted, false)
+        );
+        assert_eq!(
+            add_counts(Count::Seats(u32::MAX), Count::Seats(1)),
+            (Count::Seats(u32::MAX), true)
+        );
+    }
+}
