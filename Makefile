@@ -10,8 +10,8 @@ test:
 	$(CARGO) build --bins
 	$(CARGO) test --all-targets
 
-demo: build
-	$(CARGO) run -q --bin floatd -- --demo
+demo:
+	bash scripts/demo.sh
 
 bench:
 	$(CARGO) bench --bench floatd_bench

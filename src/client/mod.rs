@@ -142,6 +142,9 @@ pub enum ClientEvent {
 
 type EventSink = Box<dyn Fn(&ClientEvent) + Send>;
 
+/// The heartbeat thread and the flag that stops it.
+type HeartbeatThread = (Arc<AtomicBool>, JoinHandle<()>);
+
 struct Inner {
     config: ClientConfig,
     /// Configured servers, then those learned from greetings.
@@ -159,7 +162,7 @@ struct Inner {
 #[derive(Clone)]
 pub struct Client {
     inner: Arc<Mutex<Inner>>,
-    heartbeats: Arc<Mutex<Option<(Arc<AtomicBool>, JoinHandle<()>)>>>,
+    heartbeats: Arc<Mutex<Option<HeartbeatThread>>>,
 }
 
 impl Client {

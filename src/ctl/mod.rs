@@ -36,11 +36,28 @@ operator commands (servers from --server HOST:PORT[,HOST:PORT] or $FLOATD_SERVER
 /// Runs `floatctl` with the arguments after the program name; returns the
 /// process exit code.
 pub fn main(args: Vec<std::ffi::OsString>) -> i32 {
+    // Common options may come before the command (`floatctl --server X status`).
+    let mut leading = Vec::new();
+    let mut args = args.into_iter().peekable();
+    while let Some(arg) = args.next_if(|a| a.to_string_lossy().starts_with("--")) {
+        let takes_value =
+            !arg.to_string_lossy().contains('=') && !matches!(arg.to_str(), Some("--help"));
+        leading.push(arg);
+        if takes_value {
+            leading.extend(args.next());
+        }
+    }
+    let args: Vec<std::ffi::OsString> = args.collect();
     let Some(command) = args.first().and_then(|a| a.to_str()) else {
+        if leading.iter().any(|a| a == "--help") {
+            print!("{USAGE}");
+            return 0;
+        }
         eprint!("{USAGE}");
         return EXIT_ERROR;
     };
-    let rest = args[1..].to_vec();
+    let mut rest = args[1..].to_vec();
+    rest.extend(leading);
     match command {
         "keygen" | "sign" | "verify" | "hostid" | "pools" => vendor::run(command, rest),
         "checkout" | "checkin" | "status" | "remove" | "reread" | "rotate-log" | "down" => {

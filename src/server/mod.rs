@@ -134,7 +134,12 @@ pub fn run(config: Config) -> Result<(), String> {
     )
     .map_err(|e| format!("event loop: {e}"))?;
     announce(local, &state_dir, config.demo);
-    event_loop.run()
+    event_loop.run()?;
+    if config.demo && config.state_dir.is_none() {
+        // The demo's seats were never meant to outlive it.
+        let _ = std::fs::remove_dir_all(&state_dir);
+    }
+    Ok(())
 }
 
 /// Tells the operator (and scripts and tests, on stdout) where we listen.
