@@ -21,6 +21,7 @@ pub fn format_line(record: &Record) -> String {
         Event::Reread { at, .. } => (*at, "reread"),
         Event::Started { at } => (*at, "start"),
         Event::Stopped { at } => (*at, "stop"),
+        Event::Activated { at, .. } => (*at, "activated"),
     };
     let line = LineBuilder::new(&format_timestamp(at)).arg(word);
     let line = match &record.event {
@@ -51,6 +52,7 @@ pub fn format_line(record: &Record) -> String {
             .field("code", d.code)
             .field_opt("rule", d.rule.as_ref()),
         Event::Reread { pools, .. } => line.field("pools", pools),
+        Event::Activated { server, state, .. } => line.field("server", server).field("state", state),
         Event::Started { .. } | Event::Stopped { .. } => line,
     };
     line.field("epoch", record.epoch)

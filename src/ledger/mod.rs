@@ -218,7 +218,11 @@ pub struct Ledger {
     handle_key: HandleKey,
     gate: Gate,
     next_seq: u64,
+    /// The epoch this server writes records with.
     epoch: u64,
+    /// The epoch of the last record applied (with `next_seq - 1`, it names
+    /// the history this ledger holds).
+    last_epoch: u64,
     outbox: Vec<Record>,
     woken: Vec<(WaiterId, Outcome)>,
 }
@@ -239,6 +243,7 @@ impl Ledger {
             gate: Gate::Open,
             next_seq: 1,
             epoch: 1,
+            last_epoch: 0,
             outbox: Vec::new(),
             woken: Vec::new(),
         };
@@ -281,6 +286,11 @@ impl Ledger {
         self.next_seq - 1
     }
 
+    /// The epoch of the last record applied or made (0 for none).
+    pub fn last_epoch(&self) -> u64 {
+        self.last_epoch
+    }
+
     /// Replaces the pools (licence reread). Seats already out stay out,
     /// even where a pool shrank below its use; seats whose pool is gone
     /// return with reason `licence_gone`. Queues are then served.
@@ -293,6 +303,11 @@ impl Ledger {
             .map(|(h, _)| h.clone())
             .collect();
         self.recharge();
+        if matches!(self.gate, Gate::Closed(_)) {
+            // A standby keeps them: the active server decides, and its
+            // records will say.
+            return;
+        }
         for handle in gone {
             self.release(&handle, Reason::LicenceGone, now);
         }
@@ -466,6 +481,24 @@ impl Ledger {
         }
     }
 
+    /// Takes over seats another server granted (after a partition healed):
+    /// each seat not held here is recorded as granted, under its handle,
+    /// even beyond a pool's count; new checkouts then wait until use falls
+    /// below it. Returns how many were new here.
+    pub fn adopt(&mut self, seats: &[SeatSnapshot], now: Now) -> usize {
+        let mut adopted = 0;
+        for s in seats {
+            if self.seats.contains_key(&s.grant.handle) {
+                continue;
+            }
+            let mut grant = s.grant.clone();
+            grant.lease_ms = self.lease.as_millis() as u64;
+            self.commit(Event::Grant(grant), now);
+            adopted += 1;
+        }
+        adopted
+    }
+
     /// Returns every seat whose lease (or min_checkout hold) has run out.
     pub fn expire_due(&mut self, now: Now) {
         while let Some(Reverse((at, _))) = self.deadlines.peek() {
@@ -528,13 +561,15 @@ impl Ledger {
             return false;
         }
         self.next_seq = record.seq + 1;
+        self.last_epoch = record.epoch;
         match &record.event {
             Event::Grant(grant) => self.add_seat(grant.clone(), now),
             Event::Release(ret) => self.drop_seat(&ret.handle),
             Event::Denied(_)
             | Event::Reread { .. }
             | Event::Started { .. }
-            | Event::Stopped { .. } => {}
+            | Event::Stopped { .. }
+            | Event::Activated { .. } => {}
         }
         true
     }
@@ -862,7 +897,7 @@ impl Ledger {
         seats.sort_by(|a, b| a.grant.handle.cmp(&b.grant.handle));
         Snapshot {
             seq: self.last_seq(),
-            epoch: self.epoch,
+            epoch: self.last_epoch,
             seats,
         }
     }
@@ -879,6 +914,7 @@ impl Ledger {
             seat.checked_in = s.checked_in;
         }
         self.next_seq = snapshot.seq + 1;
+        self.last_epoch = snapshot.epoch;
         self.epoch = self.epoch.max(snapshot.epoch);
         self.recharge();
         self.rebuild_deadlines();

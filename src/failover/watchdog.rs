@@ -1,0 +1,855 @@
+//! The watchdog thread: pings the other server, streams the journal to the
+//! standby, and decides this server's role. See docs/FAILOVER.md.
+//!
+//! Each server dials the other's peer port and sends its own messages on
+//! that connection; it receives the other's messages on the connection the
+//! other dialled. So each direction has one connection and one owner, and
+//! a server that restarts simply dials again.
+
+use super::link::{self, LinkEvent, LinkWriter};
+use super::ring::Ring;
+use super::{next_epoch, FromWatchdog, PairSettings, PairStatus, ToWatchdog};
+use crate::config::Role;
+use crate::journal::FORMAT_VERSION;
+use crate::protocol::peer::{HistoryMark, PeerMessage, PeerState};
+use crate::protocol::status::ServerStatus;
+use crossbeam_channel::{select, Receiver, Sender};
+use mio::Waker;
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Records kept for catch-up from the tail.
+const RING_RECORDS: usize = 100_000;
+
+/// What the watchdog knows of the other server.
+#[derive(Default)]
+struct PeerView {
+    state: Option<PeerState>,
+    epoch: u64,
+    last: HistoryMark,
+    client_addr: Option<String>,
+    digest: String,
+    last_heard: Option<Instant>,
+    /// Whether it (when active) counts this server as an in-sync standby.
+    counts_us_in_sync: bool,
+    /// Its last `sent_ms` and when it arrived, echoed back for the RTT.
+    echo: Option<(u64, Instant)>,
+    rtt_ms: Option<u64>,
+}
+
+/// The standby as the active server follows it.
+#[derive(Default)]
+struct Follower {
+    /// Records up to here were sent (None: the standby has not asked yet).
+    sent_upto: Option<u64>,
+    acked: u64,
+    /// When the oldest unacknowledged record was sent.
+    unacked_since: Option<Instant>,
+    in_sync: bool,
+    /// A snapshot was asked of the loop for the standby.
+    awaiting_snapshot: bool,
+}
+
+/// The loop's side of the conversation.
+pub struct LoopPort {
+    pub to_loop: Sender<FromWatchdog>,
+    pub from_loop: Receiver<ToWatchdog>,
+    pub waker: Arc<Waker>,
+}
+
+/// Where this server starts from.
+pub struct Start {
+    pub last: HistoryMark,
+    pub epoch: u64,
+    pub digest: String,
+}
+
+struct Watchdog {
+    s: PairSettings,
+    port: LoopPort,
+    state: PeerState,
+    epoch: u64,
+    /// The last record this server holds (made, or forwarded to apply).
+    last: HistoryMark,
+    /// The last record durable in this server's journal.
+    durable: u64,
+    digest: String,
+    ring: Ring,
+    out: Option<LinkWriter>,
+    inbound: Option<LinkWriter>,
+    events_tx: Sender<LinkEvent>,
+    last_dial: Option<Instant>,
+    peer: PeerView,
+    follower: Follower,
+    /// Standby: a SyncFrom was sent on the current link.
+    sync_asked: bool,
+    /// Primary: asked the active backup to hand back (and when).
+    handback_asked: Option<Instant>,
+    /// Backup: handing back, waiting for the loop to stop granting.
+    handing_back: bool,
+    /// Stepping down after a partition, waiting for the loop's seats.
+    stepping_down: bool,
+    recovery_until: Option<Instant>,
+    serving_since: Option<Instant>,
+    started: Instant,
+    backup_expired: bool,
+    last_expired_log: Option<Instant>,
+    backup_lost_logged: bool,
+    digest_alerted: bool,
+}
+
+/// Starts the watchdog thread with its peer listener already bound.
+pub fn spawn(
+    settings: PairSettings,
+    listener: TcpListener,
+    start: Start,
+    port: LoopPort,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    let (events_tx, events_rx) = crossbeam_channel::unbounded();
+    let (accepted_tx, accepted_rx) = crossbeam_channel::unbounded();
+    link::serve(listener, settings.secret.clone(), events_tx.clone(), accepted_tx)?;
+    let mut w = Watchdog {
+        peer: PeerView {
+            client_addr: settings.peer_client_addr.clone(),
+            ..PeerView::default()
+        },
+        s: settings,
+        port,
+        state: PeerState::Starting,
+        epoch: start.epoch,
+        last: start.last,
+        durable: start.last.seq,
+        digest: start.digest,
+        ring: Ring::new(RING_RECORDS),
+        out: None,
+        inbound: None,
+        events_tx,
+        last_dial: None,
+        follower: Follower::default(),
+        sync_asked: false,
+        handback_asked: None,
+        handing_back: false,
+        stepping_down: false,
+        recovery_until: None,
+        serving_since: None,
+        started: Instant::now(),
+        backup_expired: false,
+        last_expired_log: None,
+        backup_lost_logged: false,
+        digest_alerted: false,
+    };
+    std::thread::Builder::new()
+        .name("floatd-watchdog".into())
+        .spawn(move || w.run(events_rx, accepted_rx))
+}
+
+impl Watchdog {
+    fn run(&mut self, events: Receiver<LinkEvent>, accepted: Receiver<LinkWriter>) {
+        let ticker = crossbeam_channel::tick(self.s.ping_interval.min(Duration::from_millis(100)));
+        self.tell_role();
+        let mut last_ping = Instant::now() - self.s.ping_interval;
+        loop {
+            select! {
+                recv(self.port.from_loop) -> msg => match msg {
+                    Ok(msg) => self.on_loop(msg),
+                    Err(_) => return, // the server is stopping
+                },
+                recv(events) -> ev => {
+                    if let Ok(ev) = ev {
+                        self.on_link(ev);
+                    }
+                }
+                recv(accepted) -> w => {
+                    if let Ok(w) = w {
+                        // The other server dialled (again): its newest connection wins.
+                        self.inbound = Some(w);
+                    }
+                }
+                recv(ticker) -> _ => {
+                    if last_ping.elapsed() >= self.s.ping_interval {
+                        last_ping = Instant::now();
+                        self.ping();
+                        self.report();
+                    }
+                    self.decide();
+                    self.check_follower();
+                }
+            }
+        }
+    }
+
+    // ----- talking to the loop --------------------------------------------
+
+    fn to_loop(&self, msg: FromWatchdog) {
+        if self.port.to_loop.send(msg).is_ok() {
+            let _ = self.port.waker.wake();
+        }
+    }
+
+    fn active_addr(&self) -> Option<String> {
+        if self.state.is_serving() {
+            None
+        } else if self.peer.state.is_some_and(|s| s.is_serving()) {
+            self.peer.client_addr.clone()
+        } else {
+            None
+        }
+    }
+
+    fn tell_role(&self) {
+        self.to_loop(FromWatchdog::Role {
+            state: self.state,
+            epoch: self.epoch,
+            active: self.active_addr(),
+        });
+    }
+
+    fn on_loop(&mut self, msg: ToWatchdog) {
+        match msg {
+            ToWatchdog::Records(records) => {
+                let Some(last) = records.last() else { return };
+                self.last = HistoryMark {
+                    seq: last.seq,
+                    epoch: last.epoch,
+                };
+                let first = records[0].seq;
+                for r in &records {
+                    self.ring.push(r.clone());
+                }
+                if self.state.is_serving() || self.handing_back {
+                    if self.follower.sent_upto == Some(first - 1) {
+                        self.follower.sent_upto = Some(self.last.seq);
+                        self.follower.unacked_since.get_or_insert(Instant::now());
+                        self.send(&PeerMessage::Records { records });
+                    }
+                }
+            }
+            ToWatchdog::Durable(seq) => {
+                if seq > self.durable {
+                    self.durable = seq;
+                    if !self.state.is_serving() {
+                        self.send(&PeerMessage::Ack { seq });
+                    }
+                }
+            }
+            ToWatchdog::Snapshot(snapshot) => {
+                if !self.follower.awaiting_snapshot {
+                    return;
+                }
+                self.follower.awaiting_snapshot = false;
+                let seq = snapshot.seq;
+                self.send(&PeerMessage::Snapshot { snapshot });
+                let tail = self
+                    .ring
+                    .after(HistoryMark {
+                        seq,
+                        epoch: self.ring_epoch_at(seq),
+                    })
+                    .unwrap_or_default();
+                if !tail.is_empty() {
+                    self.send(&PeerMessage::Records { records: tail });
+                }
+                self.follower.sent_upto = Some(self.last.seq.max(seq));
+                self.follower.unacked_since = Some(Instant::now());
+            }
+            ToWatchdog::StoppedGranting(last) => {
+                self.last = last;
+                self.handing_back = false;
+                log::info!(
+                    "handing back to the primary after record {} (epoch {})",
+                    last.seq,
+                    self.epoch
+                );
+                self.send(&PeerMessage::HandedBack { last });
+                self.become_standby();
+            }
+            ToWatchdog::Seats(seats) => {
+                if self.stepping_down {
+                    self.stepping_down = false;
+                    log::warn!(
+                        "stepping down: handing {} seat(s) to the other server, then syncing from it",
+                        seats.len()
+                    );
+                    self.send(&PeerMessage::Merge { seats });
+                    self.become_standby();
+                    // Our history diverged from the winner's: take all of it.
+                    self.ring.clear();
+                    self.send(&PeerMessage::SyncFrom {
+                        from: HistoryMark::default(),
+                    });
+                    self.sync_asked = true;
+                }
+            }
+            ToWatchdog::Digest(digest) => {
+                self.digest = digest;
+                self.digest_alerted = false;
+            }
+        }
+    }
+
+    /// The epoch of the record at `seq` in the ring (0 if not held).
+    fn ring_epoch_at(&self, seq: u64) -> u64 {
+        if seq == self.last.seq {
+            return self.last.epoch;
+        }
+        self.ring
+            .after(HistoryMark::default())
+            .and_then(|all| all.into_iter().find(|r| r.seq == seq).map(|r| r.epoch))
+            .unwrap_or(0)
+    }
+
+    // ----- the link ---------------------------------------------------------
+
+    fn send(&mut self, message: &PeerMessage) {
+        let Some(out) = &mut self.out else { return };
+        if let Err(e) = out.send(message) {
+            log::info!("peer link to {} lost: {e}", out.peer);
+            self.link_down();
+        }
+    }
+
+    fn link_down(&mut self) {
+        self.out = None;
+        self.follower = Follower::default();
+        self.sync_asked = false;
+        if self.state.is_serving() {
+            self.to_loop(FromWatchdog::Standby {
+                in_sync: false,
+                acked: 0,
+            });
+        }
+    }
+
+    fn ping(&mut self) {
+        if self.out.is_none() {
+            self.dial();
+        }
+        let (echo_ms, held_ms) = match self.peer.echo {
+            Some((sent, at)) => (sent, at.elapsed().as_millis() as u64),
+            None => (0, 0),
+        };
+        let heartbeat = PeerMessage::Heartbeat {
+            state: self.state,
+            epoch: self.epoch,
+            last: self.last,
+            client_addr: self.s.client_addr.clone(),
+            digest: self.digest.clone(),
+            sent_ms: self.started.elapsed().as_millis() as u64,
+            echo_ms,
+            held_ms,
+            standby_in_sync: self.follower.in_sync,
+        };
+        self.send(&heartbeat);
+    }
+
+    fn dial(&mut self) {
+        if self
+            .last_dial
+            .is_some_and(|t| t.elapsed() < self.s.ping_interval)
+        {
+            return;
+        }
+        self.last_dial = Some(Instant::now());
+        let hello = PeerMessage::Hello {
+            role: self.s.role.as_str().to_string(),
+            format: FORMAT_VERSION,
+        };
+        let timeout = self.s.ping_interval.clamp(Duration::from_millis(100), Duration::from_secs(1));
+        match link::dial(&self.s.peer, &self.s.secret, &hello, timeout, self.events_tx.clone()) {
+            Ok(w) => {
+                log::info!("peer link to {} up", self.s.peer);
+                self.out = Some(w);
+                self.follower = Follower::default();
+                self.sync_asked = false;
+            }
+            Err(e) => log::debug!("peer link to {}: {e}", self.s.peer),
+        }
+    }
+
+    fn on_link(&mut self, event: LinkEvent) {
+        match event {
+            LinkEvent::Closed { link, why } => {
+                if self.out.as_ref().is_some_and(|w| w.id == link) {
+                    log::info!("peer link to {} closed: {why}", self.s.peer);
+                    self.link_down();
+                } else if self.inbound.as_ref().is_some_and(|w| w.id == link) {
+                    self.inbound = None;
+                }
+            }
+            LinkEvent::Message { link, message } => {
+                // Only the other server's own connection speaks for it.
+                if !self.inbound.as_ref().is_some_and(|w| w.id == link) {
+                    return;
+                }
+                self.on_message(message);
+            }
+        }
+    }
+
+    fn on_message(&mut self, message: PeerMessage) {
+        match message {
+            PeerMessage::Hello { role, format } => {
+                if role == self.s.role.as_str() {
+                    log::error!(
+                        "the other server also runs as {role}: one must be primary, the other backup"
+                    );
+                }
+                if format != FORMAT_VERSION {
+                    log::error!(
+                        "the other server writes journal format {format}, this one {FORMAT_VERSION}: upgrade both"
+                    );
+                }
+            }
+            PeerMessage::Heartbeat {
+                state,
+                epoch,
+                last,
+                client_addr,
+                digest,
+                sent_ms,
+                echo_ms,
+                held_ms,
+                standby_in_sync,
+            } => {
+                let now = Instant::now();
+                if echo_ms > 0 {
+                    let mine = self.started.elapsed().as_millis() as u64;
+                    self.peer.rtt_ms = Some(mine.saturating_sub(echo_ms).saturating_sub(held_ms));
+                }
+                self.peer.echo = Some((sent_ms, now));
+                let first_contact = self.peer.last_heard.is_none_or(|t| t.elapsed() > self.s.takeover_after);
+                self.peer.last_heard = Some(now);
+                self.peer.state = Some(state);
+                self.peer.epoch = epoch;
+                self.peer.last = last;
+                self.peer.counts_us_in_sync = standby_in_sync;
+                self.peer.client_addr = Some(client_addr);
+                if digest != self.digest && !self.digest_alerted {
+                    self.digest_alerted = true;
+                    log::error!(
+                        "the other server serves different licences or options (digest {} here, {} there): after a takeover it would serve other seats or rules; make them identical",
+                        short(&self.digest),
+                        short(&digest)
+                    );
+                } else if digest == self.digest && self.digest_alerted {
+                    self.digest_alerted = false;
+                    log::info!("the other server's licences and options now match");
+                }
+                self.peer.digest = digest;
+                if first_contact {
+                    log::info!(
+                        "heard from the other server: {} at epoch {epoch}, record {}",
+                        state.as_str(),
+                        last.seq
+                    );
+                }
+                self.decide();
+            }
+            PeerMessage::Records { records } => self.on_records(records),
+            PeerMessage::Ack { seq } => {
+                if !self.state.is_serving() && !self.handing_back {
+                    return;
+                }
+                self.follower.acked = self.follower.acked.max(seq);
+                if self.follower.sent_upto.is_some_and(|s| self.follower.acked >= s) {
+                    self.follower.unacked_since = None;
+                } else if self.follower.unacked_since.is_some() {
+                    self.follower.unacked_since = Some(Instant::now());
+                }
+                if !self.follower.in_sync && self.follower.acked >= self.last.seq {
+                    self.follower.in_sync = true;
+                    log::info!("standby in sync at record {}", self.follower.acked);
+                }
+                self.to_loop(FromWatchdog::Standby {
+                    in_sync: self.follower.in_sync,
+                    acked: self.follower.acked,
+                });
+            }
+            PeerMessage::SyncFrom { from } => self.on_sync_from(from),
+            PeerMessage::Snapshot { snapshot } => {
+                if self.state.is_serving() {
+                    log::warn!("ignoring a snapshot from the other server while serving");
+                    return;
+                }
+                log::info!("installing the active server's snapshot at record {}", snapshot.seq);
+                self.last = HistoryMark {
+                    seq: snapshot.seq,
+                    epoch: snapshot.epoch,
+                };
+                self.ring.clear();
+                self.to_loop(FromWatchdog::Reset(snapshot));
+            }
+            PeerMessage::HandbackRequest => {
+                let primary_caught_up = self.peer.last == self.last;
+                if self.s.role == Role::Backup && self.state.is_serving() && primary_caught_up {
+                    log::info!("the primary is back and in sync: handing back");
+                    self.handing_back = true;
+                    self.to_loop(FromWatchdog::StopGranting {
+                        active: self.peer.client_addr.clone(),
+                    });
+                }
+            }
+            PeerMessage::HandedBack { last } => {
+                if self.s.role == Role::Primary && !self.state.is_serving() {
+                    if self.last.seq >= last.seq {
+                        log::info!("the backup handed back at record {}: taking over", last.seq);
+                        self.activate(true);
+                    } else {
+                        log::warn!(
+                            "the backup handed back at record {} but only {} arrived here; syncing first",
+                            last.seq,
+                            self.last.seq
+                        );
+                        self.handback_asked = None;
+                    }
+                }
+            }
+            PeerMessage::Merge { seats } => {
+                if self.state.is_serving() {
+                    log::warn!(
+                        "the other server hands over {} seat(s) it granted while the pair was split",
+                        seats.len()
+                    );
+                    self.to_loop(FromWatchdog::Merge(seats));
+                }
+            }
+        }
+    }
+
+    /// Standby: records from the active server.
+    fn on_records(&mut self, records: Vec<crate::ledger::Record>) {
+        if self.state.is_serving() {
+            return;
+        }
+        let fresh: Vec<_> = records.into_iter().filter(|r| r.seq > self.last.seq).collect();
+        let Some(first) = fresh.first() else { return };
+        if first.seq != self.last.seq + 1 {
+            log::warn!(
+                "gap in replication (have {}, got {}): asking again",
+                self.last.seq,
+                first.seq
+            );
+            self.send(&PeerMessage::SyncFrom { from: self.last });
+            return;
+        }
+        let last = fresh.last().expect("non-empty");
+        self.last = HistoryMark {
+            seq: last.seq,
+            epoch: last.epoch,
+        };
+        for r in &fresh {
+            self.ring.push(r.clone());
+        }
+        self.to_loop(FromWatchdog::Apply(fresh));
+    }
+
+    /// A standby (or a primary about to take back) asks for our history.
+    fn on_sync_from(&mut self, from: HistoryMark) {
+        self.follower = Follower::default();
+        if from == self.last {
+            self.follower.sent_upto = Some(self.last.seq);
+        } else if let Some(tail) = self.ring.after(from) {
+            log::info!(
+                "standby catching up from the journal tail: {} record(s) after {}",
+                tail.len(),
+                from.seq
+            );
+            self.follower.sent_upto = Some(self.last.seq);
+            self.follower.unacked_since = Some(Instant::now());
+            self.send(&PeerMessage::Records { records: tail });
+        } else {
+            log::info!(
+                "standby at record {} (epoch {}) cannot continue from our journal tail: sending a snapshot",
+                from.seq,
+                from.epoch
+            );
+            self.follower.awaiting_snapshot = true;
+            self.to_loop(FromWatchdog::SendSnapshot);
+        }
+    }
+
+    // ----- decisions --------------------------------------------------------
+
+    fn peer_alive(&self) -> bool {
+        self.peer
+            .last_heard
+            .is_some_and(|t| t.elapsed() < self.s.takeover_after)
+    }
+
+    fn decide(&mut self) {
+        let alive = self.peer_alive();
+        let peer_serving = alive && self.peer.state.is_some_and(|s| s.is_serving());
+        match self.state {
+            PeerState::Starting => {
+                if peer_serving {
+                    self.become_standby();
+                } else if alive {
+                    // Both standing by: the primary leads, from the longer history.
+                    if self.s.role == Role::Primary {
+                        if newer(self.peer.last, self.last) {
+                            self.become_standby();
+                        } else {
+                            self.activate(true);
+                        }
+                    }
+                } else if self.started.elapsed() >= self.s.takeover_after {
+                    log::warn!(
+                        "the other server ({}) did not answer for {:?}: serving alone",
+                        self.s.peer,
+                        self.s.takeover_after
+                    );
+                    self.activate(false);
+                }
+            }
+            PeerState::Syncing | PeerState::Ready => {
+                if !alive {
+                    if self.started.elapsed() >= self.s.takeover_after {
+                        let in_sync = self.state == PeerState::Ready;
+                        log::warn!(
+                            "no word from the active server for {:?}: taking over ({})",
+                            self.s.takeover_after,
+                            if in_sync { "in sync" } else { "not in sync: recovery period first" }
+                        );
+                        self.activate(in_sync);
+                    }
+                    return;
+                }
+                if !self.sync_asked && self.out.is_some() {
+                    self.sync_asked = true;
+                    self.send(&PeerMessage::SyncFrom { from: self.last });
+                }
+                // In sync is what the active server says: only it knows
+                // whether it waits for our acknowledgements.
+                if peer_serving {
+                    let in_sync = self.peer.counts_us_in_sync;
+                    if self.state == PeerState::Syncing && in_sync {
+                        self.state = PeerState::Ready;
+                        log::info!("in sync with the active server at record {}", self.last.seq);
+                        self.tell_role();
+                    } else if self.state == PeerState::Ready && !in_sync {
+                        self.state = PeerState::Syncing;
+                        log::warn!("the active server no longer counts this standby in sync");
+                        self.tell_role();
+                    }
+                }
+                if !peer_serving {
+                    // The other server stopped serving (handing back to us,
+                    // or starting): the primary leads when it is caught up.
+                    if self.s.role == Role::Primary && !newer(self.peer.last, self.last) {
+                        self.activate(self.state == PeerState::Ready || self.last == self.peer.last);
+                    }
+                } else if self.s.role == Role::Primary && self.state == PeerState::Ready {
+                    let due = self
+                        .handback_asked
+                        .is_none_or(|t| t.elapsed() >= self.s.takeover_after);
+                    if due {
+                        self.handback_asked = Some(Instant::now());
+                        log::info!("in sync with the active backup: asking it to hand back");
+                        self.send(&PeerMessage::HandbackRequest);
+                    }
+                }
+            }
+            PeerState::Active | PeerState::Recovering => {
+                if self
+                    .recovery_until
+                    .is_some_and(|until| Instant::now() >= until)
+                {
+                    self.recovery_until = None;
+                    self.state = PeerState::Active;
+                    log::info!("recovery period over: granting new seats");
+                    self.tell_role();
+                }
+                if peer_serving && !self.stepping_down && self.loses_to_peer() {
+                    log::warn!(
+                        "both servers are active (the link was cut): the other one (epoch {}) stays, this one (epoch {}) steps down",
+                        self.peer.epoch,
+                        self.epoch
+                    );
+                    self.stepping_down = true;
+                    self.to_loop(FromWatchdog::StepDown {
+                        active: self.peer.client_addr.clone(),
+                    });
+                }
+                self.check_limits();
+            }
+        }
+    }
+
+    /// When both serve, the higher epoch stays (a tie goes to the primary).
+    fn loses_to_peer(&self) -> bool {
+        let me_primary = self.s.role == Role::Primary;
+        (self.peer.epoch, !me_primary) > (self.epoch, me_primary)
+    }
+
+    fn activate(&mut self, in_sync: bool) {
+        self.epoch = next_epoch(self.s.role, self.epoch.max(self.peer.epoch).max(self.last.epoch));
+        self.handback_asked = None;
+        self.follower = Follower::default();
+        self.serving_since = Some(Instant::now());
+        if in_sync {
+            self.state = PeerState::Active;
+            self.recovery_until = None;
+        } else {
+            self.state = PeerState::Recovering;
+            self.recovery_until = Some(Instant::now() + self.s.lease);
+        }
+        log::warn!(
+            "now {} as {} at epoch {}",
+            self.state.as_str(),
+            self.s.role,
+            self.epoch
+        );
+        self.tell_role();
+    }
+
+    fn become_standby(&mut self) {
+        self.state = PeerState::Syncing;
+        self.serving_since = None;
+        self.recovery_until = None;
+        self.follower = Follower::default();
+        self.sync_asked = false;
+        self.handback_asked = None;
+        if self.backup_expired {
+            self.backup_expired = false;
+            self.to_loop(FromWatchdog::BackupExpired(false));
+        }
+        log::info!("standing by for the active server (record {})", self.last.seq);
+        self.tell_role();
+    }
+
+    /// Active: declares the standby stale when it stops acknowledging.
+    fn check_follower(&mut self) {
+        if !self.state.is_serving() || !self.follower.in_sync {
+            return;
+        }
+        let late = self
+            .follower
+            .unacked_since
+            .is_some_and(|t| t.elapsed() > self.s.sync_timeout);
+        if late || !self.peer_alive() {
+            self.follower.in_sync = false;
+            log::warn!(
+                "standby stale since record {}: carrying on without its acknowledgement",
+                self.follower.acked
+            );
+            self.to_loop(FromWatchdog::Standby {
+                in_sync: false,
+                acked: self.follower.acked,
+            });
+        }
+    }
+
+    /// backup_max_days and backup_lost_after.
+    fn check_limits(&mut self) {
+        if self.s.role == Role::Backup {
+            let over = self
+                .serving_since
+                .is_some_and(|t| t.elapsed() >= self.s.backup_max);
+            if over && !self.backup_expired {
+                self.backup_expired = true;
+                self.to_loop(FromWatchdog::BackupExpired(true));
+            }
+            if over
+                && self
+                    .last_expired_log
+                    .is_none_or(|t| t.elapsed() >= Duration::from_secs(86_400))
+            {
+                self.last_expired_log = Some(Instant::now());
+                log::error!(
+                    "this backup has served alone for {:?} (backup_max_days): it refuses new checkouts until the primary returns",
+                    self.s.backup_max
+                );
+            }
+        }
+    }
+
+    fn backup_lost(&self) -> bool {
+        self.s.role == Role::Primary
+            && self
+                .peer
+                .last_heard
+                .unwrap_or(self.started)
+                .elapsed()
+                >= self.s.backup_lost_after
+    }
+
+    fn report(&mut self) {
+        let lost = self.backup_lost();
+        if lost && !self.backup_lost_logged {
+            self.backup_lost_logged = true;
+            log::error!(
+                "the backup ({}) has not been seen for {:?} (backup_lost_after): no longer advertised to clients",
+                self.s.peer,
+                self.s.backup_lost_after
+            );
+        } else if !lost && self.backup_lost_logged {
+            self.backup_lost_logged = false;
+            log::info!("the backup is back: advertised to clients again");
+        }
+        let me = ServerStatus {
+            addr: self.s.client_addr.clone(),
+            role: self.s.role.as_str().to_string(),
+            state: self.state.as_str().to_string(),
+            epoch: self.epoch,
+            last_contact_ms: None,
+            lag: None,
+        };
+        let peer_role = match self.s.role {
+            Role::Primary => "backup",
+            _ => "primary",
+        };
+        let alive = self.peer_alive();
+        let lag = if self.state.is_serving() && alive {
+            Some(self.last.seq.saturating_sub(self.follower.acked))
+        } else if alive {
+            Some(self.peer.last.seq.saturating_sub(self.last.seq))
+        } else {
+            None
+        };
+        let peer = ServerStatus {
+            addr: self.peer.client_addr.clone().unwrap_or_else(|| self.s.peer.clone()),
+            role: peer_role.to_string(),
+            state: match (alive, self.peer.state) {
+                (true, Some(s)) => s.as_str().to_string(),
+                _ => "inaccessible".to_string(),
+            },
+            epoch: self.peer.epoch,
+            last_contact_ms: self.peer.last_heard.map(|t| t.elapsed().as_millis() as u64),
+            lag,
+        };
+        let mut alerts = Vec::new();
+        if alive && self.peer.digest != self.digest {
+            alerts.push(
+                "the other server serves different licences or options: make them identical".into(),
+            );
+        }
+        if lost {
+            alerts.push(format!(
+                "the backup has not been seen for {:?}: no longer advertised",
+                self.s.backup_lost_after
+            ));
+        }
+        if self.backup_expired {
+            alerts.push("the backup has served alone past backup_max_days: new checkouts refused".into());
+        }
+        if self.state.is_serving() && alive && !self.follower.in_sync {
+            alerts.push("the standby is not in sync".into());
+        }
+        self.to_loop(FromWatchdog::Status(PairStatus {
+            servers: vec![me, peer],
+            witness: None,
+            alerts,
+            advertise_peer: if lost { None } else { self.peer.client_addr.clone() },
+        }));
+    }
+}
+
+/// True when history `a` is ahead of `b`.
+fn newer(a: HistoryMark, b: HistoryMark) -> bool {
+    (a.epoch, a.seq) > (b.epoch, b.seq)
+}
+
+fn short(digest: &str) -> &str {
+    &digest[..digest.len().min(12)]
+}
