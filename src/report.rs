@@ -52,7 +52,9 @@ pub fn format_line(record: &Record) -> String {
             .field("code", d.code)
             .field_opt("rule", d.rule.as_ref()),
         Event::Reread { pools, .. } => line.field("pools", pools),
-        Event::Activated { server, state, .. } => line.field("server", server).field("state", state),
+        Event::Activated { server, state, .. } => {
+            line.field("server", server).field("state", state)
+        }
         Event::Started { .. } | Event::Stopped { .. } => line,
     };
     line.field("epoch", record.epoch)

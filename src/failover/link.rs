@@ -17,9 +17,15 @@ static NEXT_LINK: AtomicU64 = AtomicU64::new(1);
 /// What reader threads report.
 #[derive(Debug)]
 pub enum LinkEvent {
-    Message { link: u64, message: PeerMessage },
+    Message {
+        link: u64,
+        message: PeerMessage,
+    },
     /// The connection ended or sent something that failed authentication.
-    Closed { link: u64, why: String },
+    Closed {
+        link: u64,
+        why: String,
+    },
 }
 
 /// The sending half of a connection.
@@ -53,7 +59,10 @@ pub fn dial(
     timeout: Duration,
     events: Sender<LinkEvent>,
 ) -> io::Result<LinkWriter> {
-    let mut last = io::Error::new(io::ErrorKind::NotFound, format!("{addr} resolves to nothing"));
+    let mut last = io::Error::new(
+        io::ErrorKind::NotFound,
+        format!("{addr} resolves to nothing"),
+    );
     let mut stream = None;
     for sa in addr.to_socket_addrs()? {
         match TcpStream::connect_timeout(&sa, timeout) {
@@ -138,7 +147,13 @@ fn accept_one(
         stream: stream.try_clone()?,
         auth: FrameAuth::new(secret, challenge, false),
     };
-    spawn_reader(id, peer.to_string(), stream, FrameAuth::new(secret, challenge, false), events)?;
+    spawn_reader(
+        id,
+        peer.to_string(),
+        stream,
+        FrameAuth::new(secret, challenge, false),
+        events,
+    )?;
     Ok(writer)
 }
 
@@ -160,14 +175,19 @@ fn spawn_reader(
                 match auth.open(&buf) {
                     Ok((message, used)) => {
                         buf.drain(..used);
-                        if events.send(LinkEvent::Message { link: id, message }).is_err() {
+                        if events
+                            .send(LinkEvent::Message { link: id, message })
+                            .is_err()
+                        {
                             return;
                         }
                         continue;
                     }
                     Err(FrameError::Incomplete) => {}
                     Err(e) => {
-                        log::warn!("peer link from {peer}: message rejected: {e}; closing the link");
+                        log::warn!(
+                            "peer link from {peer}: message rejected: {e}; closing the link"
+                        );
                         break format!("rejected: {e}");
                     }
                 }

@@ -125,7 +125,10 @@ mod tests {
         assert_eq!(next_epoch(Role::Primary, 3), 5);
         assert_eq!(next_epoch(Role::Backup, 3), 4);
         for above in 0..20 {
-            assert_ne!(next_epoch(Role::Primary, above), next_epoch(Role::Backup, above));
+            assert_ne!(
+                next_epoch(Role::Primary, above),
+                next_epoch(Role::Backup, above)
+            );
             assert!(next_epoch(Role::Primary, above) > above);
         }
     }

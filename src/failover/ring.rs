@@ -81,10 +81,22 @@ mod tests {
         }
         let tail = ring.after(HistoryMark { seq: 3, epoch: 1 }).unwrap();
         assert_eq!(tail.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![4, 5]);
-        assert_eq!(ring.after(HistoryMark { seq: 5, epoch: 1 }).unwrap(), vec![]);
-        assert!(ring.after(HistoryMark { seq: 3, epoch: 2 }).is_none(), "diverged history");
-        assert!(ring.after(HistoryMark { seq: 1, epoch: 1 }).is_none(), "too old");
-        assert!(ring.after(HistoryMark { seq: 9, epoch: 1 }).is_none(), "ahead of us");
+        assert_eq!(
+            ring.after(HistoryMark { seq: 5, epoch: 1 }).unwrap(),
+            vec![]
+        );
+        assert!(
+            ring.after(HistoryMark { seq: 3, epoch: 2 }).is_none(),
+            "diverged history"
+        );
+        assert!(
+            ring.after(HistoryMark { seq: 1, epoch: 1 }).is_none(),
+            "too old"
+        );
+        assert!(
+            ring.after(HistoryMark { seq: 9, epoch: 1 }).is_none(),
+            "ahead of us"
+        );
         let mut fresh = Ring::new(10);
         fresh.push(rec(1, 1));
         assert_eq!(fresh.after(HistoryMark::default()).unwrap().len(), 1);

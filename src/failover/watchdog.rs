@@ -108,7 +108,12 @@ pub fn spawn(
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     let (events_tx, events_rx) = crossbeam_channel::unbounded();
     let (accepted_tx, accepted_rx) = crossbeam_channel::unbounded();
-    link::serve(listener, settings.secret.clone(), events_tx.clone(), accepted_tx)?;
+    link::serve(
+        listener,
+        settings.secret.clone(),
+        events_tx.clone(),
+        accepted_tx,
+    )?;
     let mut w = Watchdog {
         peer: PeerView {
             client_addr: settings.peer_client_addr.clone(),
@@ -197,12 +202,13 @@ impl Watchdog {
         }
     }
 
-    fn tell_role(&self) {
+    fn tell_role(&mut self) {
         self.to_loop(FromWatchdog::Role {
             state: self.state,
             epoch: self.epoch,
             active: self.active_addr(),
         });
+        self.report();
     }
 
     fn on_loop(&mut self, msg: ToWatchdog) {
@@ -355,8 +361,17 @@ impl Watchdog {
             role: self.s.role.as_str().to_string(),
             format: FORMAT_VERSION,
         };
-        let timeout = self.s.ping_interval.clamp(Duration::from_millis(100), Duration::from_secs(1));
-        match link::dial(&self.s.peer, &self.s.secret, &hello, timeout, self.events_tx.clone()) {
+        let timeout = self
+            .s
+            .ping_interval
+            .clamp(Duration::from_millis(100), Duration::from_secs(1));
+        match link::dial(
+            &self.s.peer,
+            &self.s.secret,
+            &hello,
+            timeout,
+            self.events_tx.clone(),
+        ) {
             Ok(w) => {
                 log::info!("peer link to {} up", self.s.peer);
                 self.out = Some(w);
@@ -418,7 +433,10 @@ impl Watchdog {
                     self.peer.rtt_ms = Some(mine.saturating_sub(echo_ms).saturating_sub(held_ms));
                 }
                 self.peer.echo = Some((sent_ms, now));
-                let first_contact = self.peer.last_heard.is_none_or(|t| t.elapsed() > self.s.takeover_after);
+                let first_contact = self
+                    .peer
+                    .last_heard
+                    .is_none_or(|t| t.elapsed() > self.s.takeover_after);
                 self.peer.last_heard = Some(now);
                 self.peer.state = Some(state);
                 self.peer.epoch = epoch;
@@ -452,7 +470,11 @@ impl Watchdog {
                     return;
                 }
                 self.follower.acked = self.follower.acked.max(seq);
-                if self.follower.sent_upto.is_some_and(|s| self.follower.acked >= s) {
+                if self
+                    .follower
+                    .sent_upto
+                    .is_some_and(|s| self.follower.acked >= s)
+                {
                     self.follower.unacked_since = None;
                 } else if self.follower.unacked_since.is_some() {
                     self.follower.unacked_since = Some(Instant::now());
@@ -472,12 +494,16 @@ impl Watchdog {
                     log::warn!("ignoring a snapshot from the other server while serving");
                     return;
                 }
-                log::info!("installing the active server's snapshot at record {}", snapshot.seq);
+                log::info!(
+                    "installing the active server's snapshot at record {}",
+                    snapshot.seq
+                );
                 self.last = HistoryMark {
                     seq: snapshot.seq,
                     epoch: snapshot.epoch,
                 };
                 self.ring.clear();
+                self.durable = 0;
                 self.to_loop(FromWatchdog::Reset(snapshot));
             }
             PeerMessage::HandbackRequest => {
@@ -522,7 +548,10 @@ impl Watchdog {
         if self.state.is_serving() {
             return;
         }
-        let fresh: Vec<_> = records.into_iter().filter(|r| r.seq > self.last.seq).collect();
+        let fresh: Vec<_> = records
+            .into_iter()
+            .filter(|r| r.seq > self.last.seq)
+            .collect();
         let Some(first) = fresh.first() else { return };
         if first.seq != self.last.seq + 1 {
             log::warn!(
@@ -530,6 +559,10 @@ impl Watchdog {
                 self.last.seq,
                 first.seq
             );
+            if self.state == PeerState::Ready {
+                self.state = PeerState::Syncing;
+                self.tell_role();
+            }
             self.send(&PeerMessage::SyncFrom { from: self.last });
             return;
         }
@@ -609,7 +642,11 @@ impl Watchdog {
                         log::warn!(
                             "no word from the active server for {:?}: taking over ({})",
                             self.s.takeover_after,
-                            if in_sync { "in sync" } else { "not in sync: recovery period first" }
+                            if in_sync {
+                                "in sync"
+                            } else {
+                                "not in sync: recovery period first"
+                            }
                         );
                         self.activate(in_sync);
                     }
@@ -637,7 +674,9 @@ impl Watchdog {
                     // The other server stopped serving (handing back to us,
                     // or starting): the primary leads when it is caught up.
                     if self.s.role == Role::Primary && !newer(self.peer.last, self.last) {
-                        self.activate(self.state == PeerState::Ready || self.last == self.peer.last);
+                        self.activate(
+                            self.state == PeerState::Ready || self.last == self.peer.last,
+                        );
                     }
                 } else if self.s.role == Role::Primary && self.state == PeerState::Ready {
                     let due = self
@@ -683,7 +722,10 @@ impl Watchdog {
     }
 
     fn activate(&mut self, in_sync: bool) {
-        self.epoch = next_epoch(self.s.role, self.epoch.max(self.peer.epoch).max(self.last.epoch));
+        self.epoch = next_epoch(
+            self.s.role,
+            self.epoch.max(self.peer.epoch).max(self.last.epoch),
+        );
         self.handback_asked = None;
         self.follower = Follower::default();
         self.serving_since = Some(Instant::now());
@@ -714,7 +756,10 @@ impl Watchdog {
             self.backup_expired = false;
             self.to_loop(FromWatchdog::BackupExpired(false));
         }
-        log::info!("standing by for the active server (record {})", self.last.seq);
+        log::info!(
+            "standing by for the active server (record {})",
+            self.last.seq
+        );
         self.tell_role();
     }
 
@@ -766,12 +811,7 @@ impl Watchdog {
 
     fn backup_lost(&self) -> bool {
         self.s.role == Role::Primary
-            && self
-                .peer
-                .last_heard
-                .unwrap_or(self.started)
-                .elapsed()
-                >= self.s.backup_lost_after
+            && self.peer.last_heard.unwrap_or(self.started).elapsed() >= self.s.backup_lost_after
     }
 
     fn report(&mut self) {
@@ -808,7 +848,11 @@ impl Watchdog {
             None
         };
         let peer = ServerStatus {
-            addr: self.peer.client_addr.clone().unwrap_or_else(|| self.s.peer.clone()),
+            addr: self
+                .peer
+                .client_addr
+                .clone()
+                .unwrap_or_else(|| self.s.peer.clone()),
             role: peer_role.to_string(),
             state: match (alive, self.peer.state) {
                 (true, Some(s)) => s.as_str().to_string(),
@@ -831,7 +875,9 @@ impl Watchdog {
             ));
         }
         if self.backup_expired {
-            alerts.push("the backup has served alone past backup_max_days: new checkouts refused".into());
+            alerts.push(
+                "the backup has served alone past backup_max_days: new checkouts refused".into(),
+            );
         }
         if self.state.is_serving() && alive && !self.follower.in_sync {
             alerts.push("the standby is not in sync".into());
@@ -840,7 +886,11 @@ impl Watchdog {
             servers: vec![me, peer],
             witness: None,
             alerts,
-            advertise_peer: if lost { None } else { self.peer.client_addr.clone() },
+            advertise_peer: if lost {
+                None
+            } else {
+                self.peer.client_addr.clone()
+            },
         }));
     }
 }

@@ -585,7 +585,9 @@ impl Writer {
         fs::rename(&tmp, self.dir.join(SNAPSHOT_FILE))?;
         sync_dir(&self.dir)?;
         self.last_seq = snapshot.seq;
-        self.shared.durable_seq.store(snapshot.seq, Ordering::Release);
+        self.shared
+            .durable_seq
+            .store(snapshot.seq, Ordering::Release);
         Ok(())
     }
 

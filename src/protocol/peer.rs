@@ -142,7 +142,10 @@ pub enum FrameError {
     TooLong(usize),
     BadMac,
     /// A counter that is not the next one: a replay, or frames reordered.
-    Replayed { expected: u64, found: u64 },
+    Replayed {
+        expected: u64,
+        found: u64,
+    },
     BadPayload(String),
 }
 
@@ -155,7 +158,10 @@ impl std::fmt::Display for FrameError {
                 f.write_str("authentication failed (wrong secret, or the frame was altered)")
             }
             FrameError::Replayed { expected, found } => {
-                write!(f, "replayed or reordered frame (counter {found}, expected {expected})")
+                write!(
+                    f,
+                    "replayed or reordered frame (counter {found}, expected {expected})"
+                )
             }
             FrameError::BadPayload(e) => write!(f, "undecodable message: {e}"),
         }
@@ -240,8 +246,8 @@ impl FrameAuth {
                 found: counter,
             });
         }
-        let message = serde_json::from_slice(payload)
-            .map_err(|e| FrameError::BadPayload(e.to_string()))?;
+        let message =
+            serde_json::from_slice(payload).map_err(|e| FrameError::BadPayload(e.to_string()))?;
         self.received = counter;
         Ok((message, total))
     }
@@ -287,7 +293,10 @@ mod tests {
     #[test]
     fn wrong_secret_replay_reflection_and_truncation_are_refused() {
         let (mut dialer, mut acceptor) = pair(b"secret", b"other");
-        assert_eq!(acceptor.open(&dialer.seal(&ack(1))), Err(FrameError::BadMac));
+        assert_eq!(
+            acceptor.open(&dialer.seal(&ack(1))),
+            Err(FrameError::BadMac)
+        );
 
         let (mut dialer, mut acceptor) = pair(b"secret", b"secret");
         let frame = dialer.seal(&ack(1));
@@ -306,7 +315,10 @@ mod tests {
         // Cut short: incomplete; altered: bad MAC.
         let (mut dialer, mut acceptor) = pair(b"secret", b"secret");
         let frame = dialer.seal(&ack(7));
-        assert_eq!(acceptor.open(&frame[..frame.len() - 1]), Err(FrameError::Incomplete));
+        assert_eq!(
+            acceptor.open(&frame[..frame.len() - 1]),
+            Err(FrameError::Incomplete)
+        );
         let mut altered = frame.clone();
         altered[HEADER_LEN] ^= 1;
         assert_eq!(acceptor.open(&altered), Err(FrameError::BadMac));

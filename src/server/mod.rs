@@ -14,10 +14,15 @@ pub mod licences;
 pub mod output;
 pub mod status;
 
+use crate::codes::Code;
 use crate::config::{Config, Role};
+use crate::failover::{watchdog, PairSettings};
 use crate::journal;
 use crate::ledger::{Event, HandleKey, Ledger, Now};
+use crate::ledger::{Gate, Refusal};
 use crate::licence::Side;
+use crate::protocol::peer::PeerState;
+use core::PairLink;
 use core::{Core, Presence};
 use event_loop::{EventLoop, LoopSettings};
 use licences::LicenceSource;
@@ -82,6 +87,7 @@ pub fn run(config: Config) -> Result<(), String> {
 
     let poll = Poll::new().map_err(|e| format!("poll: {e}"))?;
     let waker = EventLoop::waker(&poll).map_err(|e| format!("waker: {e}"))?;
+    let waker_for_watchdog = waker.clone();
     let journal = journal::Journal::start(
         &state_dir,
         recovered.last_seq(),
@@ -102,6 +108,14 @@ pub fn run(config: Config) -> Result<(), String> {
                 .map_or_else(|| f.server.name.clone(), |l| l.name.clone()),
         })
         .unwrap_or_default();
+    // The other server's client address from the licence, until it says.
+    let peer_client_addr = served.files.first().and_then(|f| {
+        let line = match side {
+            Side::Primary => f.failover.as_ref()?,
+            Side::Backup => &f.server,
+        };
+        line.port.map(|port| format!("{}:{port}", line.name))
+    });
     let presence = Presence {
         role: config.role.as_str().to_string(),
         state: "active".into(),
@@ -109,6 +123,11 @@ pub fn run(config: Config) -> Result<(), String> {
         peer_addr: None,
         active_addr: None,
     };
+    let start_mark = crate::protocol::peer::HistoryMark {
+        seq: ledger.last_seq(),
+        epoch: ledger.last_epoch(),
+    };
+    let start_epoch = ledger.last_epoch();
     let mut core = Core::new(
         ledger,
         journal,
@@ -121,7 +140,40 @@ pub fn run(config: Config) -> Result<(), String> {
         core.admin_token = Some(admin::read_token(path)?);
     }
     core.admin_token_always = config.admin_token_always;
-    core.ledger.commit(Event::Started { at: now.unix }, now);
+    if matches!(config.role, Role::Primary | Role::Backup) {
+        let (mut settings, listener) = pair_settings(&config, &local)?;
+        settings.peer_client_addr = peer_client_addr;
+        let peer_addr = listener
+            .local_addr()
+            .map_err(|e| format!("peer port: {e}"))?;
+        let (to_watchdog, from_loop) = crossbeam_channel::unbounded();
+        let (to_loop, from_watchdog) = crossbeam_channel::unbounded();
+        core.presence.state = PeerState::Starting.as_str().to_string();
+        core.presence.peer_addr = settings.peer_client_addr.clone();
+        core.ledger.set_gate(Gate::Closed(Refusal::new(
+            Code::NotActive,
+            "this server is starting and looking for the other server of its pair",
+        )));
+        core.pair = Some(PairLink::new(to_watchdog, from_watchdog));
+        watchdog::spawn(
+            settings,
+            listener,
+            watchdog::Start {
+                last: start_mark,
+                epoch: start_epoch,
+                digest: core.digest(),
+            },
+            watchdog::LoopPort {
+                to_loop,
+                from_loop,
+                waker: waker_for_watchdog,
+            },
+        )
+        .map_err(|e| format!("watchdog thread: {e}"))?;
+        println!("floatd peer link on {peer_addr}");
+    } else {
+        core.ledger.commit(Event::Started { at: now.unix }, now);
+    }
 
     let event_loop = EventLoop::new(
         poll,
@@ -140,6 +192,70 @@ pub fn run(config: Config) -> Result<(), String> {
         let _ = std::fs::remove_dir_all(&state_dir);
     }
     Ok(())
+}
+
+/// The pair's settings and the bound peer listener.
+fn pair_settings(
+    config: &Config,
+    local: &SocketAddr,
+) -> Result<(PairSettings, std::net::TcpListener), String> {
+    let secret_path = config
+        .peer_secret_file
+        .as_ref()
+        .ok_or("a failover pair needs --peer-secret-file")?;
+    let secret = read_secret(secret_path)?;
+    let peer = config
+        .peer
+        .clone()
+        .ok_or("a failover pair needs --peer HOST:PORT")?;
+    let listen = match &config.peer_listen {
+        Some(addr) => addr.clone(),
+        None => format!("{}:{}", config.bind, local.port().wrapping_add(1)),
+    };
+    let listener = std::net::TcpListener::bind(&listen)
+        .map_err(|e| format!("cannot listen for the peer on {listen}: {e}"))?;
+    Ok((
+        PairSettings {
+            role: config.role,
+            peer,
+            secret,
+            client_addr: advertised_addr(config, local),
+            peer_client_addr: None,
+            ping_interval: config.ping_interval,
+            takeover_after: config.takeover_after,
+            sync_timeout: config.sync_timeout,
+            lease: config.lease,
+            backup_max: config.backup_max,
+            backup_lost_after: config.backup_lost_after,
+        },
+        listener,
+    ))
+}
+
+/// The address clients should use for this server.
+fn advertised_addr(config: &Config, local: &SocketAddr) -> String {
+    if let Some(a) = &config.advertise {
+        return a.clone();
+    }
+    if local.ip().is_unspecified() {
+        let host = crate::client::Identity::from_environment().host;
+        return format!("{host}:{}", local.port());
+    }
+    local.to_string()
+}
+
+/// Reads the peer link's shared secret: the file's first line, trimmed.
+fn read_secret(path: &Path) -> Result<Vec<u8>, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("peer secret file {}: {e}", path.display()))?;
+    let secret = text.lines().next().unwrap_or("").trim();
+    if secret.len() < 16 {
+        return Err(format!(
+            "peer secret file {}: the secret must be at least 16 characters (e.g. `head -c 32 /dev/urandom | base64`)",
+            path.display()
+        ));
+    }
+    Ok(secret.as_bytes().to_vec())
 }
 
 /// Tells the operator (and scripts and tests, on stdout) where we listen.
