@@ -56,6 +56,9 @@ pub enum ToWatchdog {
     Seats(Vec<SeatSnapshot>),
     /// Digest of the served pools and options (at start and every reread).
     Digest(String),
+    /// The loop was paused (SIGSTOP, a VM pause) for longer than
+    /// takeover_after and stopped granting: re-check with the other server.
+    Paused,
 }
 
 /// From the watchdog to the event loop.

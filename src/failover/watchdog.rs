@@ -91,6 +91,8 @@ struct Watchdog {
     /// Stepping down after a partition, waiting for the loop's seats.
     stepping_down: bool,
     recovery_until: Option<Instant>,
+    /// Serving, but the loop was paused: grants wait until this re-check.
+    paused_at: Option<Instant>,
     serving_since: Option<Instant>,
     started: Instant,
     backup_expired: bool,
@@ -137,6 +139,7 @@ pub fn spawn(
         handing_back: false,
         stepping_down: false,
         recovery_until: None,
+        paused_at: None,
         serving_since: None,
         started: Instant::now(),
         backup_expired: false,
@@ -290,6 +293,14 @@ impl Watchdog {
             ToWatchdog::Digest(digest) => {
                 self.digest = digest;
                 self.digest_alerted = false;
+            }
+            ToWatchdog::Paused => {
+                if self.state.is_serving() {
+                    log::warn!(
+                        "this server was paused for longer than takeover_after: checking with the other server before granting again"
+                    );
+                    self.paused_at = Some(Instant::now());
+                }
             }
         }
     }
@@ -698,6 +709,16 @@ impl Watchdog {
                     self.state = PeerState::Active;
                     log::info!("recovery period over: granting new seats");
                     self.tell_role();
+                }
+                if let Some(paused) = self.paused_at {
+                    let heard_since = self.peer.last_heard.is_some_and(|t| t > paused);
+                    if heard_since && peer_serving && self.loses_to_peer() {
+                        self.paused_at = None; // stepping down below
+                    } else if heard_since || paused.elapsed() >= self.s.takeover_after {
+                        self.paused_at = None;
+                        log::info!("re-checked after the pause: still the active server");
+                        self.tell_role();
+                    }
                 }
                 if peer_serving && !self.stepping_down && self.loses_to_peer() {
                     log::warn!(

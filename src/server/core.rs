@@ -88,6 +88,10 @@ pub struct Core {
     pub pair: Option<PairLink>,
     /// The options file's text, part of the digest the pair compares.
     pub options_text: String,
+    /// When the loop last woke, to notice a pause (SIGSTOP, VM pause).
+    last_wake: Instant,
+    /// A pause longer than this may have let the other server take over.
+    pub pause_limit: std::time::Duration,
     /// Queued checkouts: waiter id -> connection key.
     waiters: HashMap<u64, usize>,
     next_waiter: u64,
@@ -117,6 +121,8 @@ impl Core {
             connections: 0,
             pair: None,
             options_text: String::new(),
+            last_wake: Instant::now(),
+            pause_limit: std::time::Duration::from_secs(3),
             waiters: HashMap::new(),
             next_waiter: 1,
             shutdown: None,
@@ -154,6 +160,24 @@ impl Core {
             Some(p) if p.state.is_serving() && p.standby_in_sync => durable.min(p.acked),
             _ => durable,
         }
+    }
+
+    /// Called as soon as the loop wakes, before any request: a serving
+    /// member of a pair that was paused longer than takeover_after may have
+    /// been replaced meanwhile, so it grants nothing until its watchdog has
+    /// checked with the other server.
+    pub fn on_wake(&mut self, now: Now) {
+        let gap = now.mono.saturating_duration_since(self.last_wake);
+        self.last_wake = now.mono;
+        if gap < self.pause_limit || !self.serving() || self.pair.is_none() {
+            return;
+        }
+        log::warn!("the server was paused for {gap:?}: no grants until the pair is re-checked");
+        self.ledger.set_gate(Gate::Closed(Refusal::new(
+            Code::NotActive,
+            "this server was paused and is checking with the other server; retry shortly",
+        )));
+        self.tell_watchdog(ToWatchdog::Paused);
     }
 
     /// Whether this server serves clients now (always, standalone).

@@ -107,6 +107,7 @@ impl EventLoop {
                 return Err(format!("poll failed: {e}"));
             }
             let now = Now::current();
+            self.core.on_wake(now);
             for event in events.iter() {
                 match event.token() {
                     WAKER => {}

@@ -155,6 +155,7 @@ pub fn run(config: Config) -> Result<(), String> {
             "this server is starting and looking for the other server of its pair",
         )));
         core.pair = Some(PairLink::new(to_watchdog, from_watchdog));
+        core.pause_limit = config.takeover_after;
         watchdog::spawn(
             settings,
             listener,

@@ -5,6 +5,9 @@
 //! the test's own temporary directory.
 #![allow(dead_code)]
 
+pub mod history;
+pub mod proxy;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -93,6 +96,8 @@ pub struct Floatd {
     pub child: Child,
     /// Where it listens for clients.
     pub addr: String,
+    /// Where it listens for the other server of its pair, if it has one.
+    pub peer_addr: Option<String>,
     pub log: PathBuf,
     stdout: mpsc::Receiver<String>,
 }
@@ -121,6 +126,7 @@ impl Floatd {
         let mut server = Floatd {
             child,
             addr: String::new(),
+            peer_addr: None,
             log: log.to_path_buf(),
             stdout: rx,
         };
@@ -128,6 +134,9 @@ impl Floatd {
         loop {
             match server.stdout.recv_timeout(Duration::from_millis(100)) {
                 Ok(line) => {
+                    if let Some(addr) = line.strip_prefix("floatd peer link on ") {
+                        server.peer_addr = Some(addr.trim().to_string());
+                    }
                     if let Some(addr) = line.strip_prefix("floatd listening on ") {
                         server.addr = addr.trim().to_string();
                         return server;
@@ -200,6 +209,7 @@ impl Drop for Floatd {
         // A frozen process cannot die until it is thawed.
         let _ = Command::new("kill")
             .args(["-CONT", &self.pid().to_string()])
+            .stderr(Stdio::null())
             .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -305,4 +315,154 @@ pub fn in_use(addr: &str, feature: &str) -> u64 {
         .filter(|f| f["name"] == feature)
         .map(|f| f["in_use"].as_u64().unwrap())
         .sum()
+}
+
+/// A primary and a backup serving one site, their peer links each through
+/// a proxy the test controls. Servers can be killed and restarted on the
+/// same ports and state directories.
+pub struct Pair {
+    pub site: Site,
+    pub primary: Option<Floatd>,
+    pub backup: Option<Floatd>,
+    /// The backup's link to the primary's peer port.
+    pub to_primary: proxy::Proxy,
+    /// The primary's link to the backup's peer port.
+    pub to_backup: proxy::Proxy,
+    /// Extra flags for both servers (timings).
+    pub flags: Vec<String>,
+    primary_ports: Option<(String, String)>,
+    backup_ports: Option<(String, String)>,
+    starts: usize,
+}
+
+/// Timings that keep failover tests short: takeover in 1 s.
+pub const FAST: &[&str] = &[
+    "--ping-interval",
+    "100ms",
+    "--takeover-after",
+    "1s",
+    "--sync-timeout",
+    "250ms",
+];
+
+impl Pair {
+    /// Starts both servers (primary first) and waits until the backup is
+    /// in sync.
+    pub fn start(features: &str, flags: &[&str]) -> Pair {
+        let site = Site::new(features);
+        std::fs::write(site.path("secret"), "test-secret-0123456789abcdef\n").unwrap();
+        let mut pair = Pair {
+            site,
+            primary: None,
+            backup: None,
+            to_primary: proxy::Proxy::new(),
+            to_backup: proxy::Proxy::new(),
+            flags: flags.iter().map(|s| s.to_string()).collect(),
+            primary_ports: None,
+            backup_ports: None,
+            starts: 0,
+        };
+        pair.start_primary();
+        pair.start_backup();
+        pair.wait_states("active", "ready");
+        pair
+    }
+
+    fn args(&self, role: &str, ports: &Option<(String, String)>, peer_proxy: &str) -> Vec<String> {
+        let mut args = self.site.server_args(&format!("state-{role}"));
+        let (client, peer) = ports
+            .clone()
+            .unwrap_or_else(|| ("0".to_string(), "127.0.0.1:0".to_string()));
+        let at = args.iter().position(|a| a == "--port").unwrap();
+        args[at + 1] = client;
+        args.extend(
+            [
+                "--role",
+                role,
+                "--peer",
+                peer_proxy,
+                "--peer-listen",
+                &peer,
+                "--peer-secret-file",
+                self.site.path("secret").to_str().unwrap(),
+            ]
+            .iter()
+            .map(|s| s.to_string()),
+        );
+        args.extend(self.flags.iter().cloned());
+        args
+    }
+
+    fn start_role(&mut self, role: &str) -> Floatd {
+        self.starts += 1;
+        let (ports, proxy) = match role {
+            "primary" => (&self.primary_ports, self.to_backup.addr.clone()),
+            _ => (&self.backup_ports, self.to_primary.addr.clone()),
+        };
+        let args = self.args(role, ports, &proxy);
+        let log = self.site.path(&format!("{role}-{}.log", self.starts));
+        let server = Floatd::start(&args, &log);
+        let peer = server.peer_addr.clone().expect("a pair member prints its peer port");
+        let port = server.addr.rsplit_once(':').unwrap().1.to_string();
+        match role {
+            "primary" => {
+                self.to_primary.set_target(&peer);
+                self.primary_ports = Some((port, peer));
+            }
+            _ => {
+                self.to_backup.set_target(&peer);
+                self.backup_ports = Some((port, peer));
+            }
+        }
+        server
+    }
+
+    pub fn start_primary(&mut self) {
+        let p = self.start_role("primary");
+        self.primary = Some(p);
+    }
+
+    pub fn start_backup(&mut self) {
+        let b = self.start_role("backup");
+        self.backup = Some(b);
+    }
+
+    pub fn primary_addr(&self) -> String {
+        format!("127.0.0.1:{}", self.primary_ports.as_ref().unwrap().0)
+    }
+
+    pub fn backup_addr(&self) -> String {
+        format!("127.0.0.1:{}", self.backup_ports.as_ref().unwrap().0)
+    }
+
+    /// Both client addresses, primary first (a client's server list).
+    pub fn servers(&self) -> String {
+        format!("{},{}", self.primary_addr(), self.backup_addr())
+    }
+
+    /// The state a server reports of itself ("inaccessible" if it does not answer).
+    pub fn state_of(&self, addr: &str) -> String {
+        server_state(addr)
+    }
+
+    /// Waits until the primary and the backup report these states.
+    pub fn wait_states(&self, primary: &str, backup: &str) {
+        let (p, b) = (self.primary_addr(), self.backup_addr());
+        wait_until(PATIENCE, &format!("primary {primary} and backup {backup}"), || {
+            server_state(&p) == primary && server_state(&b) == backup
+        });
+    }
+}
+
+/// A server's own state from its greeting, or "inaccessible".
+pub fn server_state(addr: &str) -> String {
+    let Ok(stream) = TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_millis(500)) else {
+        return "inaccessible".into();
+    };
+    stream.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let mut line = String::new();
+    if BufReader::new(stream).read_line(&mut line).is_err() {
+        return "inaccessible".into();
+    }
+    field(&line, "state").unwrap_or_else(|| "inaccessible".into())
 }
