@@ -6,13 +6,18 @@ use crate::protocol::peer::{new_challenge, FrameAuth, FrameError, PeerMessage, C
 use crossbeam_channel::Sender;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream, ToSocketAddrs};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 /// How long a write to the peer may block before the link counts as broken.
 pub const WRITE_TIMEOUT: Duration = Duration::from_millis(500);
 
+/// Most peer connections read at once: the other server needs one or two
+/// (and the witness one); the cap keeps strangers from costing threads.
+const MAX_READERS: usize = 16;
+
 static NEXT_LINK: AtomicU64 = AtomicU64::new(1);
+static READERS: AtomicUsize = AtomicUsize::new(0);
 
 /// What reader threads report.
 #[derive(Debug)]
@@ -32,6 +37,7 @@ pub enum LinkEvent {
 pub struct LinkWriter {
     pub id: u64,
     pub peer: String,
+    pub opened: std::time::Instant,
     stream: TcpStream,
     auth: FrameAuth,
 }
@@ -84,6 +90,7 @@ pub fn dial(
     let mut writer = LinkWriter {
         id,
         peer: addr.to_string(),
+        opened: std::time::Instant::now(),
         stream: stream.try_clone()?,
         auth: FrameAuth::new(secret, challenge, true),
     };
@@ -117,6 +124,11 @@ pub fn serve(
                     .peer_addr()
                     .map(|a| a.to_string())
                     .unwrap_or_else(|_| "?".into());
+                if READERS.load(Ordering::SeqCst) >= MAX_READERS {
+                    log::warn!("peer link: refusing {peer}: {MAX_READERS} peer connections are open already");
+                    let _ = stream.shutdown(Shutdown::Both);
+                    continue;
+                }
                 match accept_one(stream, &peer, &secret, events.clone()) {
                     Ok(writer) => {
                         if accepted.send(writer).is_err() {
@@ -144,6 +156,7 @@ fn accept_one(
     let writer = LinkWriter {
         id,
         peer: peer.to_string(),
+        opened: std::time::Instant::now(),
         stream: stream.try_clone()?,
         auth: FrameAuth::new(secret, challenge, false),
     };
@@ -166,9 +179,11 @@ fn spawn_reader(
     mut auth: FrameAuth,
     events: Sender<LinkEvent>,
 ) -> io::Result<()> {
-    std::thread::Builder::new()
+    READERS.fetch_add(1, Ordering::SeqCst);
+    let spawned = std::thread::Builder::new()
         .name("floatd-peer-read".into())
         .spawn(move || {
+            let _count = ReaderCount;
             let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
             let mut chunk = vec![0u8; 64 * 1024];
             let why = loop {
@@ -200,6 +215,18 @@ fn spawn_reader(
             };
             let _ = stream.shutdown(Shutdown::Both);
             let _ = events.send(LinkEvent::Closed { link: id, why });
-        })?;
-    Ok(())
+        });
+    if spawned.is_err() {
+        READERS.fetch_sub(1, Ordering::SeqCst);
+    }
+    spawned.map(|_| ())
+}
+
+/// Counts a live reader thread for as long as it runs.
+struct ReaderCount;
+
+impl Drop for ReaderCount {
+    fn drop(&mut self) {
+        READERS.fetch_sub(1, Ordering::SeqCst);
+    }
 }

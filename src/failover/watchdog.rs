@@ -11,6 +11,7 @@ use super::ring::Ring;
 use super::{next_epoch, FromWatchdog, PairSettings, PairStatus, ToWatchdog};
 use crate::config::Role;
 use crate::journal::FORMAT_VERSION;
+use crate::ledger::Snapshot;
 use crate::protocol::peer::{HistoryMark, PeerMessage, PeerState};
 use crate::protocol::status::ServerStatus;
 use crossbeam_channel::{select, Receiver, Sender};
@@ -21,6 +22,10 @@ use std::time::{Duration, Instant};
 
 /// Records kept for catch-up from the tail.
 const RING_RECORDS: usize = 100_000;
+/// Proven connections from the other server kept at once (the newest).
+const MAX_INBOUND: usize = 4;
+/// How long an accepted peer connection may stay silent before it is closed.
+const UNAUTHENTICATED_GRACE: Duration = Duration::from_secs(5);
 
 /// What the watchdog knows of the other server.
 #[derive(Default)]
@@ -77,7 +82,13 @@ struct Watchdog {
     digest: String,
     ring: Ring,
     out: Option<LinkWriter>,
-    inbound: Option<LinkWriter>,
+    /// Connections the other server dialled to us that proved the secret
+    /// (its messages arrive here; a restart leaves an old one until it closes).
+    inbound: Vec<LinkWriter>,
+    /// Accepted connections that have not yet sent an authentic frame. Only
+    /// proven ones are listened to, so a stranger connecting to the peer
+    /// port can neither speak for the peer nor silence it.
+    pending: Vec<LinkWriter>,
     events_tx: Sender<LinkEvent>,
     last_dial: Option<Instant>,
     peer: PeerView,
@@ -90,6 +101,10 @@ struct Watchdog {
     handing_back: bool,
     /// Stepping down after a partition, waiting for the loop's seats.
     stepping_down: bool,
+    /// Seats to hand to the winner after stepping down, sent on every
+    /// (re)connection until this server is in sync with it (adopting is
+    /// idempotent, losing them is not).
+    merge: Option<Vec<crate::ledger::SeatSnapshot>>,
     recovery_until: Option<Instant>,
     /// Serving, but the loop was paused: grants wait until this re-check.
     paused_at: Option<Instant>,
@@ -130,7 +145,8 @@ pub fn spawn(
         digest: start.digest,
         ring: Ring::new(RING_RECORDS),
         out: None,
-        inbound: None,
+        inbound: Vec::new(),
+        pending: Vec::new(),
         events_tx,
         last_dial: None,
         follower: Follower::default(),
@@ -138,6 +154,7 @@ pub fn spawn(
         handback_asked: None,
         handing_back: false,
         stepping_down: false,
+        merge: None,
         recovery_until: None,
         paused_at: None,
         serving_since: None,
@@ -170,8 +187,7 @@ impl Watchdog {
                 }
                 recv(accepted) -> w => {
                     if let Ok(w) = w {
-                        // The other server dialled (again): its newest connection wins.
-                        self.inbound = Some(w);
+                        self.pending.push(w);
                     }
                 }
                 recv(ticker) -> _ => {
@@ -180,6 +196,8 @@ impl Watchdog {
                         self.ping();
                         self.report();
                     }
+                    // Connections that never proved the secret are dropped.
+                    self.pending.retain(|w| w.opened.elapsed() < UNAUTHENTICATED_GRACE);
                     self.decide();
                     self.check_follower();
                 }
@@ -226,12 +244,12 @@ impl Watchdog {
                 for r in &records {
                     self.ring.push(r.clone());
                 }
-                if self.state.is_serving() || self.handing_back {
-                    if self.follower.sent_upto == Some(first - 1) {
-                        self.follower.sent_upto = Some(self.last.seq);
-                        self.follower.unacked_since.get_or_insert(Instant::now());
-                        self.send(&PeerMessage::Records { records });
-                    }
+                if (self.state.is_serving() || self.handing_back)
+                    && self.follower.sent_upto == Some(first - 1)
+                {
+                    self.follower.sent_upto = Some(self.last.seq);
+                    self.follower.unacked_since.get_or_insert(Instant::now());
+                    self.send(&PeerMessage::Records { records });
                 }
             }
             ToWatchdog::Durable(seq) => {
@@ -280,10 +298,20 @@ impl Watchdog {
                         "stepping down: handing {} seat(s) to the other server, then syncing from it",
                         seats.len()
                     );
+                    self.merge = Some(seats.clone());
                     self.send(&PeerMessage::Merge { seats });
-                    self.become_standby();
-                    // Our history diverged from the winner's: take all of it.
+                    // Our history diverged from the winner's (the same
+                    // sequence numbers name other records): drop it and
+                    // take the winner's whole.
+                    self.last = HistoryMark::default();
+                    self.durable = 0;
                     self.ring.clear();
+                    self.to_loop(FromWatchdog::Reset(Snapshot {
+                        seq: 0,
+                        epoch: 0,
+                        seats: Vec::new(),
+                    }));
+                    self.become_standby();
                     self.send(&PeerMessage::SyncFrom {
                         from: HistoryMark::default(),
                     });
@@ -388,6 +416,9 @@ impl Watchdog {
                 self.out = Some(w);
                 self.follower = Follower::default();
                 self.sync_asked = false;
+                if let Some(seats) = self.merge.clone() {
+                    self.send(&PeerMessage::Merge { seats });
+                }
             }
             Err(e) => log::debug!("peer link to {}: {e}", self.s.peer),
         }
@@ -399,16 +430,22 @@ impl Watchdog {
                 if self.out.as_ref().is_some_and(|w| w.id == link) {
                     log::info!("peer link to {} closed: {why}", self.s.peer);
                     self.link_down();
-                } else if self.inbound.as_ref().is_some_and(|w| w.id == link) {
-                    self.inbound = None;
+                } else {
+                    self.inbound.retain(|w| w.id != link);
+                    self.pending.retain(|w| w.id != link);
                 }
             }
             LinkEvent::Message { link, message } => {
-                // Only the other server's own connection speaks for it.
-                if !self.inbound.as_ref().is_some_and(|w| w.id == link) {
-                    return;
+                if let Some(i) = self.pending.iter().position(|w| w.id == link) {
+                    // An authentic frame: the other server dialled (again).
+                    if self.inbound.len() >= MAX_INBOUND {
+                        self.inbound.remove(0);
+                    }
+                    self.inbound.push(self.pending.swap_remove(i));
                 }
-                self.on_message(message);
+                if self.inbound.iter().any(|w| w.id == link) {
+                    self.on_message(message);
+                }
             }
         }
     }
@@ -672,6 +709,7 @@ impl Watchdog {
                 if peer_serving {
                     let in_sync = self.peer.counts_us_in_sync;
                     if self.state == PeerState::Syncing && in_sync {
+                        self.merge = None;
                         self.state = PeerState::Ready;
                         log::info!("in sync with the active server at record {}", self.last.seq);
                         self.tell_role();

@@ -467,7 +467,7 @@ impl Core {
     /// Housekeeping after the requests of an iteration: expiries, queued
     /// checkouts decided, records to storage.
     pub fn after_requests(&mut self, now: Now, effects: &mut Effects) {
-        self.from_watchdog(now, effects);
+        self.drain_watchdog(now, effects);
         if self.serving() && !matches!(self.ledger.gate(), Gate::Closed(_)) {
             self.ledger.expire_due(now);
         }
@@ -550,7 +550,7 @@ impl Core {
         }
     }
 
-    fn from_watchdog(&mut self, now: Now, effects: &mut Effects) {
+    fn drain_watchdog(&mut self, now: Now, effects: &mut Effects) {
         let Some(pair) = &self.pair else { return };
         let messages: Vec<FromWatchdog> = pair.rx.try_iter().collect();
         for msg in messages {

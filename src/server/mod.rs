@@ -47,7 +47,12 @@ pub fn run(config: Config) -> Result<(), String> {
     let now = Now::current();
 
     let (state_dir, _lock) = open_state_dir(&config)?;
-    let handle_key = load_or_create_handle_key(&state_dir)?;
+    // A pair shares its handle key (derived from the peer secret), so each
+    // server can verify the other's handles; a lone server keeps its own.
+    let handle_key = match (&config.role, &config.peer_secret_file) {
+        (Role::Primary | Role::Backup, Some(path)) => pair_handle_key(&read_secret(path)?),
+        _ => load_or_create_handle_key(&state_dir)?,
+    };
     let recovered = journal::recover(&state_dir).map_err(|e| e.to_string())?;
     if let Some(cut) = &recovered.cut {
         log::warn!("journal: {cut}");
@@ -377,6 +382,15 @@ fn load_or_create_handle_key(dir: &Path) -> Result<HandleKey, String> {
         }
         Err(e) => Err(format!("{}: {e}", path.display())),
     }
+}
+
+/// The handle key of a pair: an HMAC of a fixed label under the peer
+/// secret, so both servers hold it and it never travels.
+fn pair_handle_key(secret: &[u8]) -> HandleKey {
+    use hmac::{Hmac, KeyInit, Mac};
+    let mut mac = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(secret).expect("any key length");
+    mac.update(b"floatd-handle-key-v1");
+    HandleKey::from_bytes(mac.finalize().into_bytes().into())
 }
 
 /// Writes a file readable by its owner only, atomically.

@@ -11,10 +11,13 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Instant;
 
+/// A seat as clients saw it: feature, count, granted at, surely returned by.
+type Observed = (String, u32, Instant, Option<Instant>);
+
 #[derive(Default)]
 pub struct History {
-    /// handle -> (feature, count, granted at, surely returned by)
-    seats: Mutex<HashMap<String, (String, u32, Instant, Option<Instant>)>>,
+    /// By handle.
+    seats: Mutex<HashMap<String, Observed>>,
 }
 
 impl History {
@@ -24,9 +27,12 @@ impl History {
 
     pub fn granted(&self, feature: &str, count: u32, handle: &str) {
         let mut seats = self.seats.lock().unwrap();
-        seats
-            .entry(handle.to_string())
-            .or_insert((feature.to_string(), count, Instant::now(), None));
+        seats.entry(handle.to_string()).or_insert((
+            feature.to_string(),
+            count,
+            Instant::now(),
+            None,
+        ));
     }
 
     /// The client is about to check the seat in (or learned it is gone).

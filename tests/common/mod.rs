@@ -47,7 +47,11 @@ impl Site {
         let keys = dir.path().join("keys");
         std::fs::create_dir(&keys).unwrap();
         let out = floatctl(&["keygen", "--out", keys.to_str().unwrap()]);
-        assert!(out.status.success(), "keygen: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "keygen: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let unsigned = dir.path().join("site.unsigned");
         std::fs::write(
             &unsigned,
@@ -60,7 +64,11 @@ impl Site {
             keys.join("vendor.key").to_str().unwrap(),
             unsigned.to_str().unwrap(),
         ]);
-        assert!(out.status.success(), "sign: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "sign: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let licence = dir.path().join("site.lic");
         std::fs::write(&licence, &out.stdout).unwrap();
         Site {
@@ -144,7 +152,10 @@ impl Floatd {
                 }
                 Err(_) => {
                     if let Ok(Some(status)) = server.child.try_wait() {
-                        panic!("floatd exited ({status}) before listening:\n{}", server.log_text());
+                        panic!(
+                            "floatd exited ({status}) before listening:\n{}",
+                            server.log_text()
+                        );
                     }
                     if Instant::now() > deadline {
                         panic!("floatd did not start listening:\n{}", server.log_text());
@@ -249,7 +260,9 @@ impl LineClient {
     /// Connects and says HELLO as `user` on `host`.
     pub fn hello(addr: &str, user: &str, host: &str) -> LineClient {
         let mut c = LineClient::connect(addr);
-        let reply = c.ask(&format!("HELLO proto=1 client={user}-client user={user} host={host}"));
+        let reply = c.ask(&format!(
+            "HELLO proto=1 client={user}-client user={user} host={host}"
+        ));
         assert!(reply.starts_with("OK"), "HELLO: {reply}");
         c
     }
@@ -270,7 +283,8 @@ impl LineClient {
 
     pub fn ask(&mut self, line: &str) -> String {
         self.send(line);
-        self.read_line().unwrap_or_else(|| panic!("connection closed after {line:?}"))
+        self.read_line()
+            .unwrap_or_else(|| panic!("connection closed after {line:?}"))
     }
 
     /// Checks out one seat; returns the handle, or the error line.
@@ -302,7 +316,11 @@ pub fn field(line: &str, key: &str) -> Option<String> {
 /// The status report as JSON, from `floatctl status --json`.
 pub fn status_json(addr: &str) -> serde_json::Value {
     let out = floatctl(&["status", "--json", "--server", addr]);
-    assert!(out.status.success(), "status: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "status: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).expect("status JSON")
 }
 
@@ -349,9 +367,18 @@ impl Pair {
     /// Starts both servers (primary first) and waits until the backup is
     /// in sync.
     pub fn start(features: &str, flags: &[&str]) -> Pair {
+        let mut pair = Pair::build(features, flags);
+        pair.start_primary();
+        pair.start_backup();
+        pair.wait_states("active", "ready");
+        pair
+    }
+
+    /// The pair's site, secret and proxies, no server started yet.
+    pub fn build(features: &str, flags: &[&str]) -> Pair {
         let site = Site::new(features);
         std::fs::write(site.path("secret"), "test-secret-0123456789abcdef\n").unwrap();
-        let mut pair = Pair {
+        Pair {
             site,
             primary: None,
             backup: None,
@@ -361,11 +388,7 @@ impl Pair {
             primary_ports: None,
             backup_ports: None,
             starts: 0,
-        };
-        pair.start_primary();
-        pair.start_backup();
-        pair.wait_states("active", "ready");
-        pair
+        }
     }
 
     fn args(&self, role: &str, ports: &Option<(String, String)>, peer_proxy: &str) -> Vec<String> {
@@ -402,7 +425,10 @@ impl Pair {
         let args = self.args(role, ports, &proxy);
         let log = self.site.path(&format!("{role}-{}.log", self.starts));
         let server = Floatd::start(&args, &log);
-        let peer = server.peer_addr.clone().expect("a pair member prints its peer port");
+        let peer = server
+            .peer_addr
+            .clone()
+            .expect("a pair member prints its peer port");
         let port = server.addr.rsplit_once(':').unwrap().1.to_string();
         match role {
             "primary" => {
@@ -415,6 +441,21 @@ impl Pair {
             }
         }
         server
+    }
+
+    /// All server logs so far, for failure messages.
+    pub fn logs(&self) -> String {
+        let mut out = String::new();
+        for i in 1..=self.starts {
+            for role in ["primary", "backup"] {
+                if let Ok(text) =
+                    std::fs::read_to_string(self.site.path(&format!("{role}-{i}.log")))
+                {
+                    out.push_str(&format!("--- {role}-{i}.log\n{text}"));
+                }
+            }
+        }
+        out
     }
 
     pub fn start_primary(&mut self) {
@@ -448,18 +489,23 @@ impl Pair {
     /// Waits until the primary and the backup report these states.
     pub fn wait_states(&self, primary: &str, backup: &str) {
         let (p, b) = (self.primary_addr(), self.backup_addr());
-        wait_until(PATIENCE, &format!("primary {primary} and backup {backup}"), || {
-            server_state(&p) == primary && server_state(&b) == backup
-        });
+        wait_until(
+            PATIENCE,
+            &format!("primary {primary} and backup {backup}"),
+            || server_state(&p) == primary && server_state(&b) == backup,
+        );
     }
 }
 
 /// A server's own state from its greeting, or "inaccessible".
 pub fn server_state(addr: &str) -> String {
-    let Ok(stream) = TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_millis(500)) else {
+    let Ok(stream) = TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_millis(500))
+    else {
         return "inaccessible".into();
     };
-    stream.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
     let mut line = String::new();
     if BufReader::new(stream).read_line(&mut line).is_err() {
         return "inaccessible".into();
