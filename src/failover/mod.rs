@@ -13,6 +13,7 @@
 pub mod link;
 pub mod ring;
 pub mod watchdog;
+pub mod witness;
 
 use crate::config::Role;
 use crate::ledger::{Record, SeatSnapshot, Snapshot};
@@ -39,6 +40,10 @@ pub struct PairSettings {
     pub lease: Duration,
     pub backup_max: Duration,
     pub backup_lost_after: Duration,
+    /// The witness's peer port (witness mode), if any.
+    pub witness: Option<String>,
+    /// Witness mode: how long a grant lease lasts (< takeover_after).
+    pub fence_after: Duration,
 }
 
 /// From the event loop to the watchdog.
@@ -89,6 +94,9 @@ pub enum FromWatchdog {
     Merge(Vec<SeatSnapshot>),
     /// The backup has served alone for longer than backup_max_days.
     BackupExpired(bool),
+    /// Witness mode: grants are allowed until this instant (the loop
+    /// checks it before every grant).
+    GrantLease(std::time::Instant),
     /// What status shows about the pair.
     Status(PairStatus),
 }

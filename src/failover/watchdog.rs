@@ -13,7 +13,7 @@ use crate::config::Role;
 use crate::journal::FORMAT_VERSION;
 use crate::ledger::Snapshot;
 use crate::protocol::peer::{HistoryMark, PeerMessage, PeerState};
-use crate::protocol::status::ServerStatus;
+use crate::protocol::status::{ServerStatus, WitnessStatus};
 use crossbeam_channel::{select, Receiver, Sender};
 use mio::Waker;
 use std::net::TcpListener;
@@ -54,6 +54,20 @@ struct Follower {
     in_sync: bool,
     /// A snapshot was asked of the loop for the standby.
     awaiting_snapshot: bool,
+}
+
+/// The link to the witness and what it last said.
+#[derive(Default)]
+struct WitnessLink {
+    out: Option<LinkWriter>,
+    last_dial: Option<Instant>,
+    next_id: u64,
+    /// Pings not yet answered: id and when sent.
+    pings: std::collections::VecDeque<(u64, Instant)>,
+    /// Its last answer: active, epoch, stale record, learning, when.
+    view: Option<(String, u64, Option<u64>, bool, Instant)>,
+    /// An outstanding claim: id, epoch, when sent.
+    claim: Option<(u64, u64, Instant)>,
 }
 
 /// The loop's side of the conversation.
@@ -110,6 +124,12 @@ struct Watchdog {
     paused_at: Option<Instant>,
     serving_since: Option<Instant>,
     started: Instant,
+    /// Witness mode: the witness link, and until when grants are allowed.
+    witness: Option<WitnessLink>,
+    lease_until: Option<Instant>,
+    /// Witness mode: the standby is stale since this entry; grants wait
+    /// until the witness has recorded it.
+    stale_pending: Option<u64>,
     backup_expired: bool,
     last_expired_log: Option<Instant>,
     backup_lost_logged: bool,
@@ -131,6 +151,7 @@ pub fn spawn(
         events_tx.clone(),
         accepted_tx,
     )?;
+    let settings_witness = settings.witness.is_some();
     let mut w = Watchdog {
         peer: PeerView {
             client_addr: settings.peer_client_addr.clone(),
@@ -159,6 +180,9 @@ pub fn spawn(
         paused_at: None,
         serving_since: None,
         started: Instant::now(),
+        witness: settings_witness.then(WitnessLink::default),
+        lease_until: None,
+        stale_pending: None,
         backup_expired: false,
         last_expired_log: None,
         backup_lost_logged: false,
@@ -386,6 +410,160 @@ impl Watchdog {
             standby_in_sync: self.follower.in_sync,
         };
         self.send(&heartbeat);
+        self.ping_witness();
+    }
+
+    // ----- the witness ------------------------------------------------------
+
+    fn ping_witness(&mut self) {
+        let Some(addr) = self.s.witness.clone() else { return };
+        let stale_since = self.stale_record();
+        let role = self.s.role.as_str().to_string();
+        let (state, epoch, last) = (self.state, self.epoch, self.last);
+        let hello = PeerMessage::Hello {
+            role: role.clone(),
+            format: FORMAT_VERSION,
+        };
+        let timeout = self.s.ping_interval.clamp(Duration::from_millis(100), Duration::from_secs(1));
+        let events = self.events_tx.clone();
+        let secret = self.s.secret.clone();
+        let w = self.witness.as_mut().expect("witness mode");
+        if w.out.is_none() && w.last_dial.is_none_or(|t| t.elapsed() >= self.s.ping_interval) {
+            w.last_dial = Some(Instant::now());
+            match link::dial(&addr, &secret, &hello, timeout, events) {
+                Ok(link) => {
+                    log::info!("witness link to {addr} up");
+                    w.out = Some(link);
+                }
+                Err(e) => log::debug!("witness link to {addr}: {e}"),
+            }
+        }
+        w.next_id += 1;
+        let id = w.next_id;
+        let ping = PeerMessage::WitnessPing {
+            id,
+            role,
+            state,
+            epoch,
+            last,
+            stale_since,
+        };
+        if let Some(out) = &mut w.out {
+            if out.send(&ping).is_ok() {
+                w.pings.push_back((id, Instant::now()));
+                while w.pings.len() > 64 {
+                    w.pings.pop_front();
+                }
+            } else {
+                log::info!("witness link to {addr} lost");
+                w.out = None;
+            }
+        }
+    }
+
+    /// What the witness should record about our standby (serving only).
+    fn stale_record(&self) -> Option<u64> {
+        if !self.state.is_serving() {
+            return None;
+        }
+        self.stale_pending.or(if self.follower.in_sync {
+            None
+        } else {
+            self.witness
+                .as_ref()
+                .and_then(|w| w.view.as_ref())
+                .and_then(|v| v.2)
+        })
+    }
+
+    fn witness_reachable(&self) -> bool {
+        self.witness
+            .as_ref()
+            .and_then(|w| w.view.as_ref())
+            .is_some_and(|v| v.4.elapsed() < self.s.takeover_after)
+    }
+
+    /// Extends the grant lease: the other side heard us at `sent` or later,
+    /// so it cannot act on our silence before `sent + takeover_after`.
+    fn renew_lease(&mut self, sent: Instant) {
+        if self.s.witness.is_none() {
+            return;
+        }
+        let until = sent + self.s.fence_after;
+        if self.lease_until.is_none_or(|u| until > u) {
+            self.lease_until = Some(until);
+            self.to_loop(FromWatchdog::GrantLease(until));
+        }
+    }
+
+    fn on_witness(&mut self, message: PeerMessage) {
+        match message {
+            PeerMessage::WitnessView {
+                id,
+                active,
+                epoch,
+                stale_since,
+                learning,
+            } => {
+                let w = self.witness.as_mut().expect("witness mode");
+                let sent = w.pings.iter().find(|(i, _)| *i == id).map(|(_, t)| *t);
+                w.pings.retain(|(i, _)| *i > id);
+                w.view = Some((active.clone(), epoch, stale_since, learning, Instant::now()));
+                if let Some(sent) = sent {
+                    self.renew_lease(sent);
+                }
+                if let (Some(n), Some(recorded)) = (self.stale_pending, stale_since) {
+                    if recorded == n {
+                        self.stale_pending = None;
+                        self.follower.in_sync = false;
+                        log::warn!(
+                            "the witness records the standby stale since entry {n}: carrying on without its acknowledgement"
+                        );
+                        self.to_loop(FromWatchdog::Standby {
+                            in_sync: false,
+                            acked: self.follower.acked,
+                        });
+                    }
+                }
+                let other = match self.s.role {
+                    Role::Primary => "backup",
+                    _ => "primary",
+                };
+                if self.state.is_serving() && active == other && epoch > self.epoch && !self.stepping_down {
+                    log::warn!(
+                        "the witness records the {other} active at epoch {epoch}: this server (epoch {}) was replaced and steps down",
+                        self.epoch
+                    );
+                    self.stepping_down = true;
+                    self.to_loop(FromWatchdog::StepDown {
+                        active: self.peer.client_addr.clone(),
+                    });
+                }
+            }
+            PeerMessage::ClaimResult {
+                id,
+                granted,
+                recovery,
+                why,
+            } => {
+                let w = self.witness.as_mut().expect("witness mode");
+                let Some((claim_id, epoch, sent)) = w.claim else { return };
+                if claim_id != id {
+                    return;
+                }
+                w.claim = None;
+                if !granted {
+                    log::info!("the witness refused this server becoming active: {why}");
+                    return;
+                }
+                if self.state.is_serving() {
+                    return;
+                }
+                self.renew_lease(sent);
+                self.become_active(epoch, !recovery);
+            }
+            _ => {}
+        }
     }
 
     fn dial(&mut self) {
@@ -427,6 +605,13 @@ impl Watchdog {
     fn on_link(&mut self, event: LinkEvent) {
         match event {
             LinkEvent::Closed { link, why } => {
+                if let Some(w) = self.witness.as_mut() {
+                    if w.out.as_ref().is_some_and(|o| o.id == link) {
+                        log::info!("witness link closed: {why}");
+                        w.out = None;
+                        return;
+                    }
+                }
                 if self.out.as_ref().is_some_and(|w| w.id == link) {
                     log::info!("peer link to {} closed: {why}", self.s.peer);
                     self.link_down();
@@ -436,6 +621,14 @@ impl Watchdog {
                 }
             }
             LinkEvent::Message { link, message } => {
+                let from_witness = self
+                    .witness
+                    .as_ref()
+                    .is_some_and(|w| w.out.as_ref().is_some_and(|o| o.id == link));
+                if from_witness {
+                    self.on_witness(message);
+                    return;
+                }
                 if let Some(i) = self.pending.iter().position(|w| w.id == link) {
                     // An authentic frame: the other server dialled (again).
                     if self.inbound.len() >= MAX_INBOUND {
@@ -479,6 +672,10 @@ impl Watchdog {
                 if echo_ms > 0 {
                     let mine = self.started.elapsed().as_millis() as u64;
                     self.peer.rtt_ms = Some(mine.saturating_sub(echo_ms).saturating_sub(held_ms));
+                    // The standby heard our heartbeat sent at echo_ms.
+                    if !state.is_serving() {
+                        self.renew_lease(self.started + Duration::from_millis(echo_ms));
+                    }
                 }
                 self.peer.echo = Some((sent_ms, now));
                 let first_contact = self
@@ -526,6 +723,9 @@ impl Watchdog {
                     self.follower.unacked_since = None;
                 } else if self.follower.unacked_since.is_some() {
                     self.follower.unacked_since = Some(Instant::now());
+                }
+                if self.stale_pending.is_some() && self.follower.acked >= self.last.seq {
+                    self.stale_pending = None;
                 }
                 if !self.follower.in_sync && self.follower.acked >= self.last.seq {
                     self.follower.in_sync = true;
@@ -579,6 +779,10 @@ impl Watchdog {
                     }
                 }
             }
+            PeerMessage::WitnessPing { .. }
+            | PeerMessage::WitnessView { .. }
+            | PeerMessage::Claim { .. }
+            | PeerMessage::ClaimResult { .. } => {}
             PeerMessage::Merge { seats } => {
                 if self.state.is_serving() {
                     log::warn!(
@@ -780,11 +984,54 @@ impl Watchdog {
         (self.peer.epoch, !me_primary) > (self.epoch, me_primary)
     }
 
+    /// Becomes active: at once in two-server mode, with the witness's
+    /// consent in witness mode (which also decides whether a recovery
+    /// period is needed).
     fn activate(&mut self, in_sync: bool) {
-        self.epoch = next_epoch(
+        let witness_epoch = self
+            .witness
+            .as_ref()
+            .and_then(|w| w.view.as_ref())
+            .map_or(0, |v| v.1);
+        let epoch = next_epoch(
             self.s.role,
-            self.epoch.max(self.peer.epoch).max(self.last.epoch),
+            self.epoch
+                .max(self.peer.epoch)
+                .max(self.last.epoch)
+                .max(witness_epoch),
         );
+        let Some(w) = self.witness.as_mut() else {
+            self.become_active(epoch, in_sync);
+            return;
+        };
+        let pending = w
+            .claim
+            .is_some_and(|(_, _, t)| t.elapsed() < self.s.takeover_after);
+        if pending {
+            return;
+        }
+        let Some(out) = &mut w.out else {
+            log::debug!("cannot ask the witness: no link");
+            return;
+        };
+        w.next_id += 1;
+        let id = w.next_id;
+        let claim = PeerMessage::Claim {
+            id,
+            role: self.s.role.as_str().to_string(),
+            epoch,
+            last: self.last,
+        };
+        if out.send(&claim).is_ok() {
+            log::info!("asking the witness to become active at epoch {epoch}");
+            w.claim = Some((id, epoch, Instant::now()));
+        } else {
+            w.out = None;
+        }
+    }
+
+    fn become_active(&mut self, epoch: u64, in_sync: bool) {
+        self.epoch = epoch;
         self.handback_asked = None;
         self.follower = Follower::default();
         self.serving_since = Some(Instant::now());
@@ -832,6 +1079,18 @@ impl Watchdog {
             .unacked_since
             .is_some_and(|t| t.elapsed() > self.s.sync_timeout);
         if late || !self.peer_alive() {
+            if self.s.witness.is_some() {
+                // Replies keep waiting until the witness has recorded it.
+                if self.stale_pending.is_none() {
+                    self.stale_pending = Some(self.follower.acked);
+                    log::warn!(
+                        "standby stale since record {}: recording it at the witness before carrying on",
+                        self.follower.acked
+                    );
+                    self.ping_witness();
+                }
+                return;
+            }
             self.follower.in_sync = false;
             log::warn!(
                 "standby stale since record {}: carrying on without its acknowledgement",
@@ -941,9 +1200,34 @@ impl Watchdog {
         if self.state.is_serving() && alive && !self.follower.in_sync {
             alerts.push("the standby is not in sync".into());
         }
+        let witness = self.s.witness.as_ref().map(|addr| {
+            let view = self.witness.as_ref().and_then(|w| w.view.as_ref());
+            WitnessStatus {
+                addr: addr.clone(),
+                state: if self.witness_reachable() {
+                    "reachable".into()
+                } else {
+                    "inaccessible".into()
+                },
+                active: view.map(|v| v.0.clone()).unwrap_or_default(),
+                epoch: view.map_or(0, |v| v.1),
+                stale_since: view.and_then(|v| v.2),
+            }
+        });
+        if witness.as_ref().is_some_and(|w| w.state != "reachable") {
+            alerts.push("the witness is out of reach".into());
+        }
+        if self.s.witness.is_some()
+            && self.state.is_serving()
+            && self.lease_until.is_none_or(|u| Instant::now() >= u)
+        {
+            alerts.push(
+                "no grant lease: neither the standby nor the witness confirms this server; not granting".into(),
+            );
+        }
         self.to_loop(FromWatchdog::Status(PairStatus {
             servers: vec![me, peer],
-            witness: None,
+            witness,
             alerts,
             advertise_peer: if lost {
                 None

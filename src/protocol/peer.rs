@@ -123,6 +123,43 @@ pub enum PeerMessage {
     /// A server stepping down after a partition hands over the seats it
     /// granted, so the one that stays active honours them.
     Merge { seats: Vec<SeatSnapshot> },
+    /// Server to witness, every ping interval: where it stands. From the
+    /// server the witness records as active, `stale_since` sets (or, when
+    /// `None`, clears) the record that its standby is stale since that entry.
+    WitnessPing {
+        id: u64,
+        role: String,
+        state: PeerState,
+        epoch: u64,
+        last: HistoryMark,
+        stale_since: Option<u64>,
+    },
+    /// Witness to server: its record, answering the ping `id`. The answer
+    /// proves the witness heard the server at or after the ping was sent.
+    WitnessView {
+        id: u64,
+        /// `primary`, `backup` or empty: who the witness records as active.
+        active: String,
+        epoch: u64,
+        stale_since: Option<u64>,
+        /// The witness just started and consents to nothing yet.
+        learning: bool,
+    },
+    /// Server to witness: may I become active at `epoch`?
+    Claim {
+        id: u64,
+        role: String,
+        epoch: u64,
+        last: HistoryMark,
+    },
+    /// Witness to server: the answer to claim `id`. With `recovery`, the
+    /// server must run a recovery period first (it was stale, or behind).
+    ClaimResult {
+        id: u64,
+        granted: bool,
+        recovery: bool,
+        why: String,
+    },
 }
 
 /// Builds and checks frames for one connection and direction.

@@ -88,6 +88,12 @@ pub struct Core {
     pub pair: Option<PairLink>,
     /// The options file's text, part of the digest the pair compares.
     pub options_text: String,
+    /// Witness mode: grants are allowed until this instant, and only then.
+    pub grant_lease: Option<Instant>,
+    /// Witness mode is on (grants need a grant lease).
+    pub fenced_mode: bool,
+    /// Paused past takeover_after: no grants until the watchdog re-checked.
+    paused: bool,
     /// When the loop last woke, to notice a pause (SIGSTOP, VM pause).
     last_wake: Instant,
     /// A pause longer than this may have let the other server take over.
@@ -121,6 +127,9 @@ impl Core {
             connections: 0,
             pair: None,
             options_text: String::new(),
+            grant_lease: None,
+            fenced_mode: false,
+            paused: false,
             last_wake: Instant::now(),
             pause_limit: std::time::Duration::from_secs(3),
             waiters: HashMap::new(),
@@ -173,6 +182,7 @@ impl Core {
             return;
         }
         log::warn!("the server was paused for {gap:?}: no grants until the pair is re-checked");
+        self.paused = true;
         self.ledger.set_gate(Gate::Closed(Refusal::new(
             Code::NotActive,
             "this server was paused and is checking with the other server; retry shortly",
@@ -244,6 +254,7 @@ impl Core {
         request: Request,
         now: Now,
     ) -> Option<String> {
+        self.refresh_gate(now.mono);
         if self.shutdown.is_some()
             && !matches!(request, Request::Status | Request::Ping | Request::Quit)
         {
@@ -468,6 +479,7 @@ impl Core {
     /// checkouts decided, records to storage.
     pub fn after_requests(&mut self, now: Now, effects: &mut Effects) {
         self.drain_watchdog(now, effects);
+        self.refresh_gate(now.mono);
         if self.serving() && !matches!(self.ledger.gate(), Gate::Closed(_)) {
             self.ledger.expire_due(now);
         }
@@ -614,6 +626,9 @@ impl Core {
                     self.ledger.set_gate(self.serving_gate());
                 }
             }
+            FromWatchdog::GrantLease(until) => {
+                self.grant_lease = Some(until);
+            }
             FromWatchdog::Status(status) => {
                 self.presence.peer_addr = status.advertise_peer.clone();
                 if let Some(p) = &mut self.pair {
@@ -623,8 +638,36 @@ impl Core {
         }
     }
 
+    /// True when witness mode forbids granting now: no grant lease, or it
+    /// ran out (checked on the monotonic clock before every grant).
+    fn fenced(&self, now: Instant) -> bool {
+        self.fenced_mode && self.grant_lease.is_none_or(|until| now >= until)
+    }
+
+    /// Sets the ledger's gate for this moment: called before every request
+    /// and before the loop's own grants (queued checkouts).
+    fn refresh_gate(&mut self, now: Instant) {
+        if self.pair.is_none() || !self.serving() || self.paused {
+            return;
+        }
+        let gate = self.serving_gate_at(now);
+        if *self.ledger.gate() != gate {
+            self.ledger.set_gate(gate);
+        }
+    }
+
     /// The gate of a serving server in its current state.
     fn serving_gate(&self) -> Gate {
+        self.serving_gate_at(Instant::now())
+    }
+
+    fn serving_gate_at(&self, now: Instant) -> Gate {
+        if self.fenced(now) {
+            return Gate::Closed(Refusal::new(
+                Code::NotActive,
+                "this server cannot confirm it is still the active one (no grant lease: the other server and the witness are out of reach); retry shortly",
+            ));
+        }
         match &self.pair {
             Some(p) if p.state == PeerState::Recovering => Gate::ReclaimOnly(Refusal::new(
                 Code::Recovering,
@@ -654,6 +697,7 @@ impl Core {
         }
         self.presence.state = state.as_str().to_string();
         if state.is_serving() {
+            self.paused = false;
             self.presence.active_addr = None;
             self.ledger.set_epoch(epoch);
             if !was_serving {

@@ -37,6 +37,9 @@ pub const DEFAULT_PORT: u16 = 27000;
 
 /// Starts the server and serves until it is shut down.
 pub fn run(config: Config) -> Result<(), String> {
+    if config.role == Role::Witness {
+        return crate::failover::witness::run(&config);
+    }
     let side = if config.role == Role::Backup {
         Side::Backup
     } else {
@@ -161,6 +164,7 @@ pub fn run(config: Config) -> Result<(), String> {
         )));
         core.pair = Some(PairLink::new(to_watchdog, from_watchdog));
         core.pause_limit = config.takeover_after;
+        core.fenced_mode = config.witness.is_some();
         watchdog::spawn(
             settings,
             listener,
@@ -233,6 +237,8 @@ fn pair_settings(
             lease: config.lease,
             backup_max: config.backup_max,
             backup_lost_after: config.backup_lost_after,
+            witness: config.witness.clone(),
+            fence_after: config.fence_after,
         },
         listener,
     ))
@@ -251,7 +257,7 @@ fn advertised_addr(config: &Config, local: &SocketAddr) -> String {
 }
 
 /// Reads the peer link's shared secret: the file's first line, trimmed.
-fn read_secret(path: &Path) -> Result<Vec<u8>, String> {
+pub fn read_secret(path: &Path) -> Result<Vec<u8>, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("peer secret file {}: {e}", path.display()))?;
     let secret = text.lines().next().unwrap_or("").trim();
