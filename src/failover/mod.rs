@@ -61,6 +61,8 @@ pub enum ToWatchdog {
     Seats(Vec<SeatSnapshot>),
     /// Digest of the served pools and options (at start and every reread).
     Digest(String),
+    /// Replies wait for the standby's acknowledgement from this record on.
+    HoldingFrom(u64),
     /// The loop was paused (SIGSTOP, a VM pause) for longer than
     /// takeover_after and stopped granting: re-check with the other server.
     Paused,
@@ -81,8 +83,9 @@ pub enum FromWatchdog {
     /// Standby: replace the ledger with the active server's.
     Reset(Snapshot),
     /// Active: the standby acknowledged records up to `acked`; while
-    /// `in_sync`, replies wait for its acknowledgement.
-    Standby { in_sync: bool, acked: u64 },
+    /// `wait_for_acks`, replies wait for its acknowledgement (answer
+    /// [`ToWatchdog::HoldingFrom`] when it turns on).
+    Standby { wait_for_acks: bool, acked: u64 },
     /// Send a snapshot (a standby needs one to catch up).
     SendSnapshot,
     /// Hand back to the returning primary: stop granting, tell clients

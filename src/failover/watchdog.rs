@@ -52,6 +52,9 @@ struct Follower {
     /// When the oldest unacknowledged record was sent.
     unacked_since: Option<Instant>,
     in_sync: bool,
+    /// The standby counts as in sync once it acknowledged this record: the
+    /// last one when its catch-up was sent (it follows live after that).
+    catchup_target: Option<u64>,
     /// A snapshot was asked of the loop for the standby.
     awaiting_snapshot: bool,
 }
@@ -66,8 +69,10 @@ struct WitnessLink {
     pings: std::collections::VecDeque<(u64, Instant)>,
     /// Its last answer: active, epoch, stale record, learning, when.
     view: Option<(String, u64, Option<u64>, bool, Instant)>,
-    /// An outstanding claim: id, epoch, when sent.
+    /// An outstanding (or last refused) claim: id, epoch, when sent.
     claim: Option<(u64, u64, Instant)>,
+    /// The last refusal's reason, logged once until it changes.
+    last_refusal: Option<String>,
 }
 
 /// The loop's side of the conversation.
@@ -108,7 +113,8 @@ struct Watchdog {
     peer: PeerView,
     follower: Follower,
     /// Standby: a SyncFrom was sent on the current link.
-    sync_asked: bool,
+    /// Standby: when a SyncFrom was last sent on the current link.
+    sync_asked: Option<Instant>,
     /// Primary: asked the active backup to hand back (and when).
     handback_asked: Option<Instant>,
     /// Backup: handing back, waiting for the loop to stop granting.
@@ -127,10 +133,20 @@ struct Watchdog {
     /// Witness mode: the witness link, and until when grants are allowed.
     witness: Option<WitnessLink>,
     lease_until: Option<Instant>,
-    /// Witness mode: the standby is stale since this entry; grants wait
-    /// until the witness has recorded it.
+    /// Witness mode: the standby is stale since this entry; answers
+    /// without its acknowledgement wait until the witness records it.
     stale_pending: Option<u64>,
+    /// Witness mode: the stale record the witness confirmed.
+    stale_recorded: Option<u64>,
+    /// Witness mode: the loop holds replies for acknowledgements again
+    /// from this record on (it said so); the stale record may be cleared
+    /// once the standby acknowledged it.
+    holding_from: Option<u64>,
     backup_expired: bool,
+    /// The takeover attempt after this silence was logged already.
+    takeover_logged: bool,
+    /// Witness mode: the witness records this (standby) server stale.
+    witness_says_stale: bool,
     last_expired_log: Option<Instant>,
     backup_lost_logged: bool,
     digest_alerted: bool,
@@ -171,7 +187,7 @@ pub fn spawn(
         events_tx,
         last_dial: None,
         follower: Follower::default(),
-        sync_asked: false,
+        sync_asked: None,
         handback_asked: None,
         handing_back: false,
         stepping_down: false,
@@ -183,7 +199,11 @@ pub fn spawn(
         witness: settings_witness.then(WitnessLink::default),
         lease_until: None,
         stale_pending: None,
+        stale_recorded: None,
+        holding_from: None,
         backup_expired: false,
+        takeover_logged: false,
+        witness_says_stale: false,
         last_expired_log: None,
         backup_lost_logged: false,
         digest_alerted: false,
@@ -302,6 +322,7 @@ impl Watchdog {
                     self.send(&PeerMessage::Records { records: tail });
                 }
                 self.follower.sent_upto = Some(self.last.seq.max(seq));
+                self.follower.catchup_target = Some(self.last.seq.max(seq));
                 self.follower.unacked_since = Some(Instant::now());
             }
             ToWatchdog::StoppedGranting(last) => {
@@ -339,12 +360,16 @@ impl Watchdog {
                     self.send(&PeerMessage::SyncFrom {
                         from: HistoryMark::default(),
                     });
-                    self.sync_asked = true;
+                    self.sync_asked = Some(Instant::now());
                 }
             }
             ToWatchdog::Digest(digest) => {
                 self.digest = digest;
                 self.digest_alerted = false;
+            }
+            ToWatchdog::HoldingFrom(seq) => {
+                self.holding_from = Some(seq);
+                self.follower_changed();
             }
             ToWatchdog::Paused => {
                 if self.state.is_serving() {
@@ -380,14 +405,50 @@ impl Watchdog {
 
     fn link_down(&mut self) {
         self.out = None;
-        self.follower = Follower::default();
-        self.sync_asked = false;
+        self.sync_asked = None;
         if self.state.is_serving() {
-            self.to_loop(FromWatchdog::Standby {
-                in_sync: false,
-                acked: 0,
-            });
+            self.follower = Follower::default();
+            self.follower_changed();
         }
+    }
+
+    /// Whether the loop must hold replies for the standby's acknowledgement.
+    /// Two-server mode: while it is in sync. Witness mode: unless the
+    /// witness has recorded it stale (every answer without an
+    /// acknowledgement is then covered by that record).
+    fn wait_for_acks(&self) -> bool {
+        self.follower.in_sync || (self.s.witness.is_some() && self.stale_recorded.is_none())
+    }
+
+    /// Tells the loop how to release replies, after the follower or the
+    /// stale record changed; in witness mode also keeps the stale record
+    /// at the witness up to date.
+    fn follower_changed(&mut self) {
+        if !self.state.is_serving() {
+            return;
+        }
+        if self.s.witness.is_some() {
+            let caught_up = self.follower.in_sync
+                && self.holding_from.is_some_and(|h| self.follower.acked >= h);
+            if !caught_up && self.stale_recorded.is_none() && self.stale_pending.is_none() {
+                let since = self
+                    .follower
+                    .acked
+                    .max(self.peer.last.seq.min(self.last.seq));
+                self.stale_pending = Some(since);
+                log::warn!("standby not in sync (since record {since}): recording it stale at the witness before answering without it");
+                self.ping_witness();
+            } else if caught_up && (self.stale_recorded.is_some() || self.stale_pending.is_some()) {
+                self.stale_recorded = None;
+                self.stale_pending = None;
+                log::info!("standby in sync: clearing its stale record at the witness");
+                self.ping_witness();
+            }
+        }
+        self.to_loop(FromWatchdog::Standby {
+            wait_for_acks: self.wait_for_acks(),
+            acked: self.follower.acked,
+        });
     }
 
     fn ping(&mut self) {
@@ -416,7 +477,9 @@ impl Watchdog {
     // ----- the witness ------------------------------------------------------
 
     fn ping_witness(&mut self) {
-        let Some(addr) = self.s.witness.clone() else { return };
+        let Some(addr) = self.s.witness.clone() else {
+            return;
+        };
         let stale_since = self.stale_record();
         let role = self.s.role.as_str().to_string();
         let (state, epoch, last) = (self.state, self.epoch, self.last);
@@ -424,11 +487,17 @@ impl Watchdog {
             role: role.clone(),
             format: FORMAT_VERSION,
         };
-        let timeout = self.s.ping_interval.clamp(Duration::from_millis(100), Duration::from_secs(1));
+        let timeout = self
+            .s
+            .ping_interval
+            .clamp(Duration::from_millis(100), Duration::from_secs(1));
         let events = self.events_tx.clone();
         let secret = self.s.secret.clone();
         let w = self.witness.as_mut().expect("witness mode");
-        if w.out.is_none() && w.last_dial.is_none_or(|t| t.elapsed() >= self.s.ping_interval) {
+        if w.out.is_none()
+            && w.last_dial
+                .is_none_or(|t| t.elapsed() >= self.s.ping_interval)
+        {
             w.last_dial = Some(Instant::now());
             match link::dial(&addr, &secret, &hello, timeout, events) {
                 Ok(link) => {
@@ -466,14 +535,7 @@ impl Watchdog {
         if !self.state.is_serving() {
             return None;
         }
-        self.stale_pending.or(if self.follower.in_sync {
-            None
-        } else {
-            self.witness
-                .as_ref()
-                .and_then(|w| w.view.as_ref())
-                .and_then(|v| v.2)
-        })
+        self.stale_pending.or(self.stale_recorded)
     }
 
     fn witness_reachable(&self) -> bool {
@@ -513,23 +575,32 @@ impl Watchdog {
                     self.renew_lease(sent);
                 }
                 if let (Some(n), Some(recorded)) = (self.stale_pending, stale_since) {
-                    if recorded == n {
+                    if recorded == n && self.state.is_serving() {
                         self.stale_pending = None;
-                        self.follower.in_sync = false;
+                        self.stale_recorded = Some(n);
                         log::warn!(
                             "the witness records the standby stale since entry {n}: carrying on without its acknowledgement"
                         );
-                        self.to_loop(FromWatchdog::Standby {
-                            in_sync: false,
-                            acked: self.follower.acked,
-                        });
+                        self.follower_changed();
                     }
                 }
                 let other = match self.s.role {
                     Role::Primary => "backup",
                     _ => "primary",
                 };
-                if self.state.is_serving() && active == other && epoch > self.epoch && !self.stepping_down {
+                // A standby that cannot hear the active server learns here
+                // that it no longer counts as in sync.
+                if self.state == PeerState::Ready && active == other && stale_since.is_some() {
+                    log::warn!("the witness records this standby stale: no longer in sync");
+                    self.state = PeerState::Syncing;
+                    self.tell_role();
+                }
+                self.witness_says_stale = active == other && stale_since.is_some();
+                if self.state.is_serving()
+                    && active == other
+                    && epoch > self.epoch
+                    && !self.stepping_down
+                {
                     log::warn!(
                         "the witness records the {other} active at epoch {epoch}: this server (epoch {}) was replaced and steps down",
                         self.epoch
@@ -547,15 +618,23 @@ impl Watchdog {
                 why,
             } => {
                 let w = self.witness.as_mut().expect("witness mode");
-                let Some((claim_id, epoch, sent)) = w.claim else { return };
+                let Some((claim_id, epoch, sent)) = w.claim else {
+                    return;
+                };
                 if claim_id != id {
                     return;
                 }
-                w.claim = None;
                 if !granted {
-                    log::info!("the witness refused this server becoming active: {why}");
+                    // Keep the claim's time so the next one waits a while.
+                    w.claim = Some((0, epoch, Instant::now()));
+                    if w.last_refusal.as_deref() != Some(why.as_str()) {
+                        log::info!("the witness refused this server becoming active: {why}");
+                        w.last_refusal = Some(why);
+                    }
                     return;
                 }
+                w.claim = None;
+                w.last_refusal = None;
                 if self.state.is_serving() {
                     return;
                 }
@@ -593,7 +672,7 @@ impl Watchdog {
                 log::info!("peer link to {} up", self.s.peer);
                 self.out = Some(w);
                 self.follower = Follower::default();
-                self.sync_asked = false;
+                self.sync_asked = None;
                 if let Some(seats) = self.merge.clone() {
                     self.send(&PeerMessage::Merge { seats });
                 }
@@ -724,17 +803,16 @@ impl Watchdog {
                 } else if self.follower.unacked_since.is_some() {
                     self.follower.unacked_since = Some(Instant::now());
                 }
-                if self.stale_pending.is_some() && self.follower.acked >= self.last.seq {
-                    self.stale_pending = None;
-                }
-                if !self.follower.in_sync && self.follower.acked >= self.last.seq {
+                let caught_up = self
+                    .follower
+                    .catchup_target
+                    .is_some_and(|t| self.follower.acked >= t);
+                if !self.follower.in_sync && caught_up {
                     self.follower.in_sync = true;
+                    self.holding_from = None;
                     log::info!("standby in sync at record {}", self.follower.acked);
                 }
-                self.to_loop(FromWatchdog::Standby {
-                    in_sync: self.follower.in_sync,
-                    acked: self.follower.acked,
-                });
+                self.follower_changed();
             }
             PeerMessage::SyncFrom { from } => self.on_sync_from(from),
             PeerMessage::Snapshot { snapshot } => {
@@ -755,7 +833,7 @@ impl Watchdog {
                 self.to_loop(FromWatchdog::Reset(snapshot));
             }
             PeerMessage::HandbackRequest => {
-                let primary_caught_up = self.peer.last == self.last;
+                let primary_caught_up = self.follower.in_sync;
                 if self.s.role == Role::Backup && self.state.is_serving() && primary_caught_up {
                     log::info!("the primary is back and in sync: handing back");
                     self.handing_back = true;
@@ -831,9 +909,19 @@ impl Watchdog {
 
     /// A standby (or a primary about to take back) asks for our history.
     fn on_sync_from(&mut self, from: HistoryMark) {
-        self.follower = Follower::default();
+        self.follower = Follower {
+            catchup_target: Some(self.last.seq),
+            ..Follower::default()
+        };
         if from == self.last {
             self.follower.sent_upto = Some(self.last.seq);
+            self.follower.acked = from.seq;
+            if self.state.is_serving() || self.handing_back {
+                self.follower.in_sync = true;
+                self.holding_from = None;
+                log::info!("standby in sync at record {}", from.seq);
+                self.follower_changed();
+            }
         } else if let Some(tail) = self.ring.after(from) {
             log::info!(
                 "standby catching up from the journal tail: {} record(s) after {}",
@@ -879,6 +967,11 @@ impl Watchdog {
                         }
                     }
                 } else if self.started.elapsed() >= self.s.takeover_after {
+                    if self.takeover_logged {
+                        self.activate(false);
+                        return;
+                    }
+                    self.takeover_logged = true;
                     log::warn!(
                         "the other server ({}) did not answer for {:?}: serving alone",
                         self.s.peer,
@@ -891,27 +984,38 @@ impl Watchdog {
                 if !alive {
                     if self.started.elapsed() >= self.s.takeover_after {
                         let in_sync = self.state == PeerState::Ready;
-                        log::warn!(
-                            "no word from the active server for {:?}: taking over ({})",
-                            self.s.takeover_after,
-                            if in_sync {
-                                "in sync"
-                            } else {
-                                "not in sync: recovery period first"
-                            }
-                        );
+                        if !self.takeover_logged {
+                            self.takeover_logged = true;
+                            log::warn!(
+                                "no word from the active server for {:?}: taking over ({})",
+                                self.s.takeover_after,
+                                if in_sync {
+                                    "in sync"
+                                } else {
+                                    "not in sync: recovery period first"
+                                }
+                            );
+                        }
                         self.activate(in_sync);
                     }
                     return;
                 }
-                if !self.sync_asked && self.out.is_some() {
-                    self.sync_asked = true;
+                self.takeover_logged = false;
+                // Ask (again, if asking led nowhere: the request may have
+                // met the other server between two roles).
+                let ask_again = self.sync_asked.is_none_or(|t| {
+                    self.state == PeerState::Syncing && t.elapsed() >= self.s.takeover_after
+                });
+                if ask_again && self.out.is_some() {
+                    self.sync_asked = Some(Instant::now());
                     self.send(&PeerMessage::SyncFrom { from: self.last });
                 }
                 // In sync is what the active server says: only it knows
                 // whether it waits for our acknowledgements.
                 if peer_serving {
-                    let in_sync = self.peer.counts_us_in_sync;
+                    // In witness mode the witness must agree: the active
+                    // server may have recorded us stale there.
+                    let in_sync = self.peer.counts_us_in_sync && !self.witness_says_stale;
                     if self.state == PeerState::Syncing && in_sync {
                         self.merge = None;
                         self.state = PeerState::Ready;
@@ -1004,9 +1108,15 @@ impl Watchdog {
             self.become_active(epoch, in_sync);
             return;
         };
-        let pending = w
-            .claim
-            .is_some_and(|(_, _, t)| t.elapsed() < self.s.takeover_after);
+        // One claim at a time; after a refusal, ask again a few pings later.
+        let pending = w.claim.is_some_and(|(id, _, t)| {
+            let wait = if id == 0 {
+                self.s.ping_interval * 5
+            } else {
+                self.s.takeover_after
+            };
+            t.elapsed() < wait
+        });
         if pending {
             return;
         }
@@ -1023,7 +1133,7 @@ impl Watchdog {
             last: self.last,
         };
         if out.send(&claim).is_ok() {
-            log::info!("asking the witness to become active at epoch {epoch}");
+            log::debug!("asking the witness to become active at epoch {epoch}");
             w.claim = Some((id, epoch, Instant::now()));
         } else {
             w.out = None;
@@ -1033,7 +1143,14 @@ impl Watchdog {
     fn become_active(&mut self, epoch: u64, in_sync: bool) {
         self.epoch = epoch;
         self.handback_asked = None;
-        self.follower = Follower::default();
+        // Keep a catch-up the standby already asked for (it may have asked
+        // just before we took over); it is not in sync with this reign yet.
+        self.follower.in_sync = false;
+        self.follower.unacked_since = None;
+        // The witness cleared any stale record when it consented.
+        self.stale_pending = None;
+        self.stale_recorded = None;
+        self.holding_from = None;
         self.serving_since = Some(Instant::now());
         if in_sync {
             self.state = PeerState::Active;
@@ -1049,6 +1166,7 @@ impl Watchdog {
             self.epoch
         );
         self.tell_role();
+        self.follower_changed();
     }
 
     fn become_standby(&mut self) {
@@ -1056,7 +1174,10 @@ impl Watchdog {
         self.serving_since = None;
         self.recovery_until = None;
         self.follower = Follower::default();
-        self.sync_asked = false;
+        self.stale_pending = None;
+        self.stale_recorded = None;
+        self.holding_from = None;
+        self.sync_asked = None;
         self.handback_asked = None;
         if self.backup_expired {
             self.backup_expired = false;
@@ -1079,27 +1200,14 @@ impl Watchdog {
             .unacked_since
             .is_some_and(|t| t.elapsed() > self.s.sync_timeout);
         if late || !self.peer_alive() {
-            if self.s.witness.is_some() {
-                // Replies keep waiting until the witness has recorded it.
-                if self.stale_pending.is_none() {
-                    self.stale_pending = Some(self.follower.acked);
-                    log::warn!(
-                        "standby stale since record {}: recording it at the witness before carrying on",
-                        self.follower.acked
-                    );
-                    self.ping_witness();
-                }
-                return;
-            }
             self.follower.in_sync = false;
-            log::warn!(
-                "standby stale since record {}: carrying on without its acknowledgement",
-                self.follower.acked
-            );
-            self.to_loop(FromWatchdog::Standby {
-                in_sync: false,
-                acked: self.follower.acked,
-            });
+            if self.s.witness.is_none() {
+                log::warn!(
+                    "standby stale since record {}: carrying on without its acknowledgement",
+                    self.follower.acked
+                );
+            }
+            self.follower_changed();
         }
     }
 

@@ -80,16 +80,14 @@ impl Witness {
         s.epoch = epoch;
         s.last = last;
         match self.active {
-            Some((r, e)) if r == role => {
-                if state.is_serving() && epoch >= e {
-                    self.active = Some((role, epoch));
-                    if stale_since != self.stale_since {
-                        match stale_since {
-                            Some(n) => log::warn!("{role} records its standby stale since entry {n}"),
-                            None => log::info!("{role}'s standby is in sync again"),
-                        }
-                        self.stale_since = stale_since;
+            Some((r, e)) if r == role && state.is_serving() && epoch >= e => {
+                self.active = Some((role, epoch));
+                if stale_since != self.stale_since {
+                    match stale_since {
+                        Some(n) => log::warn!("{role} records its standby stale since entry {n}"),
+                        None => log::info!("{role}'s standby is in sync again"),
                     }
+                    self.stale_since = stale_since;
                 }
             }
             None if learning && state.is_serving() => {
@@ -107,29 +105,55 @@ impl Witness {
     }
 
     /// May `role` become active at `epoch`? Returns (granted, recovery, why).
-    pub fn claim(&mut self, role: Role, epoch: u64, last: HistoryMark, now: Instant) -> (bool, bool, String) {
+    pub fn claim(
+        &mut self,
+        role: Role,
+        epoch: u64,
+        last: HistoryMark,
+        now: Instant,
+    ) -> (bool, bool, String) {
         if self.learning(now) {
-            return (false, false, "the witness just started and is still learning who is active".into());
+            return (
+                false,
+                false,
+                "the witness just started and is still learning who is active".into(),
+            );
         }
         {
             let s = self.seen(role);
             s.last_heard = Some(now);
             s.last = last;
         }
-        let other_role = if role == Role::Primary { Role::Backup } else { Role::Primary };
-        let other = if role == Role::Primary { self.backup.clone() } else { self.primary.clone() };
+        let other_role = if role == Role::Primary {
+            Role::Backup
+        } else {
+            Role::Primary
+        };
+        let other = if role == Role::Primary {
+            self.backup.clone()
+        } else {
+            self.primary.clone()
+        };
         let other_alive = self.alive(&other, now);
         let other_serving = other_alive && other.state.is_some_and(|s| s.is_serving());
         if other_serving {
             return (
                 false,
                 false,
-                format!("the {other_role} is active (epoch {}) and the witness hears it", other.epoch),
+                format!(
+                    "the {other_role} is active (epoch {}) and the witness hears it",
+                    other.epoch
+                ),
             );
         }
         let behind = (last.epoch, last.seq) < (other.last.epoch, other.last.seq);
+        // The other server stopped serving (handed back) and said so with
+        // its last record: a claimant holding that much misses nothing.
+        let has_final_history =
+            other_alive && other.state.is_some_and(|s| !s.is_serving()) && !behind;
         let recovery = match self.active {
             Some((r, _)) if r == role => false,
+            Some(_) if has_final_history => false,
             Some(_) => self.stale_since.is_some() || behind,
             // Nothing recorded (a fresh witness): only a server known to be
             // at least as far as the other may skip the recovery period.
@@ -137,14 +161,22 @@ impl Witness {
         };
         if let Some((current, e)) = self.active {
             if epoch <= e && current != role {
-                return (false, false, format!("epoch {epoch} is not above the recorded {e}"));
+                return (
+                    false,
+                    false,
+                    format!("epoch {epoch} is not above the recorded {e}"),
+                );
             }
         }
         self.active = Some((role, epoch));
         self.stale_since = None;
         log::warn!(
             "{role} becomes active at epoch {epoch}{}",
-            if recovery { " after a recovery period" } else { "" }
+            if recovery {
+                " after a recovery period"
+            } else {
+                ""
+            }
         );
         (true, recovery, String::new())
     }
@@ -182,11 +214,15 @@ pub fn run(config: &Config) -> Result<(), String> {
             }
             LinkEvent::Message { link, message } => (link, message),
         };
-        let Some((writer, role)) = links.get_mut(&link) else { continue };
+        let Some((writer, role)) = links.get_mut(&link) else {
+            continue;
+        };
         let now = Instant::now();
         let answer = match message {
             PeerMessage::Hello { role: r, .. } => {
-                *role = Role::parse(&r).ok().filter(|r| matches!(r, Role::Primary | Role::Backup));
+                *role = Role::parse(&r)
+                    .ok()
+                    .filter(|r| matches!(r, Role::Primary | Role::Backup));
                 None
             }
             PeerMessage::WitnessPing {
@@ -278,21 +314,68 @@ mod tests {
         let at = |s: u64| t0 + Duration::from_secs(s);
         w.ping(Role::Backup, PeerState::Ready, 0, mark(1, 1), None, at(3));
         assert!(w.claim(Role::Primary, 1, mark(1, 1), at(3)).0);
-        let (_, _, stale, _) = w.ping(Role::Primary, PeerState::Active, 1, mark(20, 1), Some(4), at(4));
+        let (_, _, stale, _) = w.ping(
+            Role::Primary,
+            PeerState::Active,
+            1,
+            mark(20, 1),
+            Some(4),
+            at(4),
+        );
         assert_eq!(stale, Some(4));
         let (granted, recovery, _) = w.claim(Role::Backup, 2, mark(4, 1), at(8));
         assert!(granted && recovery);
     }
 
     #[test]
+    fn a_primary_taking_back_from_a_backup_that_stopped_needs_no_recovery() {
+        let t0 = Instant::now();
+        let mut w = Witness::new(T, t0);
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        w.ping(
+            Role::Backup,
+            PeerState::Active,
+            2,
+            mark(30, 2),
+            Some(10),
+            at(3),
+        );
+        assert!(
+            !w.claim(Role::Primary, 3, mark(30, 2), at(4)).0,
+            "the backup still serves"
+        );
+        w.ping(
+            Role::Backup,
+            PeerState::Syncing,
+            2,
+            mark(31, 2),
+            None,
+            at(5),
+        );
+        let (granted, recovery, _) = w.claim(Role::Primary, 3, mark(31, 2), at(5));
+        assert!(granted && !recovery);
+    }
+
+    #[test]
     fn a_restarted_witness_relearns_the_active_server() {
         let t0 = Instant::now();
         let mut w = Witness::new(T, t0);
-        let (active, epoch, _, learning) = w.ping(Role::Backup, PeerState::Active, 4, mark(7, 4), None, t0);
+        let (active, epoch, _, learning) =
+            w.ping(Role::Backup, PeerState::Active, 4, mark(7, 4), None, t0);
         assert!(learning);
         assert_eq!((active.as_str(), epoch), ("backup", 4));
         // After learning, the primary still cannot serve beside it.
-        w.ping(Role::Backup, PeerState::Active, 4, mark(7, 4), None, t0 + Duration::from_secs(3));
-        assert!(!w.claim(Role::Primary, 5, mark(3, 1), t0 + Duration::from_secs(4)).0);
+        w.ping(
+            Role::Backup,
+            PeerState::Active,
+            4,
+            mark(7, 4),
+            None,
+            t0 + Duration::from_secs(3),
+        );
+        assert!(
+            !w.claim(Role::Primary, 5, mark(3, 1), t0 + Duration::from_secs(4))
+                .0
+        );
     }
 }

@@ -47,7 +47,7 @@ pub struct PairLink {
     pub rx: Receiver<FromWatchdog>,
     pub state: PeerState,
     /// Active: replies wait for the standby's acknowledgement.
-    pub standby_in_sync: bool,
+    pub wait_for_acks: bool,
     pub acked: u64,
     /// Standby: the durable sequence number last told to the watchdog.
     pub durable_told: u64,
@@ -61,7 +61,7 @@ impl PairLink {
             tx,
             rx,
             state: PeerState::Starting,
-            standby_in_sync: false,
+            wait_for_acks: false,
             acked: 0,
             durable_told: 0,
             status: PairStatus::default(),
@@ -166,7 +166,7 @@ impl Core {
     pub fn released_seq(&mut self) -> u64 {
         let durable = self.journal.durable_seq();
         match &self.pair {
-            Some(p) if p.state.is_serving() && p.standby_in_sync => durable.min(p.acked),
+            Some(p) if p.state.is_serving() && p.wait_for_acks => durable.min(p.acked),
             _ => durable,
         }
     }
@@ -590,10 +590,20 @@ impl Core {
                 }
                 self.journal.reset(snapshot);
             }
-            FromWatchdog::Standby { in_sync, acked } => {
-                if let Some(p) = &mut self.pair {
-                    p.standby_in_sync = in_sync;
-                    p.acked = acked;
+            FromWatchdog::Standby {
+                wait_for_acks,
+                acked,
+            } => {
+                let Some(p) = &mut self.pair else { return };
+                let starts_waiting = wait_for_acks && !p.wait_for_acks;
+                p.wait_for_acks = wait_for_acks;
+                p.acked = acked;
+                if starts_waiting {
+                    // Records made from now on are answered only once
+                    // acknowledged; the watchdog clears a stale record
+                    // at the witness once the standby has these.
+                    let from = self.ledger.last_seq();
+                    self.tell_watchdog(ToWatchdog::HoldingFrom(from));
                 }
             }
             FromWatchdog::SendSnapshot => {
@@ -697,6 +707,15 @@ impl Core {
         }
         self.presence.state = state.as_str().to_string();
         if state.is_serving() {
+            if !was_serving {
+                // Witness mode holds answers for the standby until the
+                // witness records it stale; the watchdog says when.
+                let fenced_mode = self.fenced_mode;
+                if let Some(p) = &mut self.pair {
+                    p.wait_for_acks = fenced_mode;
+                    p.acked = 0;
+                }
+            }
             self.paused = false;
             self.presence.active_addr = None;
             self.ledger.set_epoch(epoch);
@@ -727,7 +746,7 @@ impl Core {
     fn stop_serving(&mut self, active: Option<String>, effects: &mut Effects) {
         self.presence.active_addr = active.clone();
         if let Some(p) = &mut self.pair {
-            p.standby_in_sync = false;
+            p.wait_for_acks = false;
             if p.state.is_serving() {
                 p.state = PeerState::Syncing;
                 self.presence.state = p.state.as_str().to_string();

@@ -53,6 +53,28 @@ impl History {
             .collect()
     }
 
+    /// The longest stretch without a grant from `since` until now: how
+    /// long service was unavailable (to clients that kept asking).
+    pub fn longest_gap_since(&self, since: Instant) -> std::time::Duration {
+        let mut times: Vec<Instant> = self
+            .seats
+            .lock()
+            .unwrap()
+            .values()
+            .map(|s| s.2)
+            .filter(|t| *t >= since)
+            .collect();
+        times.sort();
+        times.push(Instant::now());
+        let mut last = since;
+        let mut gap = std::time::Duration::ZERO;
+        for t in times {
+            gap = gap.max(t.duration_since(last));
+            last = t;
+        }
+        gap
+    }
+
     pub fn grants(&self) -> usize {
         self.seats.lock().unwrap().len()
     }

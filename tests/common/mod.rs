@@ -145,7 +145,10 @@ impl Floatd {
                     if let Some(addr) = line.strip_prefix("floatd peer link on ") {
                         server.peer_addr = Some(addr.trim().to_string());
                     }
-                    if let Some(addr) = line.strip_prefix("floatd listening on ") {
+                    let ready = line
+                        .strip_prefix("floatd listening on ")
+                        .or_else(|| line.strip_prefix("floatd witness on "));
+                    if let Some(addr) = ready {
                         server.addr = addr.trim().to_string();
                         return server;
                     }
@@ -244,6 +247,21 @@ pub struct LineClient {
 }
 
 impl LineClient {
+    /// Connects and reads the greeting; `None` if the server is not there
+    /// or closes at once.
+    pub fn try_connect(addr: &str) -> Option<LineClient> {
+        let stream = TcpStream::connect(addr).ok()?;
+        stream.set_read_timeout(Some(PATIENCE)).ok()?;
+        let reader = BufReader::new(stream.try_clone().ok()?);
+        let mut c = LineClient {
+            stream,
+            reader,
+            greeting: String::new(),
+        };
+        c.greeting = c.read_line()?;
+        Some(c)
+    }
+
     pub fn connect(addr: &str) -> LineClient {
         let stream = TcpStream::connect(addr).expect("connect");
         stream.set_read_timeout(Some(PATIENCE)).unwrap();
@@ -279,6 +297,13 @@ impl LineClient {
             Ok(0) | Err(_) => None,
             Ok(_) => Some(line.trim_end().to_string()),
         }
+    }
+
+    /// Like `ask`, but `None` when the connection is gone.
+    pub fn try_ask(&mut self, line: &str) -> Option<String> {
+        use std::io::Write as _;
+        self.stream.write_all(format!("{line}\n").as_bytes()).ok()?;
+        self.read_line()
     }
 
     pub fn ask(&mut self, line: &str) -> String {
@@ -348,6 +373,11 @@ pub struct Pair {
     pub to_backup: proxy::Proxy,
     /// Extra flags for both servers (timings).
     pub flags: Vec<String>,
+    /// Witness mode: the witness and each server's link to it.
+    pub witness: Option<Floatd>,
+    pub primary_to_witness: Option<proxy::Proxy>,
+    pub backup_to_witness: Option<proxy::Proxy>,
+    witness_port: Option<String>,
     primary_ports: Option<(String, String)>,
     backup_ports: Option<(String, String)>,
     starts: usize,
@@ -385,6 +415,10 @@ impl Pair {
             to_primary: proxy::Proxy::new(),
             to_backup: proxy::Proxy::new(),
             flags: flags.iter().map(|s| s.to_string()).collect(),
+            witness: None,
+            primary_to_witness: None,
+            backup_to_witness: None,
+            witness_port: None,
             primary_ports: None,
             backup_ports: None,
             starts: 0,
@@ -412,8 +446,52 @@ impl Pair {
             .iter()
             .map(|s| s.to_string()),
         );
+        let witness_link = match role {
+            "primary" => &self.primary_to_witness,
+            _ => &self.backup_to_witness,
+        };
+        if let Some(w) = witness_link {
+            args.extend(["--witness".to_string(), w.addr.clone()]);
+        }
         args.extend(self.flags.iter().cloned());
         args
+    }
+
+    /// Starts the witness (on the same port when restarted), and puts a
+    /// proxy on each server's link to it.
+    pub fn start_witness(&mut self) {
+        self.starts += 1;
+        let listen = format!("127.0.0.1:{}", self.witness_port.as_deref().unwrap_or("0"));
+        let mut args: Vec<String> = [
+            "--role",
+            "witness",
+            "--peer-listen",
+            &listen,
+            "--peer-secret-file",
+            self.site.path("secret").to_str().unwrap(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.extend(self.flags.iter().cloned());
+        let log = self.site.path(&format!("witness-{}.log", self.starts));
+        let witness = Floatd::start(&args, &log);
+        self.witness_port = Some(witness.addr.rsplit_once(':').unwrap().1.to_string());
+        for link in [&mut self.primary_to_witness, &mut self.backup_to_witness] {
+            link.get_or_insert_with(proxy::Proxy::new)
+                .set_target(&witness.addr);
+        }
+        self.witness = Some(witness);
+    }
+
+    /// Witness mode: the witness, then the primary and the backup.
+    pub fn start_with_witness(features: &str, flags: &[&str]) -> Pair {
+        let mut pair = Pair::build(features, flags);
+        pair.start_witness();
+        pair.start_primary();
+        pair.start_backup();
+        pair.wait_states("active", "ready");
+        pair
     }
 
     fn start_role(&mut self, role: &str) -> Floatd {
@@ -447,7 +525,7 @@ impl Pair {
     pub fn logs(&self) -> String {
         let mut out = String::new();
         for i in 1..=self.starts {
-            for role in ["primary", "backup"] {
+            for role in ["primary", "backup", "witness"] {
                 if let Ok(text) =
                     std::fs::read_to_string(self.site.path(&format!("{role}-{i}.log")))
                 {
@@ -489,11 +567,18 @@ impl Pair {
     /// Waits until the primary and the backup report these states.
     pub fn wait_states(&self, primary: &str, backup: &str) {
         let (p, b) = (self.primary_addr(), self.backup_addr());
-        wait_until(
-            PATIENCE,
-            &format!("primary {primary} and backup {backup}"),
-            || server_state(&p) == primary && server_state(&b) == backup,
-        );
+        let deadline = Instant::now() + PATIENCE;
+        while !(server_state(&p) == primary && server_state(&b) == backup) {
+            if Instant::now() > deadline {
+                panic!(
+                    "timed out waiting for primary {primary} and backup {backup} (they are {} and {}):\n{}",
+                    server_state(&p),
+                    server_state(&b),
+                    self.logs()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
     }
 }
 
