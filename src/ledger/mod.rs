@@ -774,10 +774,14 @@ impl Ledger {
         }
         let Some(pool) = chosen else {
             if blocked_by_reservation {
-                return Err(Refusal::new(
-                    Code::Reserved,
-                    format!("the free seats of {feature} are reserved for others"),
-                ));
+                let usage = self.usage.get(feature).unwrap_or(&empty);
+                return Err(Refusal {
+                    rule: self.options.reserving_rule(feature, who, usage),
+                    ..Refusal::new(
+                        Code::Reserved,
+                        format!("the free seats of {feature} are reserved for others"),
+                    )
+                });
             }
             let message = if rules == GrantRules::Checkout && waiting > 0 {
                 format!(
