@@ -775,11 +775,13 @@ impl Ledger {
         let Some(pool) = chosen else {
             if blocked_by_reservation {
                 let usage = self.usage.get(feature).unwrap_or(&empty);
+                let rule = self.options.reserving_rule(feature, who, usage);
+                let cited = rule.as_ref().map(|r| format!(" ({r})")).unwrap_or_default();
                 return Err(Refusal {
-                    rule: self.options.reserving_rule(feature, who, usage),
+                    rule,
                     ..Refusal::new(
                         Code::Reserved,
-                        format!("the free seats of {feature} are reserved for others"),
+                        format!("the free seats of {feature} are reserved for others{cited}"),
                     )
                 });
             }

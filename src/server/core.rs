@@ -5,6 +5,7 @@
 use super::admin;
 use super::conn::{Conn, Session};
 use super::licences::LicenceSource;
+use super::options::OptionsSource;
 use crate::codes::Code;
 use crate::journal::Journal;
 use crate::ledger::{
@@ -46,6 +47,8 @@ pub struct Core {
     pub journal: Journal,
     pub state_dir: PathBuf,
     pub licences: LicenceSource,
+    /// Where the options file is found; reread with the licences.
+    pub options: OptionsSource,
     pub served: Served,
     pub presence: Presence,
     pub admin_token: Option<String>,
@@ -73,6 +76,7 @@ impl Core {
             journal,
             state_dir,
             licences,
+            options: OptionsSource::default(),
             served,
             presence,
             admin_token: None,
@@ -313,10 +317,13 @@ impl Core {
                 Err(refusal) => self.refused(&refusal),
             },
             Request::Reread => match self.reread(now) {
-                Ok(pools) => reply::ok().field("pools", pools).finish(),
+                Ok(pools) => reply::ok()
+                    .field("pools", pools)
+                    .field_opt("options", self.options.in_use.as_ref().map(|p| p.display()))
+                    .finish(),
                 Err(e) => reply::err(
                     Code::Internal,
-                    &format!("reread failed, still serving the previous licences: {e}"),
+                    &format!("reread failed, still serving the previous licences and options: {e}"),
                 )
                 .finish(),
             },
@@ -350,10 +357,15 @@ impl Core {
         line.finish()
     }
 
-    /// Rereads licences (and options); returns the number of pools served.
+    /// Rereads licences and options; returns the number of pools served.
+    /// Either both are replaced or, when either fails to load, neither.
+    /// New options apply to checkouts from now on; seats out stay out.
     pub fn reread(&mut self, now: Now) -> Result<usize, String> {
         let served = self.licences.load()?;
+        let options = self.options.load(&served)?;
         let pools = served.pools.len();
+        // Options first: the queues served by set_pools obey the new ones.
+        self.ledger.set_options(options);
         self.ledger.set_pools(served.pools.clone(), now);
         self.served = served;
         self.ledger.commit(

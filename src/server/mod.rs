@@ -11,6 +11,7 @@ pub mod conn;
 pub mod core;
 pub mod event_loop;
 pub mod licences;
+pub mod options;
 pub mod output;
 pub mod status;
 
@@ -23,6 +24,7 @@ use event_loop::{EventLoop, LoopSettings};
 use licences::LicenceSource;
 use mio::net::TcpListener;
 use mio::Poll;
+use options::OptionsSource;
 use std::io::Write;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
@@ -39,6 +41,8 @@ pub fn run(config: Config) -> Result<(), String> {
     };
     let licences = LicenceSource::from_config(&config, side)?;
     let served = licences.load()?;
+    let mut options = OptionsSource::from_config(&config);
+    let policy = options.load(&served)?;
     let now = Now::current();
 
     let (state_dir, _lock) = open_state_dir(&config)?;
@@ -48,6 +52,7 @@ pub fn run(config: Config) -> Result<(), String> {
         log::warn!("journal: {cut}");
     }
     let mut ledger = Ledger::new(served.pools.clone(), config.lease, handle_key);
+    ledger.set_options(policy);
     if let Some(snapshot) = &recovered.snapshot {
         ledger.restore(snapshot, now);
     }
@@ -121,6 +126,7 @@ pub fn run(config: Config) -> Result<(), String> {
         core.admin_token = Some(admin::read_token(path)?);
     }
     core.admin_token_always = config.admin_token_always;
+    core.options = options;
     core.ledger.commit(Event::Started { at: now.unix }, now);
 
     let event_loop = EventLoop::new(

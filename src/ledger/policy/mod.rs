@@ -186,6 +186,17 @@ impl Options {
         format!("{}:{}", self.source, rule.line)
     }
 
+    /// A denial citing `rule`, in the message too (clients that show only
+    /// the message still point the user at the rule).
+    fn deny(&self, code: Code, rule: &Rule, message: String) -> PolicyDenial {
+        let cited = self.cite(rule);
+        PolicyDenial {
+            code,
+            message: format!("{message} ({cited})"),
+            rule: cited,
+        }
+    }
+
     /// Whether `target` names the requester.
     pub fn matches(&self, target: &Target, who: Requester) -> bool {
         match target.kind {
@@ -235,14 +246,14 @@ impl Options {
         for &i in &rules.exclude {
             let rule = &self.rules[i];
             if self.matches(&rule.target, who) {
-                return Err(PolicyDenial {
-                    code: Code::Excluded,
-                    rule: self.cite(rule),
-                    message: format!(
+                return Err(self.deny(
+                    Code::Excluded,
+                    rule,
+                    format!(
                         "{} on {} may not use {feature}: EXCLUDE {}",
                         who.user, who.host, rule.target
                     ),
-                });
+                ));
             }
         }
         if let Some(&first) = rules.include.first() {
@@ -251,15 +262,15 @@ impl Options {
                 .iter()
                 .any(|&i| self.matches(&self.rules[i].target, who))
             {
-                return Err(PolicyDenial {
-                    code: Code::NotIncluded,
-                    rule: self.cite(&self.rules[first]),
-                    message: format!(
+                return Err(self.deny(
+                    Code::NotIncluded,
+                    &self.rules[first],
+                    format!(
                         "{feature} is only for the users, hosts and groups its INCLUDE lines name, \
                          and {} on {} is not among them",
                         who.user, who.host
                     ),
-                });
+                ));
             }
         }
         for &i in &rules.max {
@@ -272,15 +283,15 @@ impl Options {
             }
             let held = self.held_by(&rule.target, usage);
             if held.saturating_add(count as u64) > limit as u64 {
-                return Err(PolicyDenial {
-                    code: Code::MaxReached,
-                    rule: self.cite(rule),
-                    message: format!(
+                return Err(self.deny(
+                    Code::MaxReached,
+                    rule,
+                    format!(
                         "{} may hold at most {limit} seat(s) of {feature} and holds {held}; \
                          {count} more requested",
                         rule.target
                     ),
-                });
+                ));
             }
         }
         Ok(())
