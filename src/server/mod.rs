@@ -51,6 +51,11 @@ pub fn run(config: Config) -> Result<(), String> {
     if let Some(cut) = &recovered.cut {
         log::warn!("journal: {cut}");
     }
+    match crate::report::catch_up(&state_dir, &recovered.records) {
+        Ok(0) => {}
+        Ok(n) => log::info!("report log: wrote {n} line(s) a crash had kept from it"),
+        Err(e) => log::error!("report log: catching up after a crash failed: {e}"),
+    }
     let mut ledger = Ledger::new(served.pools.clone(), config.lease, handle_key);
     ledger.set_options(policy);
     if let Some(snapshot) = &recovered.snapshot {
