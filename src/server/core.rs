@@ -321,11 +321,13 @@ impl Core {
                     .field("pools", pools)
                     .field_opt("options", self.options.in_use.as_ref().map(|p| p.display()))
                     .finish(),
-                Err(e) => reply::err(
-                    Code::Internal,
-                    &format!("reread failed, still serving the previous licences and options: {e}"),
-                )
-                .finish(),
+                Err(e) => {
+                    let why = format!(
+                        "reread failed, still serving the previous licences and options: {e}"
+                    );
+                    log::error!("{why} (asked by {})", conn.peer);
+                    reply::err(Code::Internal, &why).finish()
+                }
             },
             Request::Down { release } => {
                 log::info!(
