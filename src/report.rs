@@ -175,10 +175,7 @@ pub fn catch_up(dir: &Path, records: &[Record]) -> io::Result<usize> {
                 .set_len(good_len)?;
         }
     } else {
-        last = newest_rotated(dir)?
-            .map(|p| last_line_seq(&p))
-            .transpose()?
-            .flatten();
+        last = last_rotated_seq(dir)?;
     }
     let after = last.map_or(0, |(seq, _)| seq);
     let mut text = String::new();
@@ -195,26 +192,30 @@ pub fn catch_up(dir: &Path, records: &[Record]) -> io::Result<usize> {
     Ok(n)
 }
 
-/// The most recently modified `report.log.*` in `dir`.
-fn newest_rotated(dir: &Path) -> io::Result<Option<PathBuf>> {
+/// The last line on record in the rotated logs (`report.log.*`) in `dir`:
+/// that of the most recently modified one whose last line has a `seq=`
+/// (an operator may have compressed some).
+fn last_rotated_seq(dir: &Path) -> io::Result<Option<(u64, u64)>> {
     let prefix = format!("{REPORT_FILE}.");
-    let mut newest: Option<(std::time::SystemTime, PathBuf)> = None;
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
     };
+    let mut rotated = Vec::new();
     for entry in entries {
         let entry = entry?;
-        if !entry.file_name().to_string_lossy().starts_with(&prefix) {
-            continue;
-        }
-        let modified = entry.metadata()?.modified()?;
-        if newest.as_ref().is_none_or(|(t, _)| modified > *t) {
-            newest = Some((modified, entry.path()));
+        if entry.file_name().to_string_lossy().starts_with(&prefix) {
+            rotated.push((entry.metadata()?.modified()?, entry.path()));
         }
     }
-    Ok(newest.map(|(_, p)| p))
+    rotated.sort_by_key(|(modified, _)| std::cmp::Reverse(*modified));
+    for (_, path) in rotated {
+        if let Some(found) = last_line_seq(&path)? {
+            return Ok(Some(found));
+        }
+    }
+    Ok(None)
 }
 
 #[cfg(test)]
