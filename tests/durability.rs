@@ -180,6 +180,7 @@ fn kill_9_at_random_points_loses_no_seat_a_client_was_told_about() {
     let mut in_doubt: BTreeSet<String> = BTreeSet::new();
     let mut grants_seen = 0usize;
     let mut checkins_seen = 0usize;
+    let mut rounds_acknowledged = 0usize;
     let started = Instant::now();
     for round in 0..=KILLS {
         let log = site.path(&format!("floatd-{round}.log"));
@@ -232,6 +233,12 @@ fn kill_9_at_random_points_loses_no_seat_a_client_was_told_about() {
         for t in threads {
             t.join().expect("load client panicked");
         }
+        if told.iter().any(|t| {
+            let t = t.lock().unwrap();
+            !t.granted.is_empty() || !t.returned.is_empty()
+        }) {
+            rounds_acknowledged += 1;
+        }
         for t in &told {
             let t = t.lock().unwrap();
             assert!(t.wrong.is_empty(), "round {round}: {:?}", t.wrong);
@@ -274,8 +281,15 @@ fn kill_9_at_random_points_loses_no_seat_a_client_was_told_about() {
             seqs.len()
         );
     }
+    // A start line for every start whose record reached the journal: at
+    // least every round in which a client heard back (the start record
+    // comes first), and the last, clean one.
     let starts = lines.iter().filter(|(_, l)| l.contains(" start ")).count();
-    assert_eq!(starts, KILLS + 1, "one start line per start");
+    assert!(
+        (rounds_acknowledged + 1..=KILLS + 1).contains(&starts),
+        "{starts} start lines for {} starts, {rounds_acknowledged} of them acknowledged something",
+        KILLS + 1
+    );
 }
 
 /// Starts a server, checks out `n` seats as ann, and kills it with SIGKILL.
