@@ -133,8 +133,13 @@ fn every_rule_allows_and_denies_as_written_from_floatd_opt_beside_the_licence() 
         denied(a, "erin", "h1", "solver"),
         d("RESERVED", "floatd.opt:10")
     );
+    // erin waits for the last seat; eng's reservation still gives it to alice.
+    let mut erin = LineClient::hello(a, "erin", "h1");
+    let queued = erin.ask("CHECKOUT solver wait=yes");
+    assert!(queued.starts_with("QUEUED "), "{queued}");
     granted(a, "alice", "h1", "solver");
     assert_eq!(denied(a, "bob", "h1", "solver"), d("NO_SEATS", ""));
+    drop(erin);
 
     // Denials are on record with their rule.
     let report = std::fs::read_to_string(site.path("state").join("report.log")).unwrap();

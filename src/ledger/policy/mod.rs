@@ -343,6 +343,37 @@ impl Options {
             })
     }
 
+    /// Whether a new checkout by `who` of `count` seats, taking `needed`
+    /// free seats of `feature`, may go ahead of the requesters waiting in
+    /// the feature's queue. Only when it leaves none of them fewer seats
+    /// it could use: when every seat it takes is one that reservations not
+    /// naming the waiter held back, and that the checkout uses up. Without
+    /// RESERVE rules for the feature nobody overtakes (strict FIFO).
+    pub fn may_overtake<'w>(
+        &self,
+        feature: &str,
+        who: Requester,
+        count: u32,
+        needed: u64,
+        usage: &dyn Usage,
+        mut waiters: impl Iterator<Item = Requester<'w>>,
+    ) -> bool {
+        let reserves = self.by_feature.get(feature).map_or(0, |r| r.reserve.len());
+        if reserves == 0 {
+            return false;
+        }
+        let after = Plus {
+            base: usage,
+            who,
+            count: count as u64,
+        };
+        waiters.all(|w| {
+            let before = self.reserved_for_others(feature, w, usage);
+            let later = self.reserved_for_others(feature, w, &after);
+            before.saturating_sub(later) >= needed
+        })
+    }
+
     /// A one-line summary for the log.
     pub fn summary(&self) -> String {
         format!(
@@ -351,5 +382,23 @@ impl Options {
             self.by_feature.len(),
             self.group_count()
         )
+    }
+}
+
+/// Usage as it would be after `who` checked out `count` more seats.
+struct Plus<'a> {
+    base: &'a dyn Usage,
+    who: Requester<'a>,
+    count: u64,
+}
+
+impl Usage for Plus<'_> {
+    fn by_user(&self, user: &str) -> u64 {
+        let extra = if user == self.who.user { self.count } else { 0 };
+        self.base.by_user(user).saturating_add(extra)
+    }
+    fn by_host(&self, host: &str) -> u64 {
+        let extra = if host == self.who.host { self.count } else { 0 };
+        self.base.by_host(host).saturating_add(extra)
     }
 }

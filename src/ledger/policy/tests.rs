@@ -438,3 +438,72 @@ fn ledger_counts_held_seats_for_max_and_new_options_apply_to_new_checkouts_only(
         (Code::Excluded, Some("site.opt:1".into()))
     );
 }
+
+fn waiting(l: &mut Ledger, user: &str, id: u64) -> Outcome {
+    l.checkout(
+        CheckoutRequest {
+            feature: "cad".into(),
+            version: Version::parse("1.0").unwrap(),
+            count: 1,
+            user: user.into(),
+            host: "x".into(),
+            client: format!("{user}-c"),
+            wait: true,
+        },
+        WaiterId(id),
+        Now::current(),
+    )
+}
+
+#[test]
+fn a_reserved_seat_goes_to_its_target_even_while_others_wait_for_it() {
+    let mut l = ledger(3, "GROUP eng alice bob\nRESERVE 1 cad group eng\n");
+    handle(checkout(&mut l, "eve", "x", 1));
+    handle(checkout(&mut l, "eve", "x", 1));
+    // eve waits for the last seat, which is eng's.
+    assert!(matches!(
+        waiting(&mut l, "eve", 7),
+        Outcome::Queued { position: 1 }
+    ));
+    // alice is not kept from it by eve's wait, which the seat would never end.
+    let a = handle(checkout(&mut l, "alice", "x", 1));
+    assert_eq!(refusal(checkout(&mut l, "bob", "x", 1)).0, Code::NoSeats);
+    // alice's seat comes back: it is eng's again, so eve still waits and
+    // bob takes it.
+    l.checkin(&a, Now::current()).unwrap();
+    assert!(
+        l.take_woken().is_empty(),
+        "the returned seat is eng's again"
+    );
+    let b = handle(checkout(&mut l, "bob", "x", 1));
+    // A seat that eve could use goes to her before any newcomer.
+    let e = match l.seats().find(|s| s.grant.user == "eve") {
+        Some(s) => s.grant.handle.clone(),
+        None => panic!("eve holds seats"),
+    };
+    l.checkin(&e, Now::current()).unwrap();
+    let woken = l.take_woken();
+    assert_eq!(woken.len(), 1);
+    assert_eq!(woken[0].0, WaiterId(7));
+    assert!(matches!(woken[0].1, Outcome::Granted(_)));
+    l.checkin(&b, Now::current()).unwrap();
+    assert!(matches!(waiting(&mut l, "eve", 8), Outcome::Queued { .. }));
+    assert_eq!(
+        refusal(checkout(&mut l, "zoe", "x", 1)),
+        (Code::NoSeats, None),
+        "zoe, like eve, may not have eng's seat, and may not overtake eve"
+    );
+}
+
+#[test]
+fn without_reservations_nobody_overtakes_the_queue() {
+    let mut l = ledger(2, "MAX 5 cad user alice\n");
+    handle(checkout(&mut l, "eve", "x", 1));
+    let h = handle(checkout(&mut l, "eve", "x", 1));
+    assert!(matches!(waiting(&mut l, "bob", 7), Outcome::Queued { .. }));
+    l.checkin(&h, Now::current()).unwrap();
+    let woken = l.take_woken();
+    assert_eq!(woken.len(), 1);
+    assert!(matches!(woken[0].1, Outcome::Granted(_)));
+    assert_eq!(refusal(checkout(&mut l, "alice", "x", 1)).0, Code::NoSeats);
+}
