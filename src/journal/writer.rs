@@ -562,6 +562,17 @@ impl Writer {
             );
             return Ok(());
         }
+        // The report lines of the records about to leave the journal go to
+        // disk first: after a power loss, start-up can rewrite the lines of
+        // records still in the journal only (report::catch_up).
+        if self.durability == Durability::Fsync {
+            if let Err(e) = self.report.sync() {
+                log::warn!(
+                    "report log: sync failed ({e}); the journal is kept whole so its lines can be rewritten"
+                );
+                return Ok(());
+            }
+        }
         // Everything in the journal is now covered by the snapshot. If this
         // truncation is lost in a crash, recovery skips the stale records.
         self.file.set_len(JOURNAL_HEADER.len() as u64)?;

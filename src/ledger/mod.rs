@@ -796,7 +796,7 @@ impl Ledger {
                 chosen = Some(i);
                 break;
             }
-            if rules == GrantRules::Checkout && waiting > 0 {
+            if rules == GrantRules::Checkout && waiting > 0 && !self.may_overtake(request, needed) {
                 continue;
             }
             if p.free() >= needed {
@@ -809,10 +809,16 @@ impl Ledger {
         }
         let Some(pool) = chosen else {
             if blocked_by_reservation {
-                return Err(Refusal::new(
-                    Code::Reserved,
-                    format!("the free seats of {feature} are reserved for others"),
-                ));
+                let usage = self.usage.get(feature).unwrap_or(&empty);
+                let rule = self.options.reserving_rule(feature, who, usage);
+                let cited = rule.as_ref().map(|r| format!(" ({r})")).unwrap_or_default();
+                return Err(Refusal {
+                    rule,
+                    ..Refusal::new(
+                        Code::Reserved,
+                        format!("the free seats of {feature} are reserved for others{cited}"),
+                    )
+                });
             }
             let message = if rules == GrantRules::Checkout && waiting > 0 {
                 format!(
@@ -856,6 +862,29 @@ impl Ledger {
         };
         self.commit(Event::Grant(grant.clone()), now);
         Ok(grant)
+    }
+
+    /// Whether a new checkout may take `needed` seats while others wait:
+    /// only seats held back by reservations for it that no waiter could
+    /// have used (`Options::may_overtake`).
+    fn may_overtake(&self, request: &CheckoutRequest, needed: u64) -> bool {
+        let empty = FeatureUsage::default();
+        let usage = self.usage.get(&request.feature).unwrap_or(&empty);
+        let waiters = self.queues.get(&request.feature).into_iter().flatten();
+        self.options.may_overtake(
+            &request.feature,
+            Requester {
+                user: &request.user,
+                host: &request.host,
+            },
+            request.count,
+            needed,
+            usage,
+            waiters.map(|w| Requester {
+                user: &w.request.user,
+                host: &w.request.host,
+            }),
+        )
     }
 
     // ----- views and snapshots -------------------------------------------

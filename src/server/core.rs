@@ -5,6 +5,7 @@
 use super::admin;
 use super::conn::{Conn, Session};
 use super::licences::LicenceSource;
+use super::options::OptionsSource;
 use crate::codes::Code;
 use crate::failover::{FromWatchdog, PairStatus, ToWatchdog};
 use crate::journal::Journal;
@@ -78,6 +79,8 @@ pub struct Core {
     pub journal: Journal,
     pub state_dir: PathBuf,
     pub licences: LicenceSource,
+    /// Where the options file is found; reread with the licences.
+    pub options: OptionsSource,
     pub served: Served,
     pub presence: Presence,
     pub admin_token: Option<String>,
@@ -86,8 +89,6 @@ pub struct Core {
     pub connections: usize,
     /// The failover pair, when this server is one of two.
     pub pair: Option<PairLink>,
-    /// The options file's text, part of the digest the pair compares.
-    pub options_text: String,
     /// Witness mode: grants are allowed until this instant, and only then.
     pub grant_lease: Option<Instant>,
     /// Witness mode is on (grants need a grant lease).
@@ -119,6 +120,7 @@ impl Core {
             journal,
             state_dir,
             licences,
+            options: OptionsSource::default(),
             served,
             presence,
             admin_token: None,
@@ -126,7 +128,6 @@ impl Core {
             started: Instant::now(),
             connections: 0,
             pair: None,
-            options_text: String::new(),
             grant_lease: None,
             fenced_mode: false,
             paused: false,
@@ -421,12 +422,17 @@ impl Core {
                 Err(refusal) => self.refused(&refusal),
             },
             Request::Reread => match self.reread(now) {
-                Ok(pools) => reply::ok().field("pools", pools).finish(),
-                Err(e) => reply::err(
-                    Code::Internal,
-                    &format!("reread failed, still serving the previous licences: {e}"),
-                )
-                .finish(),
+                Ok(pools) => reply::ok()
+                    .field("pools", pools)
+                    .field_opt("options", self.options.in_use.as_ref().map(|p| p.display()))
+                    .finish(),
+                Err(e) => {
+                    let why = format!(
+                        "reread failed, still serving the previous licences and options: {e}"
+                    );
+                    log::error!("{why} (asked by {})", conn.peer);
+                    reply::err(Code::Internal, &why).finish()
+                }
             },
             Request::Down { release } => {
                 log::info!(
@@ -458,19 +464,28 @@ impl Core {
         line.finish()
     }
 
-    /// Rereads licences (and options); returns the number of pools served.
+    /// Rereads licences and options; returns the number of pools served.
+    /// Either both are replaced or, when either fails to load, neither.
+    /// New options apply to checkouts from now on; seats out stay out.
     pub fn reread(&mut self, now: Now) -> Result<usize, String> {
         let served = self.licences.load()?;
+        let options = self.options.load(&served)?;
         let pools = served.pools.len();
+        // Options first: the queues served by set_pools obey the new ones.
+        self.ledger.set_options(options);
         self.ledger.set_pools(served.pools.clone(), now);
         self.served = served;
-        self.ledger.commit(
-            Event::Reread {
-                pools,
-                at: now.unix,
-            },
-            now,
-        );
+        // A standby makes no records: the active server's say.
+        if self.serving() {
+            self.ledger.commit(
+                Event::Reread {
+                    pools,
+                    at: now.unix,
+                },
+                now,
+            );
+        }
+        self.tell_watchdog(ToWatchdog::Digest(self.digest()));
         log::info!("reread: serving {pools} pool(s)");
         Ok(pools)
     }
@@ -539,7 +554,7 @@ impl Core {
             hash.update(p.as_bytes());
             hash.update(b"\n");
         }
-        hash.update(self.options_text.as_bytes());
+        hash.update(self.options.text.as_bytes());
         hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
     }
 

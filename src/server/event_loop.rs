@@ -142,7 +142,9 @@ impl EventLoop {
                 SIGHUP => {
                     log::info!("SIGHUP: rereading licences and options");
                     if let Err(e) = self.core.reread(now) {
-                        log::error!("reread failed, still serving the previous licences: {e}");
+                        log::error!(
+                            "reread failed, still serving the previous licences and options: {e}"
+                        );
                     }
                 }
                 _ => {

@@ -11,6 +11,7 @@ pub mod conn;
 pub mod core;
 pub mod event_loop;
 pub mod licences;
+pub mod options;
 pub mod output;
 pub mod status;
 
@@ -28,6 +29,7 @@ use event_loop::{EventLoop, LoopSettings};
 use licences::LicenceSource;
 use mio::net::TcpListener;
 use mio::Poll;
+use options::OptionsSource;
 use std::io::Write;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
@@ -47,6 +49,8 @@ pub fn run(config: Config) -> Result<(), String> {
     };
     let licences = LicenceSource::from_config(&config, side)?;
     let served = licences.load()?;
+    let mut options = OptionsSource::from_config(&config);
+    let policy = options.load(&served)?;
     let now = Now::current();
 
     let (state_dir, _lock) = open_state_dir(&config)?;
@@ -60,7 +64,13 @@ pub fn run(config: Config) -> Result<(), String> {
     if let Some(cut) = &recovered.cut {
         log::warn!("journal: {cut}");
     }
+    match crate::report::catch_up(&state_dir, &recovered.records) {
+        Ok(0) => {}
+        Ok(n) => log::info!("report log: wrote {n} line(s) a crash had kept from it"),
+        Err(e) => log::error!("report log: catching up after a crash failed: {e}"),
+    }
     let mut ledger = Ledger::new(served.pools.clone(), config.lease, handle_key);
+    ledger.set_options(policy);
     if let Some(snapshot) = &recovered.snapshot {
         ledger.restore(snapshot, now);
     }
@@ -148,6 +158,7 @@ pub fn run(config: Config) -> Result<(), String> {
         core.admin_token = Some(admin::read_token(path)?);
     }
     core.admin_token_always = config.admin_token_always;
+    core.options = options;
     if matches!(config.role, Role::Primary | Role::Backup) {
         let (mut settings, listener) = pair_settings(&config, &local)?;
         settings.peer_client_addr = peer_client_addr;

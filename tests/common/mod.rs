@@ -220,6 +220,9 @@ impl Floatd {
 
 impl Drop for Floatd {
     fn drop(&mut self) {
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return; // already gone (killed or exited)
+        }
         // A frozen process cannot die until it is thawed.
         let _ = Command::new("kill")
             .args(["-CONT", &self.pid().to_string()])
