@@ -203,6 +203,7 @@ impl EventLoop {
         }
         conn.output.push(self.core.greeting().as_bytes(), None);
         entry.insert(conn);
+        self.core.connections = self.conns.len();
         self.dirty.push(key);
         self.service(key, now);
     }
@@ -362,6 +363,7 @@ impl EventLoop {
 
     fn close(&mut self, key: usize) {
         if let Some(mut conn) = self.conns.try_remove(key) {
+            self.core.connections = self.conns.len();
             let _ = deregister(self.poll.registry(), &mut conn.socket);
             self.core.connection_closed(&conn);
         }

@@ -248,6 +248,17 @@ impl LineClient {
         c
     }
 
+    /// Wraps a connected socket whose greeting is still unread.
+    pub fn adopt(stream: TcpStream) -> LineClient {
+        stream.set_read_timeout(Some(PATIENCE)).unwrap();
+        let reader = BufReader::new(stream.try_clone().unwrap());
+        LineClient {
+            stream,
+            reader,
+            greeting: String::new(),
+        }
+    }
+
     /// Connects and says HELLO as `user` on `host`.
     pub fn hello(addr: &str, user: &str, host: &str) -> LineClient {
         let mut c = LineClient::connect(addr);
