@@ -29,10 +29,7 @@ fn code(reply: &str) -> &str {
 
 #[test]
 fn checkout_up_to_the_count_then_denied_and_checkin_frees_a_seat() {
-    let (_site, server) = serve(
-        "FEATURE cad version=2.0 count=3 expires=permanent",
-        &[],
-    );
+    let (_site, server) = serve("FEATURE cad version=2.0 count=3 expires=permanent", &[]);
     let mut alice = LineClient::hello(&server.addr, "alice", "ws1");
     let mut handles = Vec::new();
     for i in 0..3 {
@@ -52,9 +49,16 @@ fn checkout_up_to_the_count_then_denied_and_checkin_frees_a_seat() {
     let mut bob = LineClient::hello(&server.addr, "bob", "ws2");
     let denied = bob.ask("CHECKOUT cad");
     assert_eq!(code(&denied), "NO_SEATS", "{denied}");
-    assert!(field(&denied, "msg").is_some() || denied.contains("msg="), "{denied}");
+    assert!(
+        field(&denied, "msg").is_some() || denied.contains("msg="),
+        "{denied}"
+    );
     let out = floatctl(&["--server", &server.addr, "checkout", "cad"]);
-    assert_eq!(out.status.code(), Some(1), "floatctl checkout on a full feature");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "floatctl checkout on a full feature"
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("NO_SEATS"));
     assert!(out.stdout.is_empty(), "a denied checkout prints no handle");
     // Two seats at once cannot come out of a full pool either, and more
@@ -106,7 +110,10 @@ fn requests_the_server_cannot_serve_get_stable_codes() {
     // Seat requests before HELLO.
     assert_eq!(code(&c.ask("CHECKOUT cad")), "NOT_GREETED");
     assert_eq!(c.ask("PING"), "PONG");
-    assert_eq!(code(&c.ask("HELLO proto=2 client=x user=u host=h")), "PROTOCOL_VERSION");
+    assert_eq!(
+        code(&c.ask("HELLO proto=2 client=x user=u host=h")),
+        "PROTOCOL_VERSION"
+    );
     let hello = c.ask("HELLO proto=1 client=x user=u host=h");
     assert!(hello.starts_with("OK proto=1 lease_ms="), "{hello}");
     assert_eq!(code(&c.ask("CHECKOUT nosuch")), "NO_SUCH_FEATURE");
@@ -152,13 +159,19 @@ fn lease_expiry_frees_the_seat_of_a_killed_client() {
     // The server must not free the seat because the client went away:
     // only the lease does.
     let status = watcher.status();
-    assert_eq!(used(&status, "cad"), 1, "seat dropped before its lease ran out");
+    assert_eq!(
+        used(&status, "cad"),
+        1,
+        "seat dropped before its lease ran out"
+    );
     let mut other = LineClient::hello(&server.addr, "bob", "ws2");
     assert_eq!(code(&other.ask("CHECKOUT cad")), "NO_SEATS");
     // Lease (2 s) plus generous slack for a loaded machine.
-    wait_until(Duration::from_secs(12), "the lease to free the seat", || {
-        used(&watcher.status(), "cad") == 0
-    });
+    wait_until(
+        Duration::from_secs(12),
+        "the lease to free the seat",
+        || used(&watcher.status(), "cad") == 0,
+    );
     assert!(killed.elapsed() < Duration::from_secs(12));
     assert!(other.ask("CHECKOUT cad").starts_with("OK handle="));
     let state = site.path("state");
@@ -187,7 +200,10 @@ fn heartbeats_keep_a_seat_past_its_lease() {
     // Sample until the holder exits: the seat must be out every time.
     let deadline = Instant::now() + Duration::from_secs(6) + PATIENCE;
     while holder.running() {
-        assert!(Instant::now() < deadline, "floatctl --hold 6 did not finish");
+        assert!(
+            Instant::now() < deadline,
+            "floatctl --hold 6 did not finish"
+        );
         let status = watcher.status();
         let running = holder.running();
         if running {
@@ -201,7 +217,11 @@ fn heartbeats_keep_a_seat_past_its_lease() {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert_eq!(holder.wait_exit(PATIENCE), Some(0), "floatctl --hold exit code");
+    assert_eq!(
+        holder.wait_exit(PATIENCE),
+        Some(0),
+        "floatctl --hold exit code"
+    );
     assert!(
         held_longest >= 2 * lease,
         "the seat was seen held only {held_longest:?}, not past two leases"
@@ -228,7 +248,9 @@ fn share_user_and_share_host_count_one_seat_per_user_or_host() {
     let mut alice2 = LineClient::hello(&server.addr, "alice", "ws2");
     let mut bob = LineClient::hello(&server.addr, "bob", "ws1");
     let a1 = alice1.checkout("peruser").expect("alice on ws1");
-    let a2 = alice2.checkout("peruser").expect("alice on ws2 shares her seat");
+    let a2 = alice2
+        .checkout("peruser")
+        .expect("alice on ws2 shares her seat");
     assert_ne!(a1, a2);
     let status = bob.status();
     assert_eq!(used(&status, "peruser"), 1);
@@ -249,7 +271,9 @@ fn share_user_and_share_host_count_one_seat_per_user_or_host() {
     // share=host: alice and bob on ws1 take one seat; carol on ws2 is denied.
     let mut carol = LineClient::hello(&server.addr, "carol", "ws2");
     let h1 = alice1.checkout("perhost").expect("alice on ws1");
-    let h2 = bob.checkout("perhost").expect("bob on ws1 shares the host's seat");
+    let h2 = bob
+        .checkout("perhost")
+        .expect("bob on ws1 shares the host's seat");
     assert_eq!(used(&carol.status(), "perhost"), 1);
     assert_eq!(code(&carol.ask("CHECKOUT perhost")), "NO_SEATS");
     assert_eq!(alice1.ask(&format!("CHECKIN {h1}")), "OK");
@@ -278,8 +302,14 @@ fn min_checkout_keeps_a_checked_in_seat_out_then_it_returns() {
     // heartbeated back to life.
     assert_eq!(code(&bob.ask("CHECKOUT cad")), "NO_SEATS");
     assert_eq!(used(&bob.status(), "cad"), 1);
-    assert_eq!(code(&alice.ask(&format!("CHECKIN {handle}"))), "UNKNOWN_HANDLE");
-    assert_eq!(code(&alice.ask(&format!("HEARTBEAT {handle}"))), "UNKNOWN_HANDLE");
+    assert_eq!(
+        code(&alice.ask(&format!("CHECKIN {handle}"))),
+        "UNKNOWN_HANDLE"
+    );
+    assert_eq!(
+        code(&alice.ask(&format!("HEARTBEAT {handle}"))),
+        "UNKNOWN_HANDLE"
+    );
     // Then it returns by itself (3 s, with slack).
     wait_until(Duration::from_secs(15), "the held seat to return", || {
         used(&bob.status(), "cad") == 0
@@ -319,15 +349,14 @@ fn holders(status: &serde_json::Value, feature: &str) -> Vec<String> {
 }
 
 fn queue_len(status: &serde_json::Value, feature: &str) -> u64 {
-    feature_status(status, feature).unwrap()["queue"].as_u64().unwrap()
+    feature_status(status, feature).unwrap()["queue"]
+        .as_u64()
+        .unwrap()
 }
 
 #[test]
 fn waiters_are_served_in_order_and_nobody_overtakes_them() {
-    let (_site, server) = serve(
-        "FEATURE cad version=1.0 count=2 expires=permanent",
-        &[],
-    );
+    let (_site, server) = serve("FEATURE cad version=1.0 count=2 expires=permanent", &[]);
     let mut admin = LineClient::connect(&server.addr);
     let mut first = LineClient::hello(&server.addr, "first", "ws0");
     let h1 = first.checkout("cad").unwrap();
@@ -360,7 +389,11 @@ fn waiters_are_served_in_order_and_nobody_overtakes_them() {
     assert_eq!(first.ask(&format!("CHECKIN {h1}")), "OK");
     let mut newcomer = LineClient::hello(&server.addr, "newcomer", "ws9");
     let denied = newcomer.ask("CHECKOUT cad");
-    assert_eq!(code(&denied), "NO_SEATS", "the newcomer overtook the queue: {denied}");
+    assert_eq!(
+        code(&denied),
+        "NO_SEATS",
+        "the newcomer overtook the queue: {denied}"
+    );
     let status = admin.status();
     assert_eq!(used(&status, "cad"), 1);
     assert_eq!(queue_len(&status, "cad"), 3);
@@ -388,17 +421,16 @@ fn waiters_are_served_in_order_and_nobody_overtakes_them() {
     assert_eq!(holders(&status, "cad"), ["w3"]);
     assert_eq!(queue_len(&status, "cad"), 0);
     // The granted seat is a real one: it heartbeats and checks in.
-    assert!(w3.ask(&format!("HEARTBEAT {g3}")).starts_with("OK lease_ms="));
+    assert!(w3
+        .ask(&format!("HEARTBEAT {g3}"))
+        .starts_with("OK lease_ms="));
     assert_eq!(w3.ask(&format!("CHECKIN {g3}")), "OK");
     assert!(newcomer.checkout("cad").is_ok());
 }
 
 #[test]
 fn a_seat_is_reclaimed_after_reconnecting_but_not_by_someone_else() {
-    let (_site, server) = serve(
-        "FEATURE cad version=1.0 count=1 expires=permanent",
-        &[],
-    );
+    let (_site, server) = serve("FEATURE cad version=1.0 count=1 expires=permanent", &[]);
     let hello = "HELLO proto=1 client=app-42 user=alice host=ws1";
     let mut c = LineClient::connect(&server.addr);
     assert!(c.ask(hello).starts_with("OK"));
@@ -428,7 +460,9 @@ fn a_seat_is_reclaimed_after_reconnecting_but_not_by_someone_else() {
     let reply = c.ask(&format!("RECLAIM {handle} feature=cad version=1.0 count=1"));
     assert!(reply.starts_with("OK handle="), "{reply}");
     assert_eq!(field(&reply, "handle").as_deref(), Some(handle.as_str()));
-    assert!(c.ask(&format!("HEARTBEAT {handle}")).starts_with("OK lease_ms="));
+    assert!(c
+        .ask(&format!("HEARTBEAT {handle}"))
+        .starts_with("OK lease_ms="));
     let status = c.status();
     assert_eq!(used(&status, "cad"), 1);
     assert_eq!(holders(&status, "cad"), ["alice"]);

@@ -172,7 +172,29 @@ fn bind(addr: &str, port: u16) -> Result<TcpListener, String> {
         .map_err(|e| format!("bind address {addr}: {e}"))?
         .next()
         .ok_or_else(|| format!("bind address {addr} resolves to nothing"))?;
-    TcpListener::bind(sockaddr).map_err(|e| format!("cannot listen on {sockaddr}: {e}"))
+    listen(sockaddr, LISTEN_BACKLOG).map_err(|e| format!("cannot listen on {sockaddr}: {e}"))
+}
+
+/// Connections the kernel may hold completed for us before we accept them.
+/// std and mio use 128: a burst of reconnects (every client of a failed
+/// server at once) overflows that, and each dropped SYN costs its client a
+/// retransmit of 1 s, then 3 s, 7 s... The kernel caps it at somaxconn.
+const LISTEN_BACKLOG: i32 = 4096;
+
+/// A non-blocking listener like `TcpListener::bind` (address reuse on), but
+/// with our backlog.
+fn listen(sockaddr: SocketAddr, backlog: i32) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(
+        Domain::for_address(sockaddr),
+        Type::STREAM,
+        Some(Protocol::TCP),
+    )?;
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&sockaddr.into())?;
+    socket.listen(backlog)?;
+    Ok(TcpListener::from_std(socket.into()))
 }
 
 /// The state directory in use, and the lock that keeps a second server

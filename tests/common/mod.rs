@@ -46,7 +46,11 @@ impl Site {
         let keys = dir.path().join("keys");
         std::fs::create_dir(&keys).unwrap();
         let out = floatctl(&["keygen", "--out", keys.to_str().unwrap()]);
-        assert!(out.status.success(), "keygen: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "keygen: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let site = Site {
             licence: dir.path().join("site.lic"),
             vendor_pub: keys.join("vendor.pub"),
@@ -73,7 +77,11 @@ impl Site {
             self.vendor_key.to_str().unwrap(),
             unsigned.to_str().unwrap(),
         ]);
-        assert!(out.status.success(), "sign: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "sign: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let tmp = self.path("site.lic.tmp");
         std::fs::write(&tmp, &out.stdout).unwrap();
         std::fs::rename(&tmp, &self.licence).unwrap();
@@ -147,7 +155,10 @@ impl Floatd {
                 }
                 Err(_) => {
                     if let Ok(Some(status)) = server.child.try_wait() {
-                        panic!("floatd exited ({status}) before listening:\n{}", server.log_text());
+                        panic!(
+                            "floatd exited ({status}) before listening:\n{}",
+                            server.log_text()
+                        );
                     }
                     if Instant::now() > deadline {
                         panic!("floatd did not start listening:\n{}", server.log_text());
@@ -262,7 +273,9 @@ impl LineClient {
     /// Connects and says HELLO as `user` on `host`.
     pub fn hello(addr: &str, user: &str, host: &str) -> LineClient {
         let mut c = LineClient::connect(addr);
-        let reply = c.ask(&format!("HELLO proto=1 client={user}-client user={user} host={host}"));
+        let reply = c.ask(&format!(
+            "HELLO proto=1 client={user}-client user={user} host={host}"
+        ));
         assert!(reply.starts_with("OK"), "HELLO: {reply}");
         c
     }
@@ -283,7 +296,8 @@ impl LineClient {
 
     pub fn ask(&mut self, line: &str) -> String {
         self.send(line);
-        self.read_line().unwrap_or_else(|| panic!("connection closed after {line:?}"))
+        self.read_line()
+            .unwrap_or_else(|| panic!("connection closed after {line:?}"))
     }
 
     /// Checks out one seat; returns the handle, or the error line.
@@ -315,7 +329,11 @@ pub fn field(line: &str, key: &str) -> Option<String> {
 /// The status report as JSON, from `floatctl status --json`.
 pub fn status_json(addr: &str) -> serde_json::Value {
     let out = floatctl(&["status", "--json", "--server", addr]);
-    assert!(out.status.success(), "status: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "status: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).expect("status JSON")
 }
 
@@ -514,17 +532,26 @@ impl GoodClient {
     /// the client is being served now.
     pub fn wait_served(&self, more: u64, what: &str) {
         let from = self.rounds();
-        wait_until(PATIENCE, &format!("the good client to be served {what}"), || {
-            let finished = self.thread.as_ref().is_some_and(|t| t.is_finished());
-            assert!(!finished, "the good client stopped {what}");
-            self.rounds() >= from + more
-        });
+        wait_until(
+            PATIENCE,
+            &format!("the good client to be served {what}"),
+            || {
+                let finished = self.thread.as_ref().is_some_and(|t| t.is_finished());
+                assert!(!finished, "the good client stopped {what}");
+                self.rounds() >= from + more
+            },
+        );
     }
 
     /// Stops the client; panics unless every round trip succeeded.
     pub fn finish(mut self) -> u64 {
         self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
-        let result = self.thread.take().unwrap().join().expect("good client panicked");
+        let result = self
+            .thread
+            .take()
+            .unwrap()
+            .join()
+            .expect("good client panicked");
         match result {
             Ok(n) => {
                 assert!(n > 0, "the good client completed no round trip");
