@@ -223,6 +223,7 @@ impl Drop for Floatd {
         // A frozen process cannot die until it is thawed.
         let _ = Command::new("kill")
             .args(["-CONT", &self.pid().to_string()])
+            .stderr(Stdio::null())
             .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
