@@ -76,7 +76,7 @@ fn floatctl_checkout_exit_codes_and_output() {
     let (site, server) = serve("FEATURE cad version=2.0 count=1 expires=permanent", &[]);
     let addr = server.addr.as_str();
     let handle = checkout(addr, &["cad", "--version", "2.0"]);
-    assert_eq!(holders(&status_json(addr), "cad"), [handle.clone()]);
+    assert_eq!(holders(&status_json(addr), "cad"), [handle.as_str()]);
 
     // Denied: exit 1, the code on stderr, nothing on stdout.
     for args in [
