@@ -9,6 +9,7 @@ mod common;
 use common::*;
 use std::io::Write;
 use std::net::TcpStream;
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -367,5 +368,86 @@ fn five_thousand_connections_at_once() {
         c.greeting.starts_with("FLOATD ") && c.status()["connections"].as_u64().unwrap() <= 3
     });
     good.wait_served(3, "after the flood");
+    good.finish();
+}
+
+/// The first line of each connection, which must come (no client is left
+/// hanging): a greeting or `ERR BUSY`.
+fn first_lines(streams: &[TcpStream]) -> Vec<String> {
+    streams
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            s.set_read_timeout(Some(PATIENCE)).unwrap();
+            let mut line = String::new();
+            std::io::BufRead::read_line(&mut std::io::BufReader::new(s), &mut line)
+                .unwrap_or_else(|e| panic!("connection {i} got no first line: {e}"));
+            assert!(
+                line.starts_with("FLOATD ") || line.starts_with("ERR BUSY"),
+                "connection {i}: {line:?}"
+            );
+            line
+        })
+        .collect()
+}
+
+#[test]
+fn a_low_open_file_limit_caps_connections_with_busy_not_silence() {
+    // 128 files leave floatd room for 56 connections (64 kept for its own
+    // files) plus the 8 admin slots.
+    let site = Site::new(FEATURES);
+    let server =
+        Floatd::start_with_nofile(&site.server_args("state"), &site.path("floatd.log"), 128);
+    let good = GoodClient::start(&server.addr, "good");
+    good.wait_served(3, "before");
+    let streams: Vec<TcpStream> = (0..120)
+        .map(|_| TcpStream::connect(&server.addr).expect("connect"))
+        .collect();
+    let firsts = first_lines(&streams);
+    let greeted = firsts.iter().filter(|l| l.starts_with("FLOATD")).count();
+    assert!(greeted <= 56 + 8, "{greeted} let in");
+    assert!(
+        firsts.len() - greeted >= 120 - 64,
+        "{} refused",
+        firsts.len() - greeted
+    );
+    good.wait_served(3, "at the cap");
+    assert!(
+        server
+            .log_text()
+            .contains("does not fit the open-file limit"),
+        "the operator is told why the cap is lower"
+    );
+    drop(streams);
+    good.wait_served(3, "after");
+    good.finish();
+}
+
+#[test]
+fn connections_waiting_for_a_free_file_are_accepted_when_some_close() {
+    let (_site, server) = serve(&[]);
+    let good = GoodClient::start(&server.addr, "good");
+    good.wait_served(3, "before");
+    // Out of file descriptors after ~50 connections: accept fails and the
+    // rest wait in the kernel's backlog.
+    let status = Command::new("prlimit")
+        .args(["--pid", &server.pid().to_string(), "--nofile=64:64"])
+        .status()
+        .expect("prlimit");
+    assert!(status.success());
+    let mut streams: Vec<TcpStream> = (0..100)
+        .map(|_| TcpStream::connect(&server.addr).expect("connect"))
+        .collect();
+    good.wait_served(3, "while the server is out of files");
+    // Closing the first 60 frees files; the last 40 must then be accepted
+    // without any new connection arriving to wake the listener.
+    let waiting = streams.split_off(60);
+    drop(streams);
+    let firsts = first_lines(&waiting);
+    assert!(
+        firsts.iter().all(|l| l.starts_with("FLOATD ")),
+        "{firsts:?}"
+    );
+    good.wait_served(3, "after");
     good.finish();
 }

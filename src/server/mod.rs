@@ -128,7 +128,7 @@ pub fn run(config: Config) -> Result<(), String> {
         listeners,
         core,
         LoopSettings {
-            max_connections: config.max_connections,
+            max_connections: connection_cap(config.max_connections),
             idle_timeout: config.idle_timeout,
         },
     )
@@ -140,6 +140,43 @@ pub fn run(config: Config) -> Result<(), String> {
         let _ = std::fs::remove_dir_all(&state_dir);
     }
     Ok(())
+}
+
+/// File descriptors kept for everything but client connections: std
+/// streams, poll, waker, signals, listeners, journal, snapshot, report log,
+/// lock, peer link, and the one that refuses a connection past the cap.
+const RESERVED_FDS: usize = 64;
+
+/// The connection cap that fits this process's open-file limit. Past the
+/// limit, accept fails and clients wait with no answer; under the cap they
+/// get `ERR BUSY` at once.
+fn connection_cap(configured: usize) -> usize {
+    let Some(limit) = open_file_limit() else {
+        return configured;
+    };
+    let room = limit
+        .saturating_sub(RESERVED_FDS + event_loop::ADMIN_SLOTS)
+        .max(1);
+    if configured <= room {
+        return configured;
+    }
+    log::warn!(
+        "max_connections {configured} does not fit the open-file limit {limit}: \
+         serving at most {room} connections; raise the limit (LimitNOFILE= in the \
+         systemd unit, ulimit -n) to serve more"
+    );
+    room
+}
+
+/// The soft limit on open files (RLIMIT_NOFILE), where /proc tells it.
+fn open_file_limit() -> Option<usize> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line["Max open files".len()..]
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// Tells the operator (and scripts and tests, on stdout) where we listen.

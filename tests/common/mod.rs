@@ -120,9 +120,26 @@ pub struct Floatd {
 impl Floatd {
     /// Starts `floatd` with `args` and waits until it listens.
     pub fn start(args: &[String], log: &Path) -> Floatd {
+        let mut command = Command::new(FLOATD);
+        command.args(args);
+        Floatd::start_command(command, log)
+    }
+
+    /// Starts `floatd` with its open-file limit lowered to `nofile` (through
+    /// `sh -c 'ulimit -n N; exec floatd ...'`, so the pid is floatd's).
+    pub fn start_with_nofile(args: &[String], log: &Path, nofile: u32) -> Floatd {
+        let mut command = Command::new("sh");
+        command
+            .arg("-c")
+            .arg(format!("ulimit -n {nofile} && exec \"$0\" \"$@\""))
+            .arg(FLOATD)
+            .args(args);
+        Floatd::start_command(command, log)
+    }
+
+    fn start_command(mut command: Command, log: &Path) -> Floatd {
         let log_file = std::fs::File::create(log).expect("log file");
-        let mut child = Command::new(FLOATD)
-            .args(args)
+        let mut child = command
             .env("RUST_LOG", "debug")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
