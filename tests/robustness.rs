@@ -214,6 +214,25 @@ fn silent_clients_do_not_disturb_the_server_and_idle_ones_are_closed() {
 }
 
 #[test]
+fn a_client_that_half_closes_after_its_requests_gets_every_reply() {
+    // What `printf '...' | nc` does: write, shut the sending side, read.
+    let (_site, server) = serve(&[]);
+    let mut c = LineClient::connect(&server.addr);
+    c.stream
+        .write_all(b"HELLO proto=1 client=nc user=u host=h\nCHECKOUT cad\nPING\n")
+        .unwrap();
+    c.stream.shutdown(std::net::Shutdown::Write).unwrap();
+    let (lines, closed) = c.read_until_closed(PATIENCE);
+    assert!(closed, "{lines:?}");
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert!(lines[0].starts_with("OK proto=1"), "{lines:?}");
+    assert!(lines[1].starts_with("OK handle="), "{lines:?}");
+    assert_eq!(lines[2], "PONG");
+    // The seat stays out: closing a connection does not return it.
+    assert_eq!(used(&LineClient::connect(&server.addr).status(), "cad"), 1);
+}
+
+#[test]
 fn pipelined_requests_are_answered_in_order() {
     let (_site, server) = serve(&[]);
     let mut c = LineClient::connect(&server.addr);
