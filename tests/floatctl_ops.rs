@@ -376,6 +376,10 @@ fn admin_requests_from_loopback_need_no_token() {
     assert_eq!(server.wait_exit(PATIENCE), Some(0));
 }
 
+/// Peers off loopback always need the token. These tests are loopback
+/// only, and every 127.0.0.0/8 address is loopback, so no test can be a
+/// remote peer: `--admin-token-always` makes loopback take the same path
+/// (`Core::admin_by_default` is false for both), which is what it is for.
 #[test]
 fn admin_token_always_refuses_admin_requests_until_auth() {
     let site = Site::new("FEATURE cad version=1.0 count=2 expires=permanent");
