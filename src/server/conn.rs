@@ -92,7 +92,10 @@ impl Conn {
         while self.input.len() < MAX_INPUT {
             match self.socket.read(&mut chunk) {
                 Ok(0) => {
-                    self.readable = false;
+                    // Data and the end of the stream in one go: report the
+                    // data now, and the end on the next call (a closed
+                    // socket reads 0 again; no new readiness event comes).
+                    self.readable = total > 0;
                     return Ok(if total > 0 {
                         ReadOutcome::Data(total)
                     } else {

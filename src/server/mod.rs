@@ -201,7 +201,7 @@ pub fn run(config: Config) -> Result<(), String> {
         listeners,
         core,
         LoopSettings {
-            max_connections: config.max_connections,
+            max_connections: connection_cap(config.max_connections),
             idle_timeout: config.idle_timeout,
         },
     )
@@ -281,6 +281,43 @@ pub fn read_secret(path: &Path) -> Result<Vec<u8>, String> {
     Ok(secret.as_bytes().to_vec())
 }
 
+/// File descriptors kept for everything but client connections: std
+/// streams, poll, waker, signals, listeners, journal, snapshot, report log,
+/// lock, peer link, and the one that refuses a connection past the cap.
+const RESERVED_FDS: usize = 64;
+
+/// The connection cap that fits this process's open-file limit. Past the
+/// limit, accept fails and clients wait with no answer; under the cap they
+/// get `ERR BUSY` at once.
+fn connection_cap(configured: usize) -> usize {
+    let Some(limit) = open_file_limit() else {
+        return configured;
+    };
+    let room = limit
+        .saturating_sub(RESERVED_FDS + event_loop::ADMIN_SLOTS)
+        .max(1);
+    if configured <= room {
+        return configured;
+    }
+    log::warn!(
+        "max_connections {configured} does not fit the open-file limit {limit}: \
+         serving at most {room} connections; raise the limit (LimitNOFILE= in the \
+         systemd unit, ulimit -n) to serve more"
+    );
+    room
+}
+
+/// The soft limit on open files (RLIMIT_NOFILE), where /proc tells it.
+fn open_file_limit() -> Option<usize> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line["Max open files".len()..]
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
 /// Tells the operator (and scripts and tests, on stdout) where we listen.
 fn announce(local: SocketAddr, state_dir: &Path, demo: bool) {
     log::info!("serving on {local}, state in {}", state_dir.display());
@@ -311,7 +348,29 @@ fn bind(addr: &str, port: u16) -> Result<TcpListener, String> {
         .map_err(|e| format!("bind address {addr}: {e}"))?
         .next()
         .ok_or_else(|| format!("bind address {addr} resolves to nothing"))?;
-    TcpListener::bind(sockaddr).map_err(|e| format!("cannot listen on {sockaddr}: {e}"))
+    listen(sockaddr, LISTEN_BACKLOG).map_err(|e| format!("cannot listen on {sockaddr}: {e}"))
+}
+
+/// Connections the kernel may hold completed for us before we accept them.
+/// std and mio use 128: a burst of reconnects (every client of a failed
+/// server at once) overflows that, and each dropped SYN costs its client a
+/// retransmit of 1 s, then 3 s, 7 s... The kernel caps it at somaxconn.
+const LISTEN_BACKLOG: i32 = 4096;
+
+/// A non-blocking listener like `TcpListener::bind` (address reuse on), but
+/// with our backlog.
+fn listen(sockaddr: SocketAddr, backlog: i32) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(
+        Domain::for_address(sockaddr),
+        Type::STREAM,
+        Some(Protocol::TCP),
+    )?;
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&sockaddr.into())?;
+    socket.listen(backlog)?;
+    Ok(TcpListener::from_std(socket.into()))
 }
 
 /// The state directory in use, and the lock that keeps a second server

@@ -37,6 +37,8 @@ pub struct Site {
     pub dir: tempfile::TempDir,
     pub licence: PathBuf,
     pub vendor_pub: PathBuf,
+    /// The vendor's secret key, for [`Site::resign`].
+    pub vendor_key: PathBuf,
 }
 
 impl Site {
@@ -52,7 +54,21 @@ impl Site {
             "keygen: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let unsigned = dir.path().join("site.unsigned");
+        let site = Site {
+            licence: dir.path().join("site.lic"),
+            vendor_pub: keys.join("vendor.pub"),
+            vendor_key: keys.join("vendor.key"),
+            dir,
+        };
+        site.resign(features);
+        site
+    }
+
+    /// Rewrites the licence file with these FEATURE lines, signed again
+    /// with the site's key (for rereads). The file is replaced atomically,
+    /// so a server rereading meanwhile sees the old or the new one.
+    pub fn resign(&self, features: &str) {
+        let unsigned = self.path("site.unsigned");
         std::fs::write(
             &unsigned,
             format!("SERVER lic1 hostid=any port=27000\nFAILOVER lic2 hostid=any port=27001\n{features}\n"),
@@ -61,7 +77,7 @@ impl Site {
         let out = floatctl(&[
             "sign",
             "--key",
-            keys.join("vendor.key").to_str().unwrap(),
+            self.vendor_key.to_str().unwrap(),
             unsigned.to_str().unwrap(),
         ]);
         assert!(
@@ -69,13 +85,9 @@ impl Site {
             "sign: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let licence = dir.path().join("site.lic");
-        std::fs::write(&licence, &out.stdout).unwrap();
-        Site {
-            licence,
-            vendor_pub: keys.join("vendor.pub"),
-            dir,
-        }
+        let tmp = self.path("site.lic.tmp");
+        std::fs::write(&tmp, &out.stdout).unwrap();
+        std::fs::rename(&tmp, &self.licence).unwrap();
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -113,9 +125,26 @@ pub struct Floatd {
 impl Floatd {
     /// Starts `floatd` with `args` and waits until it listens.
     pub fn start(args: &[String], log: &Path) -> Floatd {
+        let mut command = Command::new(FLOATD);
+        command.args(args);
+        Floatd::start_command(command, log)
+    }
+
+    /// Starts `floatd` with its open-file limit lowered to `nofile` (through
+    /// `sh -c 'ulimit -n N; exec floatd ...'`, so the pid is floatd's).
+    pub fn start_with_nofile(args: &[String], log: &Path, nofile: u32) -> Floatd {
+        let mut command = Command::new("sh");
+        command
+            .arg("-c")
+            .arg(format!("ulimit -n {nofile} && exec \"$0\" \"$@\""))
+            .arg(FLOATD)
+            .args(args);
+        Floatd::start_command(command, log)
+    }
+
+    fn start_command(mut command: Command, log: &Path) -> Floatd {
         let log_file = std::fs::File::create(log).expect("log file");
-        let mut child = Command::new(FLOATD)
-            .args(args)
+        let mut child = command
             .env("RUST_LOG", "debug")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -220,9 +249,6 @@ impl Floatd {
 
 impl Drop for Floatd {
     fn drop(&mut self) {
-        if let Ok(Some(_)) = self.child.try_wait() {
-            return; // already gone (killed or exited)
-        }
         // A frozen process cannot die until it is thawed.
         let _ = Command::new("kill")
             .args(["-CONT", &self.pid().to_string()])
@@ -276,6 +302,17 @@ impl LineClient {
         };
         c.greeting = c.read_line().expect("greeting");
         c
+    }
+
+    /// Wraps a connected socket whose greeting is still unread.
+    pub fn adopt(stream: TcpStream) -> LineClient {
+        stream.set_read_timeout(Some(PATIENCE)).unwrap();
+        let reader = BufReader::new(stream.try_clone().unwrap());
+        LineClient {
+            stream,
+            reader,
+            greeting: String::new(),
+        }
     }
 
     /// Connects and says HELLO as `user` on `host`.
@@ -361,6 +398,292 @@ pub fn in_use(addr: &str, feature: &str) -> u64 {
         .filter(|f| f["name"] == feature)
         .map(|f| f["in_use"].as_u64().unwrap())
         .sum()
+}
+
+impl Floatd {
+    /// The next line the server prints on stdout (after the "listening"
+    /// line), if one comes within `within`.
+    pub fn stdout_line(&self, within: Duration) -> Option<String> {
+        self.stdout.recv_timeout(within).ok()
+    }
+
+    /// The state directory given with `--state-dir` in `args`.
+    pub fn state_dir_of(args: &[String]) -> PathBuf {
+        let i = args
+            .iter()
+            .position(|a| a == "--state-dir")
+            .expect("--state-dir in args");
+        PathBuf::from(&args[i + 1])
+    }
+}
+
+/// The report log of a state directory (empty until written).
+pub fn report_log(state_dir: &Path) -> String {
+    std::fs::read_to_string(state_dir.join("report.log")).unwrap_or_default()
+}
+
+/// A loopback address nothing listens on (bound, then released).
+pub fn dead_addr() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    drop(listener);
+    addr
+}
+
+/// Raises this process's soft limit on open files to at least `want`
+/// (up to the hard limit) with `prlimit`, since std has no setrlimit and
+/// the tests use no unsafe code. Servers started afterwards inherit it.
+/// Returns the soft limit now in force.
+pub fn raise_nofile(want: u64) -> u64 {
+    fn limits() -> (u64, u64) {
+        let text = std::fs::read_to_string("/proc/self/limits").expect("/proc/self/limits");
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("Max open files"))
+            .expect("open files limit");
+        let nums: Vec<u64> = line
+            .split_whitespace()
+            .filter_map(|w| w.parse().ok().or((w == "unlimited").then_some(u64::MAX)))
+            .collect();
+        (nums[0], nums[1])
+    }
+    let (soft, hard) = limits();
+    if soft >= want {
+        return soft;
+    }
+    let target = want.min(hard);
+    let _ = Command::new("prlimit")
+        .args([
+            "--pid",
+            &std::process::id().to_string(),
+            &format!("--nofile={target}:{hard}"),
+        ])
+        .status();
+    limits().0
+}
+
+impl LineClient {
+    /// The status report on this connection.
+    pub fn status(&mut self) -> serde_json::Value {
+        let reply = self.ask("STATUS");
+        let json = reply
+            .strip_prefix("STATUS ")
+            .unwrap_or_else(|| panic!("STATUS reply: {reply}"));
+        serde_json::from_str(json).expect("status JSON")
+    }
+
+    /// Reads lines until the server closes the connection (end of file or
+    /// reset) or `within` passes. Returns the lines read, and whether the
+    /// connection was closed.
+    pub fn read_until_closed(&mut self, within: Duration) -> (Vec<String>, bool) {
+        let deadline = Instant::now() + within;
+        let mut lines = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return (lines, false);
+            }
+            self.stream.set_read_timeout(Some(left)).unwrap();
+            let mut line = String::new();
+            match self.reader.read_line(&mut line) {
+                Ok(0) => return (lines, true),
+                Ok(_) => lines.push(line.trim_end().to_string()),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return (lines, false)
+                }
+                // Reset by the server: closed too.
+                Err(_) => return (lines, true),
+            }
+        }
+    }
+}
+
+/// Seats of `feature` in use, from a status report.
+pub fn used(status: &serde_json::Value, feature: &str) -> u64 {
+    feature_status(status, feature)
+        .map(|f| f["in_use"].as_u64().unwrap())
+        .unwrap_or(0)
+}
+
+/// A feature's entry in a status report (its first pool).
+pub fn feature_status<'a>(
+    status: &'a serde_json::Value,
+    feature: &str,
+) -> Option<&'a serde_json::Value> {
+    status["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == feature)
+}
+
+/// A well-behaved client in a thread of its own: checkout, heartbeat,
+/// checkin round trips against `feature`, over one connection, until
+/// stopped. Robustness tests run one while they misbehave elsewhere and
+/// check that it was served throughout.
+pub struct GoodClient {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    rounds: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    thread: Option<std::thread::JoinHandle<Result<u64, String>>>,
+}
+
+impl GoodClient {
+    /// Most rounds and longest run, so a forgotten client cannot spin forever.
+    const MAX_ROUNDS: u64 = 1_000_000;
+    const MAX_RUN: Duration = Duration::from_secs(180);
+
+    pub fn start(addr: &str, feature: &str) -> GoodClient {
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+        use std::sync::Arc;
+        let stop = Arc::new(AtomicBool::new(false));
+        let rounds = Arc::new(AtomicU64::new(0));
+        let mut client = LineClient::hello(addr, "good", "goodhost");
+        let feature = feature.to_string();
+        let (stop2, rounds2) = (stop.clone(), rounds.clone());
+        let thread = std::thread::spawn(move || {
+            let started = Instant::now();
+            let mut n = 0;
+            while !stop2.load(Ordering::SeqCst)
+                && n < Self::MAX_ROUNDS
+                && started.elapsed() < Self::MAX_RUN
+            {
+                let out = client.ask(&format!("CHECKOUT {feature}"));
+                let handle =
+                    field(&out, "handle").ok_or_else(|| format!("round {n}: checkout: {out}"))?;
+                let hb = client.ask(&format!("HEARTBEAT {handle}"));
+                if !hb.starts_with("OK lease_ms=") {
+                    return Err(format!("round {n}: heartbeat: {hb}"));
+                }
+                let back = client.ask(&format!("CHECKIN {handle}"));
+                if back != "OK" {
+                    return Err(format!("round {n}: checkin: {back}"));
+                }
+                n += 1;
+                rounds2.store(n, Ordering::SeqCst);
+            }
+            Ok(n)
+        });
+        GoodClient {
+            stop,
+            rounds,
+            thread: Some(thread),
+        }
+    }
+
+    /// Round trips completed so far.
+    pub fn rounds(&self) -> u64 {
+        self.rounds.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Waits until `more` further round trips have completed: proof that
+    /// the client is being served now.
+    pub fn wait_served(&self, more: u64, what: &str) {
+        let from = self.rounds();
+        wait_until(
+            PATIENCE,
+            &format!("the good client to be served {what}"),
+            || {
+                let finished = self.thread.as_ref().is_some_and(|t| t.is_finished());
+                assert!(!finished, "the good client stopped {what}");
+                self.rounds() >= from + more
+            },
+        );
+    }
+
+    /// Stops the client; panics unless every round trip succeeded.
+    pub fn finish(mut self) -> u64 {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let result = self
+            .thread
+            .take()
+            .unwrap()
+            .join()
+            .expect("good client panicked");
+        match result {
+            Ok(n) => {
+                assert!(n > 0, "the good client completed no round trip");
+                n
+            }
+            Err(e) => panic!("the good client was not served: {e}"),
+        }
+    }
+}
+
+impl Drop for GoodClient {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// A child process (e.g. `floatctl checkout --hold`) killed on drop, with
+/// its stdout lines on a channel.
+pub struct Spawned {
+    pub child: Child,
+    stdout: mpsc::Receiver<String>,
+}
+
+impl Spawned {
+    /// Starts `floatctl` with `args`, stdout piped, stderr to `stderr_file`.
+    pub fn floatctl(args: &[&str], stderr_file: &Path) -> Spawned {
+        let mut child = Command::new(FLOATCTL)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(stderr_file).expect("stderr file"))
+            .spawn()
+            .expect("spawn floatctl");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Spawned { child, stdout: rx }
+    }
+
+    /// The next stdout line, waiting at most `within`.
+    pub fn line(&self, within: Duration) -> Option<String> {
+        self.stdout.recv_timeout(within).ok()
+    }
+
+    /// Waits for the exit code, at most `within`.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<i32> {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    /// True while the process runs.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// SIGKILL, and reap.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        self.kill9();
+    }
 }
 
 /// A primary and a backup serving one site, their peer links each through
