@@ -35,6 +35,13 @@ impl Ring {
         self.records.clear();
     }
 
+    /// The epoch of the record at `seq`, if the ring holds it.
+    pub fn epoch_at(&self, seq: u64) -> Option<u64> {
+        let first = self.records.front()?.seq;
+        let at = seq.checked_sub(first)?;
+        self.records.get(at as usize).map(|r| r.epoch)
+    }
+
     /// The records after `from`, if `from` is a point of this history the
     /// ring still holds (so the two histories agree up to it).
     pub fn after(&self, from: HistoryMark) -> Option<Vec<Record>> {

@@ -382,15 +382,12 @@ impl Watchdog {
         }
     }
 
-    /// The epoch of the record at `seq` in the ring (0 if not held).
+    /// The epoch of the record at `seq` (0 if not held here).
     fn ring_epoch_at(&self, seq: u64) -> u64 {
         if seq == self.last.seq {
             return self.last.epoch;
         }
-        self.ring
-            .after(HistoryMark::default())
-            .and_then(|all| all.into_iter().find(|r| r.seq == seq).map(|r| r.epoch))
-            .unwrap_or(0)
+        self.ring.epoch_at(seq).unwrap_or(0)
     }
 
     // ----- the link ---------------------------------------------------------

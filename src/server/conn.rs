@@ -158,13 +158,6 @@ impl Conn {
         }
     }
 
-    /// True when no complete line is buffered.
-    pub fn input_drained(&self) -> bool {
-        !self.input[self.scanned.max(self.consumed)..].contains(&b'\n')
-            && self.input[self.consumed..].len() == self.input.len() - self.consumed
-            && self.scanned >= self.input.len()
-    }
-
     fn compact(&mut self) {
         if self.consumed > 0 {
             self.input.drain(..self.consumed);

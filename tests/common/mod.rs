@@ -197,18 +197,17 @@ impl Floatd {
         }
     }
 
-    /// Starts `floatd` expecting it to fail; returns its exit code and log.
+    /// Starts `floatd` expecting it to fail; returns its exit code and what
+    /// it wrote on stderr (also kept in `log`).
     pub fn start_failing(args: &[String], log: &Path) -> (i32, String) {
         let out = Command::new(FLOATD)
             .args(args)
             .stdin(Stdio::null())
             .output()
             .expect("spawn floatd");
-        let _ = log;
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stderr).to_string(),
-        )
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        let _ = std::fs::write(log, &stderr);
+        (out.status.code().unwrap_or(-1), stderr)
     }
 
     pub fn pid(&self) -> u32 {
