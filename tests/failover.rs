@@ -507,3 +507,69 @@ fn the_backup_refuses_new_seats_after_backup_max_and_the_primary_stops_advertisi
     let alerts = status_json(&primary)["alerts"].to_string();
     assert!(alerts.contains("not been seen"), "{alerts}");
 }
+
+#[test]
+fn floatctl_hold_given_only_the_primary_survives_a_failover_and_says_so() {
+    let mut pair = Pair::start(CAD4, &flags(&["--lease", "3s"]));
+    let err = pair.site.path("hold.err");
+    // Only the primary is named: the backup is learnt from its greeting.
+    let primary = pair.primary_addr();
+    let hold = Spawned::floatctl(
+        &[
+            "--server", &primary, "--user", "alice", "checkout", "cad", "--hold", "60",
+        ],
+        &err,
+    );
+    let handle = hold.line(PATIENCE).expect("the handle on stdout");
+    pair.primary.as_mut().unwrap().kill9();
+    let backup = pair.backup_addr();
+    wait_until(PATIENCE, "the backup to take over", || {
+        server_state(&backup) == "active"
+    });
+    wait_until(PATIENCE, "floatctl to say it moved", || {
+        std::fs::read_to_string(&err)
+            .unwrap_or_default()
+            .contains("kept on")
+    });
+    let said = std::fs::read_to_string(&err).unwrap();
+    assert!(said.contains(&backup), "{said}");
+    // Well past the 3 s lease: heartbeats on the backup keep the seat.
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(held_handles(&backup).contains(&handle), "{said}");
+}
+
+#[test]
+fn servers_serving_different_licences_raise_an_alert_until_fixed() {
+    let pair = Pair::start(CAD4, FAST);
+    let backup = pair.backup_addr();
+    let alerted = |addr: &str| {
+        status_json(addr)["alerts"]
+            .to_string()
+            .contains("different licences")
+    };
+    assert!(!alerted(&pair.primary_addr()));
+    // The backup rereads a licence with another count; the primary does not.
+    pair.site
+        .resign("FEATURE cad version=1.0 count=9 expires=permanent");
+    let reread = floatctl(&["--server", &backup, "reread"]);
+    assert!(
+        reread.status.success(),
+        "{}",
+        String::from_utf8_lossy(&reread.stderr)
+    );
+    wait_until(PATIENCE, "the mismatch alert", || {
+        alerted(&pair.primary_addr())
+    });
+    assert!(pair
+        .backup
+        .as_ref()
+        .unwrap()
+        .log_text()
+        .contains("serves different licences"));
+    // The primary rereads too: the files agree again.
+    let reread = floatctl(&["--server", &pair.primary_addr(), "reread"]);
+    assert!(reread.status.success());
+    wait_until(PATIENCE, "the alert to clear", || {
+        !alerted(&pair.primary_addr())
+    });
+}

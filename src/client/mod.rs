@@ -342,8 +342,34 @@ impl Client {
         }
     }
 
-    /// An admin request (remove, reread, down, rotate-log) to the active
-    /// server, after presenting `token` if given. Returns the OK line.
+    /// An admin request to one particular server (reread, down and
+    /// rotate-log concern the server named, active or not), after
+    /// presenting `token` if given. Returns the OK line.
+    pub fn admin_at(
+        &self,
+        server: &str,
+        request: &Request,
+        token: Option<&str>,
+    ) -> Result<String, ClientError> {
+        let config = self.lock().config.clone();
+        let mut conn = Connection::open(server, &config.identity, config.io_timeout)?;
+        if let Some(token) = token {
+            let line = conn.request(&Request::Auth {
+                token: token.to_string(),
+            })?;
+            if let Verdict::Denied(e) = classify(&line)? {
+                return Err(e);
+            }
+        }
+        let line = conn.request(request)?;
+        match classify(&line)? {
+            Verdict::Denied(e) => Err(e),
+            Verdict::Elsewhere(_) | Verdict::Answer => Ok(line.0),
+        }
+    }
+
+    /// An admin request about seats (remove) to the active server, after
+    /// presenting `token` if given. Returns the OK line.
     pub fn admin(&self, request: &Request, token: Option<&str>) -> Result<String, ClientError> {
         let mut inner = self.lock();
         if let Some(token) = token {

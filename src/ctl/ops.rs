@@ -277,7 +277,17 @@ fn admin(common: &Common, args: Vec<OsString>, request: Request) -> Result<(), F
         return Err(Failure::Usage(format!("unexpected argument {extra:?}")));
     }
     let token = common.admin_token().map_err(Failure::Usage)?;
-    let reply = common.client().admin(&request, token.as_deref())?;
+    // Reread, down and rotate-log concern the server named: the first of
+    // the list that answers, whatever its role.
+    let client = common.client();
+    let mut result = Err(ClientError::Unreachable("no server given".into()));
+    for server in &common.servers {
+        result = client.admin_at(server, &request, token.as_deref());
+        if !matches!(result, Err(ClientError::Unreachable(_))) {
+            break;
+        }
+    }
+    let reply = result?;
     let detail = reply.trim_start_matches("OK").trim();
     if !detail.is_empty() {
         println!("{detail}");
