@@ -334,9 +334,13 @@ pub fn render_status(report: &StatusReport) -> String {
             .map(|ms| format!(", last contact {ms} ms ago"))
             .unwrap_or_default();
         let lag = s.lag.map(|l| format!(", lag {l}")).unwrap_or_default();
+        let rtt = s
+            .rtt_ms
+            .map(|r| format!(", round trip {r} ms"))
+            .unwrap_or_default();
         let _ = writeln!(
             out,
-            "  {} {}: {} (epoch {}){contact}{lag}",
+            "  {} {}: {} (epoch {}){contact}{lag}{rtt}",
             s.role, s.addr, s.state, s.epoch
         );
     }

@@ -1257,6 +1257,7 @@ impl Watchdog {
             epoch: self.epoch,
             last_contact_ms: None,
             lag: None,
+            rtt_ms: None,
         };
         let peer_role = match self.s.role {
             Role::Primary => "backup",
@@ -1284,6 +1285,7 @@ impl Watchdog {
             epoch: self.peer.epoch,
             last_contact_ms: self.peer.last_heard.map(|t| t.elapsed().as_millis() as u64),
             lag,
+            rtt_ms: if alive { self.peer.rtt_ms } else { None },
         };
         let mut alerts = Vec::new();
         if alive && self.peer.digest != self.digest {
