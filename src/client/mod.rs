@@ -168,17 +168,8 @@ pub struct Client {
 impl Client {
     /// A client for the given servers. Connects lazily, on first use.
     pub fn new(config: ClientConfig) -> Client {
-        let servers = config.servers.clone();
         Client {
-            inner: Arc::new(Mutex::new(Inner {
-                config,
-                servers,
-                conn: None,
-                prefer: None,
-                last_addr: None,
-                held: BTreeMap::new(),
-                on_event: None,
-            })),
+            inner: Arc::new(Mutex::new(Inner::new(config))),
             heartbeats: Arc::new(Mutex::new(None)),
         }
     }
@@ -239,18 +230,11 @@ impl Client {
             count,
             wait: true,
         };
-        let (config, servers) = {
+        let mut probe = {
             let inner = self.lock();
-            (inner.config.clone(), inner.servers.clone())
-        };
-        let mut probe = Inner {
-            config,
-            servers,
-            conn: None,
-            prefer: None,
-            last_addr: None,
-            held: BTreeMap::new(),
-            on_event: None,
+            let mut probe = Inner::new(inner.config.clone());
+            probe.servers = inner.servers.clone();
+            probe
         };
         let first = probe.call(&request)?;
         let id = match first.parse()? {
@@ -459,6 +443,18 @@ impl Drop for Inner {
 }
 
 impl Inner {
+    fn new(config: ClientConfig) -> Inner {
+        Inner {
+            servers: config.servers.clone(),
+            config,
+            conn: None,
+            prefer: None,
+            last_addr: None,
+            held: BTreeMap::new(),
+            on_event: None,
+        }
+    }
+
     fn emit(&self, event: ClientEvent) {
         if let Some(sink) = &self.on_event {
             sink(&event);

@@ -1,6 +1,8 @@
 //! One client connection: socket, buffers, session and deadlines.
 
 use super::output::Output;
+use crate::ledger::CheckoutRequest;
+use crate::licence::Version;
 use crate::protocol::MAX_LINE;
 use mio::net::TcpStream;
 use mio::Interest;
@@ -17,6 +19,27 @@ pub struct Session {
     pub client: String,
     pub user: String,
     pub host: String,
+}
+
+impl Session {
+    /// A checkout (or reclaim) by this session's client.
+    pub fn request(
+        self,
+        feature: String,
+        version: Version,
+        count: u32,
+        wait: bool,
+    ) -> CheckoutRequest {
+        CheckoutRequest {
+            feature,
+            version,
+            count,
+            user: self.user,
+            host: self.host,
+            client: self.client,
+            wait,
+        }
+    }
 }
 
 /// What the socket said when read.

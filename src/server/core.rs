@@ -9,9 +9,7 @@ use super::options::OptionsSource;
 use crate::codes::Code;
 use crate::failover::{FromWatchdog, PairStatus, ToWatchdog};
 use crate::journal::Journal;
-use crate::ledger::{
-    CheckinOutcome, CheckoutRequest, Event, Gate, Ledger, Now, Outcome, Reason, Refusal, WaiterId,
-};
+use crate::ledger::{CheckinOutcome, Event, Gate, Ledger, Now, Outcome, Reason, Refusal, WaiterId};
 use crate::licence::Served;
 use crate::protocol::peer::{HistoryMark, PeerState};
 use crate::protocol::reply::{self, Greeting};
@@ -341,18 +339,11 @@ impl Core {
                 count,
                 wait,
             } => {
-                let s = session.expect("checked above");
+                let request = session
+                    .expect("checked above")
+                    .request(feature, version, count, wait);
                 let waiter = self.next_waiter;
                 self.next_waiter += 1;
-                let request = CheckoutRequest {
-                    feature,
-                    version,
-                    count,
-                    user: s.user,
-                    host: s.host,
-                    client: s.client,
-                    wait,
-                };
                 match self.ledger.checkout(request, WaiterId(waiter), now) {
                     Outcome::Granted(grant) => reply::granted(reply::ok(), &grant).finish(),
                     Outcome::Queued { position } => {
@@ -380,16 +371,9 @@ impl Core {
                 version,
                 count,
             } => {
-                let s = session.expect("checked above");
-                let request = CheckoutRequest {
-                    feature,
-                    version,
-                    count,
-                    user: s.user,
-                    host: s.host,
-                    client: s.client,
-                    wait: false,
-                };
+                let request = session
+                    .expect("checked above")
+                    .request(feature, version, count, false);
                 match self.ledger.reclaim(&handle, &request, now) {
                     Outcome::Granted(grant) => reply::granted(reply::ok(), &grant).finish(),
                     Outcome::Denied(refusal) => self.refused(&refusal),

@@ -228,16 +228,7 @@ impl Floatd {
 
     /// Waits for the process to exit; returns its exit code.
     pub fn wait_exit(&mut self, within: Duration) -> Option<i32> {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return status.code();
-            }
-            if Instant::now() > deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(25));
-        }
+        wait_exit(&mut self.child, within)
     }
 
     pub fn kill9(&mut self) {
@@ -255,6 +246,20 @@ impl Drop for Floatd {
             .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Waits for a child to exit, at most `within`; returns its exit code.
+fn wait_exit(child: &mut Child, within: Duration) -> Option<i32> {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return status.code();
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(25));
     }
 }
 
@@ -655,16 +660,7 @@ impl Spawned {
 
     /// Waits for the exit code, at most `within`.
     pub fn wait_exit(&mut self, within: Duration) -> Option<i32> {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return status.code();
-            }
-            if Instant::now() > deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(25));
-        }
+        wait_exit(&mut self.child, within)
     }
 
     /// True while the process runs.
