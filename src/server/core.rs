@@ -104,6 +104,8 @@ pub struct Core {
     next_waiter: u64,
     shutdown: Option<bool>,
     records_since_snapshot: u64,
+    /// Checkouts, reclaims and denials, for /metrics.
+    pub counters: super::metrics::Counters,
 }
 
 impl Core {
@@ -137,6 +139,7 @@ impl Core {
             next_waiter: 1,
             shutdown: None,
             records_since_snapshot: 0,
+            counters: Default::default(),
         }
     }
 
@@ -287,7 +290,11 @@ impl Core {
             );
         }
         if needs_session && !self.serving() {
-            return Some(self.refused(&self.not_serving()));
+            let refusal = self.not_serving();
+            if matches!(request, Request::Checkout { .. } | Request::Reclaim { .. }) {
+                self.counters.denied(refusal.code);
+            }
+            return Some(self.refused(&refusal));
         }
         let session = match (&conn.session, needs_session) {
             (Some(s), _) => Some(s.clone()),
@@ -354,13 +361,19 @@ impl Core {
                     wait,
                 };
                 match self.ledger.checkout(request, WaiterId(waiter), now) {
-                    Outcome::Granted(grant) => reply::granted(reply::ok(), &grant).finish(),
+                    Outcome::Granted(grant) => {
+                        self.counters.checkouts += 1;
+                        reply::granted(reply::ok(), &grant).finish()
+                    }
                     Outcome::Queued { position } => {
                         self.waiters.insert(waiter, conn_key);
                         conn.waiters.push(waiter);
                         reply::queued(waiter, position).finish()
                     }
-                    Outcome::Denied(refusal) => self.refused(&refusal),
+                    Outcome::Denied(refusal) => {
+                        self.counters.denied(refusal.code);
+                        self.refused(&refusal)
+                    }
                 }
             }
             Request::Heartbeat { handle } => match self.ledger.heartbeat(&handle, now) {
@@ -391,8 +404,14 @@ impl Core {
                     wait: false,
                 };
                 match self.ledger.reclaim(&handle, &request, now) {
-                    Outcome::Granted(grant) => reply::granted(reply::ok(), &grant).finish(),
-                    Outcome::Denied(refusal) => self.refused(&refusal),
+                    Outcome::Granted(grant) => {
+                        self.counters.reclaims += 1;
+                        reply::granted(reply::ok(), &grant).finish()
+                    }
+                    Outcome::Denied(refusal) => {
+                        self.counters.denied(refusal.code);
+                        self.refused(&refusal)
+                    }
                     Outcome::Queued { .. } => unreachable!("reclaims never queue"),
                 }
             }
@@ -503,11 +522,17 @@ impl Core {
                 continue;
             };
             let (text, wait_for) = match outcome {
-                Outcome::Granted(grant) => (
-                    reply::push_granted(id, &grant).finish(),
-                    Some(self.ledger.last_seq()),
-                ),
-                Outcome::Denied(refusal) => (reply::push_denied(id, &refusal).finish(), None),
+                Outcome::Granted(grant) => {
+                    self.counters.checkouts += 1;
+                    (
+                        reply::push_granted(id, &grant).finish(),
+                        Some(self.ledger.last_seq()),
+                    )
+                }
+                Outcome::Denied(refusal) => {
+                    self.counters.denied(refusal.code);
+                    (reply::push_denied(id, &refusal).finish(), None)
+                }
                 Outcome::Queued { .. } => continue,
             };
             effects.pushes.push((conn_key, text, wait_for));
