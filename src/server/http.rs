@@ -130,7 +130,12 @@ impl HttpServer {
                 }
             };
             if self.conns.len() >= MAX_CONNS {
-                // Best effort: a fresh socket has room for this.
+                // Read what the client already sent (closing on unread
+                // input would reset the connection and could lose the
+                // answer), then answer; best effort: a fresh socket has
+                // room for this.
+                let mut scratch = [0u8; 4096];
+                while matches!(socket.read(&mut scratch), Ok(n) if n > 0) {}
                 let _ = socket.write(&response(
                     503,
                     "text/plain; charset=utf-8",
@@ -138,7 +143,7 @@ impl HttpServer {
                     b"too many HTTP connections; try again\n",
                     false,
                 ));
-                let _ = socket.shutdown(Shutdown::Both);
+                let _ = socket.shutdown(Shutdown::Write);
                 continue;
             }
             let entry = self.conns.vacant_entry();
