@@ -131,9 +131,9 @@ struct Sample {
 fn parse_metrics(text: &str) -> Vec<Sample> {
     let valid_name = |n: &str| {
         !n.is_empty()
-            && n.chars()
-                .enumerate()
-                .all(|(i, c)| c.is_ascii_alphabetic() || c == '_' || c == ':' || (i > 0 && c.is_ascii_digit()))
+            && n.chars().enumerate().all(|(i, c)| {
+                c.is_ascii_alphabetic() || c == '_' || c == ':' || (i > 0 && c.is_ascii_digit())
+            })
     };
     let mut types: HashMap<String, String> = HashMap::new();
     let mut helps = HashSet::new();
@@ -154,12 +154,20 @@ fn parse_metrics(text: &str) -> Vec<Sample> {
                 ["counter", "gauge", "summary", "histogram", "untyped"].contains(&kind),
                 "{line}"
             );
-            assert!(types.insert(name.to_string(), kind.to_string()).is_none(), "TYPE twice: {line}");
+            assert!(
+                types.insert(name.to_string(), kind.to_string()).is_none(),
+                "TYPE twice: {line}"
+            );
             continue;
         }
-        assert!(!line.starts_with('#') && !line.is_empty(), "stray line {line:?}");
+        assert!(
+            !line.starts_with('#') && !line.is_empty(),
+            "stray line {line:?}"
+        );
         let (series_part, value) = line.rsplit_once(' ').expect("sample value");
-        let value: f64 = value.parse().unwrap_or_else(|_| panic!("value in {line:?}"));
+        let value: f64 = value
+            .parse()
+            .unwrap_or_else(|_| panic!("value in {line:?}"));
         let (name, labels) = match series_part.split_once('{') {
             None => (series_part.to_string(), Vec::new()),
             Some((name, rest)) => {
@@ -172,7 +180,10 @@ fn parse_metrics(text: &str) -> Vec<Sample> {
                     assert_eq!(chars.next(), Some('"'), "{line}");
                     let mut value = String::new();
                     loop {
-                        match chars.next().unwrap_or_else(|| panic!("unterminated {line}")) {
+                        match chars
+                            .next()
+                            .unwrap_or_else(|| panic!("unterminated {line}"))
+                        {
                             '\\' => value.push(chars.next().unwrap()),
                             '"' => break,
                             c => value.push(c),
@@ -196,11 +207,17 @@ fn parse_metrics(text: &str) -> Vec<Sample> {
         assert!(types.contains_key(family), "sample before its TYPE: {line}");
         assert!(helps.contains(family), "sample without HELP: {line}");
         if types[family] == "counter" {
-            assert!(name.ends_with("_total"), "counter {name} should end in _total");
+            assert!(
+                name.ends_with("_total"),
+                "counter {name} should end in _total"
+            );
         } else {
             assert!(!name.ends_with("_total"), "{name} is not a counter");
         }
-        assert!(series.insert(series_part.to_string()), "series twice: {line}");
+        assert!(
+            series.insert(series_part.to_string()),
+            "series twice: {line}"
+        );
         samples.push(Sample {
             name,
             labels,
@@ -274,7 +291,10 @@ fn metrics_count_seats_checkouts_and_denials() {
 
     let (code, head, body) = get(&http, "/metrics");
     assert_eq!(code, 200, "{head}");
-    assert!(head.contains("Content-Type: text/plain; version=0.0.4"), "{head}");
+    assert!(
+        head.contains("Content-Type: text/plain; version=0.0.4"),
+        "{head}"
+    );
     let samples = parse_metrics(&body);
     promtool_check(&body);
     let v = |name: &str, labels: &[(&str, &str)]| {
@@ -293,22 +313,34 @@ fn metrics_count_seats_checkouts_and_denials() {
     );
     assert_eq!(v("floatd_checkouts_total", &[]), 5.0);
     assert_eq!(v("floatd_denials_total", &[("code", "NO_SEATS")]), 1.0);
-    assert_eq!(v("floatd_denials_total", &[("code", "NO_SUCH_FEATURE")]), 1.0);
+    assert_eq!(
+        v("floatd_denials_total", &[("code", "NO_SUCH_FEATURE")]),
+        1.0
+    );
     assert_eq!(v("floatd_connections", &[]), 4.0);
     assert_eq!(v("floatd_role", &[("role", "standalone")]), 1.0);
     assert_eq!(v("floatd_role", &[("role", "primary")]), 0.0);
     assert_eq!(v("floatd_state", &[("state", "active")]), 1.0);
     assert!(v("floatd_journal_fsync_seconds_count", &[]) >= 1.0);
-    assert!(v("floatd_journal_fsync_max_seconds", &[]) >= v("floatd_journal_fsync_last_seconds", &[]));
+    assert!(
+        v("floatd_journal_fsync_max_seconds", &[]) >= v("floatd_journal_fsync_last_seconds", &[])
+    );
     assert!(v("floatd_uptime_seconds", &[]) >= 0.0);
     assert_eq!(v("floatd_journal_failed", &[]), 0.0);
     // A standalone server has no peer.
     assert!(value(&samples, "floatd_peer_up", &[]).is_none());
     // HEAD: the headers alone.
-    let text = raw(&http, b"HEAD /metrics HTTP/1.1\r\nHost: t\r\n\r\n", PATIENCE);
+    let text = raw(
+        &http,
+        b"HEAD /metrics HTTP/1.1\r\nHost: t\r\n\r\n",
+        PATIENCE,
+    );
     let (code, head, body) = split_response(&text);
     assert_eq!(code, 200);
-    assert!(head.contains("Content-Length: ") && body.is_empty(), "{text}");
+    assert!(
+        head.contains("Content-Length: ") && body.is_empty(),
+        "{text}"
+    );
 }
 
 #[test]
@@ -322,21 +354,27 @@ fn a_pair_shows_its_peer_and_replication() {
     let mut c = LineClient::hello(&primary.addr, "erin", "ws-erin");
     c.checkout("cad").unwrap();
     let mut body = String::new();
-    wait_until(PATIENCE, "the backup to acknowledge the grant", || {
+    wait_until(PATIENCE, "the backup to be ready with the grant", || {
         body = get(&http, "/metrics").2;
         let s = parse_metrics(&body);
         value(&s, "floatd_replication_lag_records", &[]) == Some(0.0)
             && value(&s, "floatd_seats_in_use", &[("feature", "cad")]) == Some(1.0)
+            && value(&s, "floatd_peer_state", &[("state", "ready")]) == Some(1.0)
     });
     promtool_check(&body);
     let s = parse_metrics(&body);
     assert_eq!(value(&s, "floatd_role", &[("role", "primary")]), Some(1.0));
     assert_eq!(value(&s, "floatd_state", &[("state", "active")]), Some(1.0));
     assert_eq!(value(&s, "floatd_peer_up", &[]), Some(1.0), "{body}");
-    assert_eq!(value(&s, "floatd_peer_state", &[("state", "ready")]), Some(1.0));
+    assert_eq!(
+        value(&s, "floatd_peer_state", &[("state", "ready")]),
+        Some(1.0),
+        "{body}"
+    );
     assert!(value(&s, "floatd_peer_last_contact_seconds", &[]).is_some());
     let backup_http = pair.backup.as_ref().unwrap().http_addr.clone().unwrap();
-    let json: serde_json::Value = serde_json::from_str(&get(&backup_http, "/status.json").2).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&get(&backup_http, "/status.json").2).unwrap();
     assert_eq!(json["state"], "ready");
     assert_eq!(json["servers"][1]["state"], "active");
     // The page of the pair, for a look (and its failover table).
@@ -372,7 +410,10 @@ fn bad_input_gets_the_right_answer_and_good_clients_are_served() {
         "an endless request line"
     );
     // Garbage and the licence protocol.
-    assert_eq!(status_code(&raw(&http, b"\x00\x01\x02 hello\r\n\r\n", t)), 400);
+    assert_eq!(
+        status_code(&raw(&http, b"\x00\x01\x02 hello\r\n\r\n", t)),
+        400
+    );
     assert_eq!(status_code(&raw(&http, b"DOWN\r\n\r\n", t)), 400);
     assert_eq!(
         status_code(&raw(&http, b"GET / HTTP/1.1\r\nBad Header\r\n\r\n", t)),
@@ -415,7 +456,9 @@ fn bad_input_gets_the_right_answer_and_good_clients_are_served() {
 
     // A flood of idle connections: past the cap, 503 at once; once they
     // go, the port serves again.
-    let idle: Vec<TcpStream> = (0..64).map(|_| TcpStream::connect(&http).unwrap()).collect();
+    let idle: Vec<TcpStream> = (0..64)
+        .map(|_| TcpStream::connect(&http).unwrap())
+        .collect();
     wait_until(PATIENCE, "the cap to be reached", || {
         // Connect and read, sending nothing: the answer comes at once.
         status_code(&raw(&http, b"", t)) == 503
@@ -528,7 +571,10 @@ fn the_page_shows_seats_holders_and_role_in_a_browser() {
     let (code, head, page) = get(&http, "/");
     assert_eq!(code, 200);
     assert!(head.contains("Content-Type: text/html"), "{head}");
-    assert!(head.contains("Content-Security-Policy: default-src 'none'"), "{head}");
+    assert!(
+        head.contains("Content-Security-Policy: default-src 'none'"),
+        "{head}"
+    );
     for external in ["src=\"http", "href=\"http", "@import", "url(http"] {
         assert!(!page.contains(external), "external asset {external}");
     }
@@ -545,14 +591,26 @@ fn the_page_shows_seats_holders_and_role_in_a_browser() {
     shown("in-use", "plotter", "1.0", 1);
     shown("count", "plotter", "1.0", 3);
     shown("in-use", "viewer", "1.0", 0);
-    for (user, host) in [("alice", "ws-alice"), ("bob", "ws-bob"), ("carol", "ws-carol")] {
+    for (user, host) in [
+        ("alice", "ws-alice"),
+        ("bob", "ws-bob"),
+        ("carol", "ws-carol"),
+    ] {
         assert!(
-            dom.contains(&format!("<td class=\"user\">{user}</td><td class=\"host\">{host}</td>")),
+            dom.contains(&format!(
+                "<td class=\"user\">{user}</td><td class=\"host\">{host}</td>"
+            )),
             "holder {user}@{host} not shown:\n{dom}"
         );
     }
-    assert!(dom.contains("id=\"role\" class=\"badge neutral\">standalone<"), "{dom}");
-    assert!(dom.contains("id=\"state\" class=\"badge active\">active<"), "{dom}");
+    assert!(
+        dom.contains("id=\"role\" class=\"badge neutral\">standalone<"),
+        "{dom}"
+    );
+    assert!(
+        dom.contains("id=\"state\" class=\"badge active\">active<"),
+        "{dom}"
+    );
     assert!(dom.contains("id=\"epoch\">1<"), "{dom}");
     assert!(dom.contains("id=\"seats-used\">3<"), "{dom}");
 }
