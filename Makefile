@@ -1,7 +1,7 @@
 # floatd: common tasks. `make test` is the whole test suite (what CI runs).
 CARGO ?= cargo
 
-.PHONY: build test demo demo-witness bench lint release
+.PHONY: build test demo demo-witness bench lint release release-static
 
 build:
 	$(CARGO) build --bins
@@ -26,3 +26,13 @@ lint:
 release:
 	$(CARGO) build --release --bins
 	@ls -l target/release/floatd target/release/floatctl target/release/floatd-load
+
+# Static-pie binaries that need no libc on the host (docs/OPERATIONS.md).
+# The explicit --target keeps build scripts and proc-macros dynamic. Static
+# glibc cannot dlsym getrandom, so take randomness from the syscall
+# directly rather than from getrandom's /dev/urandom fallback.
+STATIC_TARGET ?= x86_64-unknown-linux-gnu
+release-static:
+	RUSTFLAGS='-C target-feature=+crt-static --cfg getrandom_backend="linux_getrandom"' \
+	  $(CARGO) build --release --bins --target $(STATIC_TARGET)
+	@ls -l target/$(STATIC_TARGET)/release/floatd target/$(STATIC_TARGET)/release/floatctl

@@ -12,6 +12,7 @@
 //! - [`failover`]: the watchdog thread, peer link, role decisions, witness.
 //! - [`client`]: the blocking client library.
 //! - [`config`]: flags and the TOML config file.
+//! - [`net`]: host name resolution that works in the static build.
 //! - [`ctl`]: the `floatctl` commands.
 #![forbid(unsafe_code)]
 
@@ -24,6 +25,7 @@ pub mod failover;
 pub mod journal;
 pub mod ledger;
 pub mod licence;
+pub mod net;
 pub mod protocol;
 pub mod report;
 pub mod server;

@@ -3,7 +3,7 @@
 use super::{ClientError, Identity};
 use crate::protocol::{Greeting, Reply, Request, MAX_LINE, PROTOCOL_VERSION};
 use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 /// A reply line kept as text (replies borrow from their line).
@@ -33,10 +33,7 @@ impl Connection {
         timeout: Duration,
     ) -> Result<Connection, ClientError> {
         let unreachable = |e: String| ClientError::Unreachable(format!("{addr}: {e}"));
-        let sockaddrs: Vec<_> = addr
-            .to_socket_addrs()
-            .map_err(|e| unreachable(e.to_string()))?
-            .collect();
+        let sockaddrs = crate::net::resolve(addr).map_err(|e| unreachable(e.to_string()))?;
         let mut last = String::from("no address");
         let mut stream = None;
         for sa in sockaddrs {

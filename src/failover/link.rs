@@ -5,7 +5,7 @@
 use crate::protocol::peer::{new_challenge, FrameAuth, FrameError, PeerMessage, CHALLENGE_LEN};
 use crossbeam_channel::Sender;
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream, ToSocketAddrs};
+use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -70,7 +70,7 @@ pub fn dial(
         format!("{addr} resolves to nothing"),
     );
     let mut stream = None;
-    for sa in addr.to_socket_addrs()? {
+    for sa in crate::net::resolve(addr)? {
         match TcpStream::connect_timeout(&sa, timeout) {
             Ok(s) => {
                 stream = Some(s);

@@ -1254,7 +1254,8 @@ impl Watchdog {
             addr: self.s.client_addr.clone(),
             role: self.s.role.as_str().to_string(),
             state: self.state.as_str().to_string(),
-            epoch: self.epoch,
+            // A standby shows the epoch of the history it follows.
+            epoch: self.epoch.max(self.last.epoch),
             last_contact_ms: None,
             lag: None,
             rtt_ms: None,
@@ -1282,7 +1283,7 @@ impl Watchdog {
                 (true, Some(s)) => s.as_str().to_string(),
                 _ => "inaccessible".to_string(),
             },
-            epoch: self.peer.epoch,
+            epoch: self.peer.epoch.max(self.peer.last.epoch),
             last_contact_ms: self.peer.last_heard.map(|t| t.elapsed().as_millis() as u64),
             lag,
             rtt_ms: if alive { self.peer.rtt_ms } else { None },

@@ -193,7 +193,8 @@ pub fn run(config: &Config) -> Result<(), String> {
         .as_ref()
         .ok_or("--role witness needs --peer-secret-file FILE")?;
     let secret = crate::server::read_secret(secret_path)?;
-    let listener = std::net::TcpListener::bind(listen)
+    let listener = crate::net::resolve(listen)
+        .and_then(|addrs| std::net::TcpListener::bind(addrs.as_slice()))
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     let (events_tx, events) = crossbeam_channel::unbounded();
@@ -203,7 +204,22 @@ pub fn run(config: &Config) -> Result<(), String> {
     println!("floatd witness on {local}");
     let mut witness = Witness::new(config.takeover_after, Instant::now());
     let mut links: HashMap<u64, (LinkWriter, Option<Role>)> = HashMap::new();
-    for event in events.iter() {
+    // systemd: ready once listening; the loop below pings the watchdog.
+    let mut notifier = crate::server::notify::Notifier::from_env();
+    notifier.ready(format!("witness on {local}"));
+    let wait = notifier
+        .ping_every()
+        .unwrap_or(std::time::Duration::from_secs(1));
+    loop {
+        let event = match events.recv_timeout(wait) {
+            Ok(event) => Some(event),
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => None,
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+        };
+        notifier.tick(Instant::now(), || {
+            format!("witness on {local}: {} server link(s)", links.len())
+        });
+        let Some(event) = event else { continue };
         for w in accepted.try_iter() {
             links.insert(w.id, (w, None));
         }

@@ -102,6 +102,8 @@ pub struct Core {
     next_waiter: u64,
     shutdown: Option<bool>,
     records_since_snapshot: u64,
+    /// Checkouts, reclaims and denials, for /metrics.
+    pub counters: super::metrics::Counters,
 }
 
 impl Core {
@@ -135,6 +137,7 @@ impl Core {
             next_waiter: 1,
             shutdown: None,
             records_since_snapshot: 0,
+            counters: Default::default(),
         }
     }
 
@@ -285,7 +288,11 @@ impl Core {
             );
         }
         if needs_session && !self.serving() {
-            return Some(self.refused(&self.not_serving()));
+            let refusal = self.not_serving();
+            if matches!(request, Request::Checkout { .. } | Request::Reclaim { .. }) {
+                self.counters.denied(refusal.code);
+            }
+            return Some(self.refused(&refusal));
         }
         let session = match (&conn.session, needs_session) {
             (Some(s), _) => Some(s.clone()),
@@ -345,13 +352,19 @@ impl Core {
                 let waiter = self.next_waiter;
                 self.next_waiter += 1;
                 match self.ledger.checkout(request, WaiterId(waiter), now) {
-                    Outcome::Granted(grant) => reply::granted(reply::ok(), &grant).finish(),
+                    Outcome::Granted(grant) => {
+                        self.counters.checkouts += 1;
+                        reply::granted(reply::ok(), &grant).finish()
+                    }
                     Outcome::Queued { position } => {
                         self.waiters.insert(waiter, conn_key);
                         conn.waiters.push(waiter);
                         reply::queued(waiter, position).finish()
                     }
-                    Outcome::Denied(refusal) => self.refused(&refusal),
+                    Outcome::Denied(refusal) => {
+                        self.counters.denied(refusal.code);
+                        self.refused(&refusal)
+                    }
                 }
             }
             Request::Heartbeat { handle } => match self.ledger.heartbeat(&handle, now) {
@@ -375,8 +388,14 @@ impl Core {
                     .expect("checked above")
                     .request(feature, version, count, false);
                 match self.ledger.reclaim(&handle, &request, now) {
-                    Outcome::Granted(grant) => reply::granted(reply::ok(), &grant).finish(),
-                    Outcome::Denied(refusal) => self.refused(&refusal),
+                    Outcome::Granted(grant) => {
+                        self.counters.reclaims += 1;
+                        reply::granted(reply::ok(), &grant).finish()
+                    }
+                    Outcome::Denied(refusal) => {
+                        self.counters.denied(refusal.code);
+                        self.refused(&refusal)
+                    }
                     Outcome::Queued { .. } => unreachable!("reclaims never queue"),
                 }
             }
@@ -487,11 +506,17 @@ impl Core {
                 continue;
             };
             let (text, wait_for) = match outcome {
-                Outcome::Granted(grant) => (
-                    reply::push_granted(id, &grant).finish(),
-                    Some(self.ledger.last_seq()),
-                ),
-                Outcome::Denied(refusal) => (reply::push_denied(id, &refusal).finish(), None),
+                Outcome::Granted(grant) => {
+                    self.counters.checkouts += 1;
+                    (
+                        reply::push_granted(id, &grant).finish(),
+                        Some(self.ledger.last_seq()),
+                    )
+                }
+                Outcome::Denied(refusal) => {
+                    self.counters.denied(refusal.code);
+                    (reply::push_denied(id, &refusal).finish(), None)
+                }
                 Outcome::Queued { .. } => continue,
             };
             effects.pushes.push((conn_key, text, wait_for));

@@ -8,6 +8,8 @@
 
 use super::conn::{Conn, LineResult, ReadOutcome};
 use super::core::{Core, Effects};
+use super::http::HttpServer;
+use super::notify::{self, Notifier};
 use super::output::HIGH_WATER;
 use crate::codes::Code;
 use crate::ledger::Now;
@@ -60,6 +62,10 @@ pub struct EventLoop {
     /// An accept failed (out of file descriptors): connections wait in
     /// the backlog, and no new readiness event comes for them.
     accept_stalled: bool,
+    /// The status page and metrics port, when configured.
+    http: Option<HttpServer>,
+    /// systemd: READY, WATCHDOG and STATUS notifications.
+    notifier: Notifier,
 }
 
 impl EventLoop {
@@ -91,7 +97,17 @@ impl EventLoop {
             last_sweep: Instant::now(),
             draining_since: None,
             accept_stalled: false,
+            http: None,
+            notifier: Notifier::from_env(),
         })
+    }
+
+    /// Serves the status page and metrics on this listener too.
+    pub fn serve_http(&mut self, listener: TcpListener) -> io::Result<()> {
+        let mut http = HttpServer::new(listener);
+        http.register(self.poll.registry())?;
+        self.http = Some(http);
+        Ok(())
     }
 
     /// A waker for other threads (storage, watchdog).
@@ -102,6 +118,8 @@ impl EventLoop {
     /// Runs until shut down (SIGTERM, SIGINT or an admin DOWN).
     pub fn run(mut self) -> Result<(), String> {
         let mut events = Events::with_capacity(1024);
+        // Licences are loaded and every port is bound: tell systemd.
+        self.notifier.ready(notify::server_status(&self.core));
         loop {
             let timeout = self.poll_timeout();
             if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
@@ -119,6 +137,11 @@ impl EventLoop {
                     Token(t) if (FIRST_LISTENER..FIRST_CONN).contains(&t) => {
                         self.accept(t - FIRST_LISTENER, now)
                     }
+                    t if HttpServer::owns(t) => {
+                        if let Some(http) = &mut self.http {
+                            http.on_event(self.poll.registry(), event, &self.core, now);
+                        }
+                    }
                     Token(t) => self.on_conn_event(t - FIRST_CONN, event, now),
                 }
             }
@@ -134,6 +157,9 @@ impl EventLoop {
         let now = Instant::now();
         let mut timeout = TICK;
         if let Some(at) = self.core.next_deadline() {
+            timeout = timeout.min(at.saturating_duration_since(now));
+        }
+        if let Some(at) = self.notifier.next_deadline() {
             timeout = timeout.min(at.saturating_duration_since(now));
         }
         timeout
@@ -333,7 +359,12 @@ impl EventLoop {
         if now.mono.duration_since(self.last_sweep) >= TICK {
             self.last_sweep = now.mono;
             self.sweep(now);
+            if let Some(http) = &mut self.http {
+                http.sweep(self.poll.registry(), now.mono);
+            }
         }
+        let core = &self.core;
+        self.notifier.tick(now.mono, || notify::server_status(core));
     }
 
     fn flush_dirty(&mut self, now: Now) {
@@ -420,6 +451,10 @@ impl EventLoop {
 
     fn begin_drain(&mut self, now: Now) {
         self.draining_since = Some(now.mono);
+        self.notifier.stopping();
+        if let Some(http) = &mut self.http {
+            http.stop(self.poll.registry());
+        }
         for listener in &mut self.listeners {
             let _ = deregister(self.poll.registry(), listener);
         }

@@ -5,12 +5,17 @@
 //! - [`core`]: requests to replies; owns the ledger and storage.
 //! - [`licences`]: where licences come from (files or the demo).
 //! - [`status`], [`admin`]: the status report and admin access.
+//! - [`http`], [`metrics`]: the status page and Prometheus metrics port.
+//! - [`notify`]: systemd readiness, watchdog and status notifications.
 
 pub mod admin;
 pub mod conn;
 pub mod core;
 pub mod event_loop;
+pub mod http;
 pub mod licences;
+pub mod metrics;
+pub mod notify;
 pub mod options;
 pub mod output;
 pub mod status;
@@ -31,7 +36,7 @@ use mio::net::TcpListener;
 use mio::Poll;
 use options::OptionsSource;
 use std::io::Write;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 /// The client port when neither `--port` nor the licence names one.
@@ -196,7 +201,11 @@ pub fn run(config: Config) -> Result<(), String> {
         core.ledger.commit(Event::Started { at: now.unix }, now);
     }
 
-    let event_loop = EventLoop::new(
+    let http = match &config.http {
+        Some(addr) => Some(bind_http(addr)?),
+        None => None,
+    };
+    let mut event_loop = EventLoop::new(
         poll,
         listeners,
         core,
@@ -206,6 +215,13 @@ pub fn run(config: Config) -> Result<(), String> {
         },
     )
     .map_err(|e| format!("event loop: {e}"))?;
+    if let Some((listener, addr)) = http {
+        event_loop
+            .serve_http(listener)
+            .map_err(|e| format!("http port: {e}"))?;
+        log::info!("status page on http://{addr}/ (and /status.json, /metrics)");
+        println!("floatd http on {addr}");
+    }
     announce(local, &state_dir, config.demo);
     event_loop.run()?;
     if config.demo && config.state_dir.is_none() {
@@ -233,7 +249,8 @@ fn pair_settings(
         Some(addr) => addr.clone(),
         None => format!("{}:{}", config.bind, local.port().wrapping_add(1)),
     };
-    let listener = std::net::TcpListener::bind(&listen)
+    let listener = crate::net::resolve(&listen)
+        .and_then(|addrs| std::net::TcpListener::bind(addrs.as_slice()))
         .map_err(|e| format!("cannot listen for the peer on {listen}: {e}"))?;
     Ok((
         PairSettings {
@@ -343,12 +360,27 @@ fn announce(local: SocketAddr, state_dir: &Path, demo: bool) {
 }
 
 fn bind(addr: &str, port: u16) -> Result<TcpListener, String> {
-    let sockaddr = (addr, port)
-        .to_socket_addrs()
+    let sockaddr = crate::net::resolve_host(addr, port)
         .map_err(|e| format!("bind address {addr}: {e}"))?
+        .into_iter()
         .next()
         .ok_or_else(|| format!("bind address {addr} resolves to nothing"))?;
     listen(sockaddr, LISTEN_BACKLOG).map_err(|e| format!("cannot listen on {sockaddr}: {e}"))
+}
+
+/// Binds the status page and metrics port (`--http ADDR:PORT`).
+fn bind_http(addr: &str) -> Result<(TcpListener, SocketAddr), String> {
+    let sockaddr = crate::net::resolve(addr)
+        .map_err(|e| format!("--http {addr}: {e}"))?
+        .into_iter()
+        .next()
+        .ok_or_else(|| format!("--http {addr} resolves to nothing"))?;
+    let listener =
+        listen(sockaddr, 128).map_err(|e| format!("cannot listen for http on {sockaddr}: {e}"))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| format!("http port: {e}"))?;
+    Ok((listener, local))
 }
 
 /// Connections the kernel may hold completed for us before we accept them.

@@ -118,6 +118,8 @@ pub struct Floatd {
     pub addr: String,
     /// Where it listens for the other server of its pair, if it has one.
     pub peer_addr: Option<String>,
+    /// Where it serves the status page and metrics (`--http`), if it does.
+    pub http_addr: Option<String>,
     pub log: PathBuf,
     stdout: mpsc::Receiver<String>,
 }
@@ -127,6 +129,16 @@ impl Floatd {
     pub fn start(args: &[String], log: &Path) -> Floatd {
         let mut command = Command::new(FLOATD);
         command.args(args);
+        Floatd::start_command(command, log)
+    }
+
+    /// Starts `floatd` with `args` and extra environment variables.
+    pub fn start_with_env(args: &[String], log: &Path, env: &[(&str, &str)]) -> Floatd {
+        let mut command = Command::new(FLOATD);
+        command.args(args);
+        for (k, v) in env {
+            command.env(k, v);
+        }
         Floatd::start_command(command, log)
     }
 
@@ -164,6 +176,7 @@ impl Floatd {
             child,
             addr: String::new(),
             peer_addr: None,
+            http_addr: None,
             log: log.to_path_buf(),
             stdout: rx,
         };
@@ -173,6 +186,9 @@ impl Floatd {
                 Ok(line) => {
                     if let Some(addr) = line.strip_prefix("floatd peer link on ") {
                         server.peer_addr = Some(addr.trim().to_string());
+                    }
+                    if let Some(addr) = line.strip_prefix("floatd http on ") {
+                        server.http_addr = Some(addr.trim().to_string());
                     }
                     let ready = line
                         .strip_prefix("floatd listening on ")
