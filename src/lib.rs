@@ -13,6 +13,7 @@
 //! - [`client`]: the blocking client library.
 //! - [`config`]: flags and the TOML config file.
 //! - [`ctl`]: the `floatctl` commands.
+//! - [`load`]: the `floatd-load` load generator.
 #![forbid(unsafe_code)]
 
 pub mod civil;
@@ -24,6 +25,7 @@ pub mod failover;
 pub mod journal;
 pub mod ledger;
 pub mod licence;
+pub mod load;
 pub mod protocol;
 pub mod report;
 pub mod server;
