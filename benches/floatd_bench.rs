@@ -1,1 +1,807 @@
-fn main() {}
+//! `cargo bench --bench floatd_bench` (`make bench`): the figures of
+//! DESIGN.md's "Figures we aim for", measured on loopback, printed as one
+//! table (also written to target/floatd-bench.md).
+//!
+//! It starts floatd itself (the binaries cargo built for this bench: the
+//! `bench` profile inherits `release`, so they are the optimised, stripped
+//! target/release products; checked below), with a temporary licence signed
+//! by a throwaway key, and drives it with `floatd-load`. Where redis-server
+//! and redis-benchmark are installed it runs `redis-benchmark -t incr` at
+//! the same client counts in the same run, and both clients against a null
+//! server, so the floatd/redis ratio measures servers, not clients.
+//!
+//! Bounded: every child has a deadline; about two minutes in all.
+//! `FLOATD_BENCH_SECS` sets the seconds per load row (default 4).
+
+use floatd::load::Report;
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const FLOATD: &str = env!("CARGO_BIN_EXE_floatd");
+const FLOATCTL: &str = env!("CARGO_BIN_EXE_floatctl");
+const LOAD: &str = env!("CARGO_BIN_EXE_floatd-load");
+
+/// Seats in the bench licence: enough for 10,000 holders and 1,024 x 16.
+const SEATS: u64 = 1_000_000;
+
+fn main() {
+    let began = Instant::now();
+    let secs: f64 = std::env::var("FLOATD_BENCH_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(4.0);
+    let mut table = Table::default();
+    eprintln!("floatd bench: binaries {FLOATD}, {LOAD}");
+    eprintln!("floatd bench: load average {}", loadavg());
+    if !FLOATD.contains("/release/") {
+        eprintln!("floatd bench: WARNING: {FLOATD} is not a release build");
+    }
+    let site = Site::new(1, SEATS);
+
+    // Throughput and latency, journal fsync on (the default), then off.
+    let mut peak = 0.0f64;
+    let mut rows_fsync = Vec::new();
+    for (durability, pipelined) in [("fsync", true), ("none", false)] {
+        let server = Floatd::start(&site, &["--durability", durability], "tput");
+        if durability == "fsync" {
+            let idle = floatd::load::procfs::memory(server.pid()).map(|m| m.rss_kib);
+            table.idle_rss = idle;
+        }
+        let mut runs: Vec<(usize, usize)> = vec![(1, 1), (64, 1), (1024, 1)];
+        if pipelined {
+            runs.push((64, 16));
+        }
+        for (clients, pipeline) in runs {
+            let r = load(
+                &server.addr,
+                &[
+                    "--clients",
+                    &clients.to_string(),
+                    "--threads",
+                    "1",
+                    "--pipeline",
+                    &pipeline.to_string(),
+                    "--duration",
+                    &secs.to_string(),
+                ],
+                secs,
+            );
+            if durability == "fsync" && pipeline == 1 {
+                peak = peak.max(r.as_ref().map_or(0.0, |r| r.ops_per_sec));
+            }
+            let label = row_label(clients, pipeline, durability);
+            eprintln!("floatd bench: {label}: {}", summary(&r));
+            if durability == "fsync" {
+                rows_fsync.push((clients, pipeline));
+            }
+            table.load_rows.push(LoadRow {
+                label,
+                clients,
+                pipeline,
+                durability,
+                floatd: r,
+                redis: None,
+            });
+        }
+        if durability == "fsync" && peak > 0.0 {
+            // p99 at half of peak throughput, 64 clients.
+            let rate = (peak / 2.0).round();
+            let r = load(
+                &server.addr,
+                &[
+                    "--clients",
+                    "64",
+                    "--threads",
+                    "1",
+                    "--rate",
+                    &rate.to_string(),
+                    "--duration",
+                    &secs.to_string(),
+                ],
+                secs,
+            );
+            eprintln!("floatd bench: half peak ({rate} req/s): {}", summary(&r));
+            table.half_peak = Some((rate, r));
+        }
+    }
+
+    // redis-server INCR at the same client counts, and the client check.
+    if let Some(redis) = Redis::start() {
+        for row in table.load_rows.iter_mut().filter(|r| r.durability == "fsync") {
+            row.redis = redis.benchmark(redis.port, row.clients, row.pipeline, secs);
+            eprintln!("floatd bench: redis {}: {:?}", row.label, row.redis);
+        }
+        table.redis_version = redis.version.clone();
+        // Client cost: both clients against servers that do no work.
+        let null_lines = NullServer::start(false);
+        let null_resp = NullServer::start(true);
+        for (clients, pipeline) in [(64, 1), (64, 16)] {
+            let ours = null_lines.as_ref().and_then(|n| {
+                load(
+                    &n.addr,
+                    &[
+                        "--clients",
+                        &clients.to_string(),
+                        "--threads",
+                        "1",
+                        "--pipeline",
+                        &pipeline.to_string(),
+                        "--duration",
+                        &secs.to_string(),
+                        "--feature",
+                        "f",
+                    ],
+                    secs,
+                )
+            });
+            let theirs = null_resp
+                .as_ref()
+                .and_then(|n| redis.benchmark(n.port, clients, pipeline, secs));
+            table.client_rows.push((clients, pipeline, ours, theirs));
+        }
+    } else {
+        eprintln!("floatd bench: redis-server/redis-benchmark not installed: no redis column");
+    }
+
+    // Memory with 10,000 clients holding seats.
+    {
+        let server = Floatd::start(&site, &[], "hold");
+        let pid = server.pid().to_string();
+        let r = load(
+            &server.addr,
+            &[
+                "--clients",
+                "10000",
+                "--threads",
+                "2",
+                "--mix",
+                "hold",
+                "--duration",
+                "8",
+                "--server-pid",
+                &pid,
+            ],
+            8.0,
+        );
+        eprintln!("floatd bench: 10,000 holders: {}", summary(&r));
+        table.holders = r;
+    }
+
+    // Start-up with a 1,000-feature licence file.
+    {
+        let big = Site::new(1000, 10);
+        let mut times = Vec::new();
+        for i in 0..5 {
+            let t = Instant::now();
+            let server = Floatd::start(&big, &[], &format!("startup{i}"));
+            times.push(t.elapsed());
+            drop(server);
+        }
+        times.sort();
+        table.startup = Some((times[times.len() / 2], times[0]));
+    }
+
+    table.binary = binary_size(Path::new(FLOATD));
+    table.failover = failover_gap(&site, secs);
+
+    let text = table.render(began.elapsed());
+    println!("{text}");
+    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/floatd-bench.md");
+    let _ = std::fs::write(&out, &text);
+    eprintln!(
+        "floatd bench: done in {:.0} s (table also in {})",
+        began.elapsed().as_secs_f64(),
+        out.display()
+    );
+}
+
+fn row_label(clients: usize, pipeline: usize, durability: &str) -> String {
+    let base = if pipeline > 1 {
+        format!("checkout+checkin, {clients} clients pipelined {pipeline} deep")
+    } else if clients == 1 {
+        "checkout+checkin, 1 client".to_string()
+    } else {
+        format!("checkout+checkin, {} clients", thousands(clients as f64))
+    };
+    if durability == "none" {
+        format!("{base}, `--durability none`")
+    } else {
+        base
+    }
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".into())
+}
+
+/// A throwaway vendor key and a licence signed with it.
+struct Site {
+    dir: tempfile::TempDir,
+    licence: PathBuf,
+    vendor_pub: PathBuf,
+}
+
+impl Site {
+    /// `features` FEATURE lines (f0, f1, ... or just `cad` for one) of `seats` each.
+    fn new(features: usize, seats: u64) -> Site {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let keys = dir.path().join("keys");
+        std::fs::create_dir(&keys).unwrap();
+        run_ok(Command::new(FLOATCTL).args(["keygen", "--out", keys.to_str().unwrap()]));
+        let mut text = String::from("SERVER lic1 hostid=any port=27000\nFAILOVER lic2 hostid=any port=27001\n");
+        if features == 1 {
+            text.push_str(&format!(
+                "FEATURE cad version=2.0 count={seats} expires=permanent\n"
+            ));
+        } else {
+            for i in 0..features {
+                text.push_str(&format!(
+                    "FEATURE f{i} version=1.0 count={seats} expires=2099-12-31 customer=\"Bench Ltd\"\n"
+                ));
+            }
+        }
+        let unsigned = dir.path().join("site.unsigned");
+        std::fs::write(&unsigned, text).unwrap();
+        let signed = run_ok(Command::new(FLOATCTL).args([
+            "sign",
+            "--key",
+            keys.join("vendor.key").to_str().unwrap(),
+            unsigned.to_str().unwrap(),
+        ]));
+        let licence = dir.path().join("site.lic");
+        std::fs::write(&licence, signed).unwrap();
+        Site {
+            licence,
+            vendor_pub: keys.join("vendor.pub"),
+            dir,
+        }
+    }
+}
+
+fn run_ok(cmd: &mut Command) -> Vec<u8> {
+    let out = cmd.stdin(Stdio::null()).output().expect("run");
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// A floatd child, killed on drop.
+struct Floatd {
+    child: Child,
+    addr: String,
+}
+
+impl Floatd {
+    fn start(site: &Site, extra: &[&str], state: &str) -> Floatd {
+        let state = site.dir.path().join(format!("state-{state}"));
+        let _ = std::fs::remove_dir_all(&state);
+        let mut cmd = Command::new(FLOATD);
+        cmd.args(["--license", site.licence.to_str().unwrap()])
+            .args(["--vendor-key", site.vendor_pub.to_str().unwrap()])
+            .args(["--state-dir", state.to_str().unwrap()])
+            .args(["--bind", "127.0.0.1", "--port", "0"])
+            .args(extra);
+        Floatd::spawn(cmd, Duration::from_secs(20)).expect("floatd starts")
+    }
+
+    fn spawn(mut cmd: Command, within: Duration) -> Result<Floatd, String> {
+        let mut child = cmd
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("spawn {cmd:?}: {e}"))?;
+        let addr = wait_for_line(&mut child, "floatd listening on ", within);
+        match addr {
+            Some(addr) => Ok(Floatd { child, addr }),
+            None => {
+                let _ = child.kill();
+                let _ = child.wait();
+                Err(format!("{cmd:?} did not start listening"))
+            }
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Floatd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Reads the child's stdout until a line starting with `prefix`; returns
+/// the rest of it. Keeps draining stdout afterwards in the background.
+fn wait_for_line(child: &mut Child, prefix: &str, within: Duration) -> Option<String> {
+    let stdout = child.stdout.take()?;
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + within;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => {
+                if let Some(rest) = line.strip_prefix(prefix) {
+                    return Some(rest.trim().to_string());
+                }
+            }
+            Err(_) => return None,
+        }
+    }
+}
+
+/// Runs floatd-load with `--json` against `addr`; `None` when it failed.
+fn load(addr: &str, args: &[&str], secs: f64) -> Option<Report> {
+    let mut cmd = Command::new(LOAD);
+    cmd.args(["--server", addr, "--json", "--quiet"]).args(args);
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .ok()?;
+    let out = wait_output(child, Duration::from_secs_f64(secs + 30.0))?;
+    match serde_json::from_slice::<Report>(&out) {
+        Ok(r) => Some(r),
+        Err(e) => {
+            eprintln!("floatd bench: floatd-load {args:?}: {e}");
+            None
+        }
+    }
+}
+
+/// The child's stdout, or `None` (child killed) past `within`.
+fn wait_output(mut child: Child, within: Duration) -> Option<Vec<u8>> {
+    let mut stdout = child.stdout.take()?;
+    let reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut stdout, &mut buf);
+        buf
+    });
+    let deadline = Instant::now() + within;
+    loop {
+        if let Ok(Some(_)) = child.try_wait() {
+            return reader.join().ok();
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            eprintln!("floatd bench: a child ran past its deadline and was killed");
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn summary(r: &Option<Report>) -> String {
+    match r {
+        Some(r) => format!(
+            "{:.0} req/s, p50 {} p99 {}, errors {}, seats held {}",
+            r.ops_per_sec,
+            ms(r.latency_us.p50),
+            ms(r.latency_us.p99),
+            r.errors_total,
+            r.seats_held
+        ),
+        None => "failed".into(),
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A redis-server on a free loopback port, without persistence.
+struct Redis {
+    child: Child,
+    port: u16,
+    version: String,
+}
+
+impl Redis {
+    fn start() -> Option<Redis> {
+        let version = Command::new("redis-server")
+            .arg("--version")
+            .output()
+            .ok()?;
+        Command::new("redis-benchmark")
+            .arg("--version")
+            .output()
+            .ok()?;
+        let version = String::from_utf8_lossy(&version.stdout)
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("v=").map(str::to_string))
+            .unwrap_or_default();
+        let port = free_port();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--maxclients", "10000"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?;
+        let redis = Redis {
+            child,
+            port,
+            version,
+        };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Some(redis)
+    }
+
+    /// `redis-benchmark -t incr` against `port`: requests per second and
+    /// latency (ms): p50, p99.
+    fn benchmark(&self, port: u16, clients: usize, pipeline: usize, secs: f64) -> Option<Bench> {
+        // redis-benchmark counts requests, not time: size -n to the row.
+        let per_sec = match (clients, pipeline) {
+            (1, 1) => 25_000.0,
+            (_, 1) => 60_000.0,
+            _ => 400_000.0,
+        };
+        let n = ((per_sec * secs) as u64).max(10_000);
+        let child = Command::new("redis-benchmark")
+            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-t", "incr", "--csv"])
+            .args(["-c", &clients.to_string(), "-P", &pipeline.to_string()])
+            .args(["-n", &n.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?;
+        let out = wait_output(child, Duration::from_secs_f64(secs * 4.0 + 20.0))?;
+        let text = String::from_utf8_lossy(&out);
+        let line = text.lines().find(|l| l.starts_with("\"INCR\""))?;
+        let cols: Vec<f64> = line
+            .split(',')
+            .skip(1)
+            .filter_map(|c| c.trim_matches('"').parse().ok())
+            .collect();
+        // "test","rps","avg","min","p50","p95","p99","max"
+        Some(Bench {
+            rps: *cols.first()?,
+            p50_ms: *cols.get(3)?,
+            p99_ms: *cols.get(5)?,
+        })
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Bench {
+    rps: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+/// `floatd-load --null-server` on a free port.
+struct NullServer {
+    child: Child,
+    addr: String,
+    port: u16,
+}
+
+impl NullServer {
+    fn start(resp: bool) -> Option<NullServer> {
+        let mut cmd = Command::new(LOAD);
+        cmd.args(["--null-server", "127.0.0.1:0", "--duration", "120"]);
+        if resp {
+            cmd.arg("--resp");
+        }
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?;
+        let addr = wait_for_line(&mut child, "null server listening on ", Duration::from_secs(5))?;
+        let port = addr.rsplit_once(':')?.1.parse().ok()?;
+        Some(NullServer { child, addr, port })
+    }
+}
+
+impl Drop for NullServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Size of the binary, and whether it is stripped (no `.symtab`).
+fn binary_size(path: &Path) -> Option<(u64, bool)> {
+    let bytes = std::fs::read(path).ok()?;
+    let stripped = !bytes.windows(7).any(|w| w == b".symtab");
+    Some((bytes.len() as u64, stripped))
+}
+
+/// FAILOVER GAP (ready for the failover work): primary + backup with
+/// default timings, 64 clients holding seats, primary killed with SIGKILL
+/// two seconds in; returns the gap the worst client saw and the seats lost.
+/// `None` while this build has no failover: the backup of a pair then
+/// greets as an active server of its own, so there is nothing to measure.
+fn failover_gap(site: &Site, secs: f64) -> Option<Report> {
+    let secret = site.dir.path().join("peer.secret");
+    std::fs::write(&secret, "bench-peer-secret-0123456789abcdef\n").ok()?;
+    let (p_client, p_peer, b_client, b_peer) = (free_port(), free_port(), free_port(), free_port());
+    let start = |role: &str, client: u16, peer_listen: u16, peer: u16, state: &str| {
+        let state = site.dir.path().join(state);
+        let mut cmd = Command::new(FLOATD);
+        cmd.args(["--license", site.licence.to_str().unwrap()])
+            .args(["--vendor-key", site.vendor_pub.to_str().unwrap()])
+            .args(["--state-dir", state.to_str().unwrap()])
+            .args(["--bind", "127.0.0.1", "--port", &client.to_string()])
+            .args(["--role", role])
+            .args(["--peer", &format!("127.0.0.1:{peer}")])
+            .args(["--peer-listen", &format!("127.0.0.1:{peer_listen}")])
+            .args(["--peer-secret-file", secret.to_str().unwrap()]);
+        Floatd::spawn(cmd, Duration::from_secs(10))
+    };
+    let primary = start("primary", p_client, p_peer, b_peer, "fo-primary").ok()?;
+    let backup = start("backup", b_client, b_peer, p_peer, "fo-backup").ok()?;
+    // Give the pair a moment to find each other, then ask the backup.
+    std::thread::sleep(Duration::from_secs(2));
+    let status = floatd::load::status::fetch(&backup.addr, Duration::from_secs(2)).ok()?;
+    if status.state == "active" {
+        eprintln!("floatd bench: the backup greets as active: failover not built");
+        return None;
+    }
+    let pid = primary.pid().to_string();
+    let duration = (secs * 2.0).max(10.0);
+    load(
+        &format!("{},{}", primary.addr, backup.addr),
+        &[
+            "--clients",
+            "64",
+            "--threads",
+            "1",
+            "--mix",
+            "hold",
+            "--heartbeat-every",
+            "1s",
+            "--duration",
+            &duration.to_string(),
+            "--kill-primary-after",
+            "2",
+            "--primary-pid",
+            &pid,
+        ],
+        duration,
+    )
+}
+
+#[derive(Default)]
+struct Table {
+    load_rows: Vec<LoadRow>,
+    half_peak: Option<(f64, Option<Report>)>,
+    client_rows: Vec<(usize, usize, Option<Report>, Option<Bench>)>,
+    redis_version: String,
+    idle_rss: Option<u64>,
+    holders: Option<Report>,
+    startup: Option<(Duration, Duration)>,
+    binary: Option<(u64, bool)>,
+    failover: Option<Report>,
+}
+
+struct LoadRow {
+    label: String,
+    clients: usize,
+    pipeline: usize,
+    durability: &'static str,
+    floatd: Option<Report>,
+    redis: Option<Bench>,
+}
+
+fn thousands(x: f64) -> String {
+    let n = x.round() as u64;
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn ms(us: f64) -> String {
+    format!("{:.2} ms", us / 1000.0)
+}
+
+fn mib(kib: u64) -> String {
+    format!("{:.1} MiB", kib as f64 / 1024.0)
+}
+
+impl Table {
+    fn render(&self, took: Duration) -> String {
+        let mut s = String::new();
+        let mut row = |cols: [&str; 5]| {
+            s.push_str(&format!("| {} |\n", cols.join(" | ")));
+        };
+        row(["figure", "floatd", "target", "redis-server", "floatd / redis"]);
+        row(["---", "---", "---", "---", "---"]);
+        for r in &self.load_rows {
+            let ours = match &r.floatd {
+                Some(f) => format!(
+                    "{} req/s; p50 {}, p99 {}, p99.9 {}{}",
+                    thousands(f.ops_per_sec),
+                    ms(f.latency_us.p50),
+                    ms(f.latency_us.p99),
+                    ms(f.latency_us.p999),
+                    if f.errors_total > 0 {
+                        format!("; {} errors", f.errors_total)
+                    } else {
+                        String::new()
+                    }
+                ),
+                None => "failed".into(),
+            };
+            let target = match (r.durability, r.pipeline) {
+                ("fsync", 1) => ">= redis INCR",
+                ("fsync", _) => ">= 0.5 x redis INCR -P 16",
+                _ => "(shows the cost of fsync)",
+            };
+            let (theirs, ratio) = match (&r.redis, &r.floatd) {
+                (Some(b), Some(f)) => (
+                    format!(
+                        "{} INCR/s; p50 {:.2} ms, p99 {:.2} ms",
+                        thousands(b.rps),
+                        b.p50_ms,
+                        b.p99_ms
+                    ),
+                    format!("{:.2}", f.ops_per_sec / b.rps),
+                ),
+                (Some(b), None) => (format!("{} INCR/s", thousands(b.rps)), "-".into()),
+                _ => ("-".into(), "-".into()),
+            };
+            row([&r.label, &ours, target, &theirs, &ratio]);
+        }
+        if let Some((rate, r)) = &self.half_peak {
+            let ours = match r {
+                Some(f) => format!(
+                    "p99 {} at {} req/s (asked {})",
+                    ms(f.latency_us.p99),
+                    thousands(f.ops_per_sec),
+                    thousands(*rate)
+                ),
+                None => "failed".into(),
+            };
+            row([
+                "p99 latency at half of peak throughput (64 clients, fsync)",
+                &ours,
+                "<= 1 ms",
+                "-",
+                "-",
+            ]);
+        }
+        for (clients, pipeline, ours, theirs) in &self.client_rows {
+            let label = format!(
+                "client check: null server, {clients} clients{}",
+                if *pipeline > 1 {
+                    format!(" pipelined {pipeline}")
+                } else {
+                    String::new()
+                }
+            );
+            let ours = ours.as_ref().map_or("failed".into(), |f| {
+                format!("floatd-load: {} req/s", thousands(f.ops_per_sec))
+            });
+            let theirs = theirs.as_ref().map_or("failed".into(), |b| {
+                format!("redis-benchmark: {} req/s", thousands(b.rps))
+            });
+            row([&label, &ours, "client >= redis-benchmark", &theirs, "-"]);
+        }
+        let idle = self.idle_rss.map_or("n/a".into(), mib);
+        row(["server RSS, idle", &idle, "<= 4 MiB", "-", "-"]);
+        let holders = match &self.holders {
+            Some(r) => match r.server_memory {
+                Some(m) => format!(
+                    "{} RSS ({} peak); {} seats held, {} errors",
+                    mib(m.rss_kib),
+                    mib(m.hwm_kib),
+                    thousands(r.seats_held as f64),
+                    r.errors_total
+                ),
+                None => "memory not readable".into(),
+            },
+            None => "failed".into(),
+        };
+        row([
+            "server RSS, 10,000 clients holding seats",
+            &holders,
+            "<= 32 MiB",
+            "-",
+            "-",
+        ]);
+        let startup = self.startup.map_or("failed".into(), |(median, best)| {
+            format!(
+                "{:.1} ms median of 5 (best {:.1} ms)",
+                median.as_secs_f64() * 1e3,
+                best.as_secs_f64() * 1e3
+            )
+        });
+        row([
+            "start to serving, 1,000-feature licence (spawn to `listening`)",
+            &startup,
+            "<= 50 ms",
+            "-",
+            "-",
+        ]);
+        let binary = self.binary.map_or("n/a".into(), |(size, stripped)| {
+            format!(
+                "{:.2} MiB ({} bytes{})",
+                size as f64 / 1048576.0,
+                size,
+                if stripped { ", stripped" } else { ", NOT stripped" }
+            )
+        });
+        row(["release binary, floatd", &binary, "<= 2 MiB", "-", "-"]);
+        let failover = match &self.failover {
+            None => "n/a (failover not built)".to_string(),
+            Some(r) => match &r.failover {
+                Some(f) => format!(
+                    "gap {}; {} seats lost, {} over-granted",
+                    f.gap_ms
+                        .map_or("not recovered".into(), |g| format!("{:.2} s", g / 1000.0)),
+                    f.seats_lost,
+                    f.seats_over_granted
+                        .map_or("?".to_string(), |n| n.to_string())
+                ),
+                None => "failed".into(),
+            },
+        };
+        row([
+            "failover gap, defaults, primary killed",
+            &failover,
+            "<= 4 s, 0 seats lost",
+            "-",
+            "-",
+        ]);
+        s.push_str(&format!(
+            "\nloopback, {} cores, load average at the end {}; {} s per load row; redis {}; bench took {:.0} s\n",
+            std::thread::available_parallelism().map_or(0, |n| n.get()),
+            loadavg(),
+            std::env::var("FLOATD_BENCH_SECS").unwrap_or_else(|_| "4".into()),
+            if self.redis_version.is_empty() {
+                "not installed"
+            } else {
+                &self.redis_version
+            },
+            took.as_secs_f64()
+        ));
+        s
+    }
+}
