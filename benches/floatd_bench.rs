@@ -29,6 +29,12 @@ const LOAD: &str = env!("CARGO_BIN_EXE_floatd-load");
 const SEATS: u64 = 1_000_000;
 
 fn main() {
+    // `cargo bench` passes --bench; `cargo test --all-targets` (make test)
+    // runs this binary too, without it: measure nothing there.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("floatd bench: not run (use cargo bench --bench floatd_bench)");
+        return;
+    }
     let began = Instant::now();
     let secs: f64 = std::env::var("FLOATD_BENCH_SECS")
         .ok()
@@ -44,7 +50,6 @@ fn main() {
 
     // Throughput and latency, journal fsync on (the default), then off.
     let mut peak = 0.0f64;
-    let mut rows_fsync = Vec::new();
     for (durability, pipelined) in [("fsync", true), ("none", false)] {
         let server = Floatd::start(&site, &["--durability", durability], "tput");
         if durability == "fsync" {
@@ -75,9 +80,6 @@ fn main() {
             }
             let label = row_label(clients, pipeline, durability);
             eprintln!("floatd bench: {label}: {}", summary(&r));
-            if durability == "fsync" {
-                rows_fsync.push((clients, pipeline));
-            }
             table.load_rows.push(LoadRow {
                 label,
                 clients,
@@ -111,7 +113,11 @@ fn main() {
 
     // redis-server INCR at the same client counts, and the client check.
     if let Some(redis) = Redis::start() {
-        for row in table.load_rows.iter_mut().filter(|r| r.durability == "fsync") {
+        for row in table
+            .load_rows
+            .iter_mut()
+            .filter(|r| r.durability == "fsync")
+        {
             row.redis = redis.benchmark(redis.port, row.clients, row.pipeline, secs);
             eprintln!("floatd bench: redis {}: {:?}", row.label, row.redis);
         }
@@ -234,7 +240,9 @@ impl Site {
         let keys = dir.path().join("keys");
         std::fs::create_dir(&keys).unwrap();
         run_ok(Command::new(FLOATCTL).args(["keygen", "--out", keys.to_str().unwrap()]));
-        let mut text = String::from("SERVER lic1 hostid=any port=27000\nFAILOVER lic2 hostid=any port=27001\n");
+        let mut text = String::from(
+            "SERVER lic1 hostid=any port=27000\nFAILOVER lic2 hostid=any port=27001\n",
+        );
         if features == 1 {
             text.push_str(&format!(
                 "FEATURE cad version=2.0 count={seats} expires=permanent\n"
@@ -468,7 +476,15 @@ impl Redis {
         };
         let n = ((per_sec * secs) as u64).max(10_000);
         let child = Command::new("redis-benchmark")
-            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-t", "incr", "--csv"])
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-t",
+                "incr",
+                "--csv",
+            ])
             .args(["-c", &clients.to_string(), "-P", &pipeline.to_string()])
             .args(["-n", &n.to_string()])
             .stdin(Stdio::null())
@@ -527,7 +543,11 @@ impl NullServer {
             .stderr(Stdio::null())
             .spawn()
             .ok()?;
-        let addr = wait_for_line(&mut child, "null server listening on ", Duration::from_secs(5))?;
+        let addr = wait_for_line(
+            &mut child,
+            "null server listening on ",
+            Duration::from_secs(5),
+        )?;
         let port = addr.rsplit_once(':')?.1.parse().ok()?;
         Some(NullServer { child, addr, port })
     }
@@ -629,7 +649,7 @@ fn thousands(x: f64) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -651,7 +671,13 @@ impl Table {
         let mut row = |cols: [&str; 5]| {
             s.push_str(&format!("| {} |\n", cols.join(" | ")));
         };
-        row(["figure", "floatd", "target", "redis-server", "floatd / redis"]);
+        row([
+            "figure",
+            "floatd",
+            "target",
+            "redis-server",
+            "floatd / redis",
+        ]);
         row(["---", "---", "---", "---", "---"]);
         for r in &self.load_rows {
             let ours = match &r.floatd {
@@ -765,7 +791,11 @@ impl Table {
                 "{:.2} MiB ({} bytes{})",
                 size as f64 / 1048576.0,
                 size,
-                if stripped { ", stripped" } else { ", NOT stripped" }
+                if stripped {
+                    ", stripped"
+                } else {
+                    ", NOT stripped"
+                }
             )
         });
         row(["release binary, floatd", &binary, "<= 2 MiB", "-", "-"]);

@@ -18,6 +18,8 @@ struct Client {
     input: Vec<u8>,
     output: Vec<u8>,
     sent: usize,
+    /// A write would block: WRITABLE interest is registered.
+    blocked: bool,
 }
 
 /// Serves `addr` until `until` (or for ever). Prints
@@ -61,11 +63,7 @@ pub fn serve(addr: &str, resp: bool, until: Option<Instant>) -> Result<(), Strin
                             let key = entry.key();
                             if poll
                                 .registry()
-                                .register(
-                                    &mut stream,
-                                    Token(key),
-                                    Interest::READABLE | Interest::WRITABLE,
-                                )
+                                .register(&mut stream, Token(key), Interest::READABLE)
                                 .is_err()
                             {
                                 continue;
@@ -75,6 +73,7 @@ pub fn serve(addr: &str, resp: bool, until: Option<Instant>) -> Result<(), Strin
                                 input: Vec::new(),
                                 output: Vec::new(),
                                 sent: 0,
+                                blocked: false,
                             };
                             if !resp {
                                 c.output.extend_from_slice(
@@ -112,6 +111,10 @@ pub fn serve(addr: &str, resp: bool, until: Option<Instant>) -> Result<(), Strin
                             let used = answer(&c.input, resp, &mut c.output);
                             c.input.drain(..used);
                         }
+                        // A short read emptied the socket (see the worker).
+                        if n < chunk.len() {
+                            break;
+                        }
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -121,9 +124,19 @@ pub fn serve(addr: &str, resp: bool, until: Option<Instant>) -> Result<(), Strin
                     }
                 }
             }
+            let blocked_before = c.blocked;
             if closed || flush(c).is_err() {
                 let mut c = clients.remove(key);
                 let _ = poll.registry().deregister(&mut c.stream);
+            } else if c.blocked != blocked_before {
+                let interest = if c.blocked {
+                    Interest::READABLE | Interest::WRITABLE
+                } else {
+                    Interest::READABLE
+                };
+                let _ = poll
+                    .registry()
+                    .reregister(&mut c.stream, Token(key), interest);
             }
         }
     }
@@ -134,13 +147,17 @@ fn flush(c: &mut Client) -> io::Result<()> {
         match c.stream.write(&c.output[c.sent..]) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(n) => c.sent += n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                c.blocked = true;
+                return Ok(());
+            }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         }
     }
     c.output.clear();
     c.sent = 0;
+    c.blocked = false;
     Ok(())
 }
 

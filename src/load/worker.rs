@@ -129,6 +129,8 @@ struct Conn {
     partial: Vec<u8>,
     out: Vec<u8>,
     out_sent: usize,
+    /// WRITABLE interest is registered (a write would block).
+    write_blocked: bool,
     inflight: VecDeque<(u32, Req, Instant)>,
     slots: Vec<Slot>,
     lease: Duration,
@@ -171,6 +173,12 @@ impl Ctx {
             self.counts.error(code);
             self.interval.error(code);
         }
+    }
+
+    fn note_failure(&mut self, now: Instant) {
+        let at = now.duration_since(self.start);
+        let first = self.failover.first_failure.get_or_insert(at);
+        *first = (*first).min(at);
     }
 
     /// The index of `addr` in the known servers, learning it if new.
@@ -241,6 +249,7 @@ impl Conn {
             partial: Vec::new(),
             out: Vec::new(),
             out_sent: 0,
+            write_blocked: false,
             inflight: VecDeque::with_capacity(opts.pipeline),
             slots,
             lease: Duration::from_secs(60),
@@ -267,11 +276,13 @@ impl Conn {
         };
         match TcpStream::connect(addr) {
             Ok(mut stream) => {
-                if let Err(e) = ctx.registry.register(
-                    &mut stream,
-                    Token(key),
-                    Interest::READABLE | Interest::WRITABLE,
-                ) {
+                // Readable only: a refused connect shows as an error event,
+                // a good one by its greeting. WRITABLE is added only while
+                // a write is blocked, or every ACK would wake us.
+                if let Err(e) = ctx
+                    .registry
+                    .register(&mut stream, Token(key), Interest::READABLE)
+                {
                     log::debug!("register: {e}");
                     ctx.error(now, "CONNECT_FAILED");
                     self.fail(key, ctx, now, None);
@@ -279,6 +290,7 @@ impl Conn {
                 }
                 let _ = stream.set_nodelay(true);
                 self.stream = Some(stream);
+                self.write_blocked = false;
                 self.phase = Phase::Connecting;
                 self.since = now;
                 ctx.connecting += 1;
@@ -326,6 +338,7 @@ impl Conn {
         }
         if redirect.is_none() && self.failed_at.is_none() {
             self.failed_at = Some(now);
+            ctx.note_failure(now);
         }
         self.phase = Phase::Waiting;
         match redirect {
@@ -413,6 +426,12 @@ impl Conn {
                     if !self.take_input(key, ctx, &scratch[..n], now) {
                         return;
                     }
+                    // A short read emptied the socket: data arriving after
+                    // it raises a new edge, so skip the read that would
+                    // only say WouldBlock (one syscall per reply saved).
+                    if n < scratch.len() {
+                        break;
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -467,7 +486,10 @@ impl Conn {
             if wire::second_word(line) == b"MOVED" {
                 if let Some(active) = wire::field_str(line, b"active") {
                     let i = ctx.server_index(active);
-                    self.failed_at.get_or_insert(now);
+                    if self.failed_at.is_none() {
+                        self.failed_at = Some(now);
+                        ctx.note_failure(now);
+                    }
                     self.fail(key, ctx, now, Some(i));
                     return false;
                 }
@@ -552,8 +574,9 @@ impl Conn {
                     code,
                     "STANDBY" | "NOT_ACTIVE" | "RECOVERING" | "SHUTTING_DOWN" | "INTERNAL"
                 );
-                if service_lost {
-                    self.failed_at.get_or_insert(now);
+                if service_lost && self.failed_at.is_none() {
+                    self.failed_at = Some(now);
+                    ctx.note_failure(now);
                 }
                 if code == "STANDBY" {
                     // Put the slot back as it was and go where we are sent.
@@ -703,7 +726,14 @@ impl Conn {
             match stream.write(&self.out[self.out_sent..]) {
                 Ok(0) => break,
                 Ok(n) => self.out_sent += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if !self.write_blocked {
+                        self.write_blocked = true;
+                        let interest = Interest::READABLE | Interest::WRITABLE;
+                        let _ = ctx.registry.reregister(stream, Token(key), interest);
+                    }
+                    return;
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(_) => {
                     ctx.error(now, "CONNECTION_LOST");
@@ -714,6 +744,14 @@ impl Conn {
         }
         self.out.clear();
         self.out_sent = 0;
+        if self.write_blocked {
+            self.write_blocked = false;
+            if let Some(stream) = self.stream.as_mut() {
+                let _ = ctx
+                    .registry
+                    .reregister(stream, Token(key), Interest::READABLE);
+            }
+        }
     }
 }
 
