@@ -44,7 +44,11 @@ impl Site {
         let keys = dir.path().join("keys");
         std::fs::create_dir(&keys).unwrap();
         let out = floatctl(&["keygen", "--out", keys.to_str().unwrap()]);
-        assert!(out.status.success(), "keygen: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "keygen: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let unsigned = dir.path().join("site.unsigned");
         std::fs::write(
             &unsigned,
@@ -57,7 +61,11 @@ impl Site {
             keys.join("vendor.key").to_str().unwrap(),
             unsigned.to_str().unwrap(),
         ]);
-        assert!(out.status.success(), "sign: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "sign: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let licence = dir.path().join("site.lic");
         std::fs::write(&licence, &out.stdout).unwrap();
         Site {
@@ -135,7 +143,10 @@ impl Floatd {
                 }
                 Err(_) => {
                     if let Ok(Some(status)) = server.child.try_wait() {
-                        panic!("floatd exited ({status}) before listening:\n{}", server.log_text());
+                        panic!(
+                            "floatd exited ({status}) before listening:\n{}",
+                            server.log_text()
+                        );
                     }
                     if Instant::now() > deadline {
                         panic!("floatd did not start listening:\n{}", server.log_text());
@@ -239,7 +250,9 @@ impl LineClient {
     /// Connects and says HELLO as `user` on `host`.
     pub fn hello(addr: &str, user: &str, host: &str) -> LineClient {
         let mut c = LineClient::connect(addr);
-        let reply = c.ask(&format!("HELLO proto=1 client={user}-client user={user} host={host}"));
+        let reply = c.ask(&format!(
+            "HELLO proto=1 client={user}-client user={user} host={host}"
+        ));
         assert!(reply.starts_with("OK"), "HELLO: {reply}");
         c
     }
@@ -260,7 +273,8 @@ impl LineClient {
 
     pub fn ask(&mut self, line: &str) -> String {
         self.send(line);
-        self.read_line().unwrap_or_else(|| panic!("connection closed after {line:?}"))
+        self.read_line()
+            .unwrap_or_else(|| panic!("connection closed after {line:?}"))
     }
 
     /// Checks out one seat; returns the handle, or the error line.
@@ -292,7 +306,11 @@ pub fn field(line: &str, key: &str) -> Option<String> {
 /// The status report as JSON, from `floatctl status --json`.
 pub fn status_json(addr: &str) -> serde_json::Value {
     let out = floatctl(&["status", "--json", "--server", addr]);
-    assert!(out.status.success(), "status: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "status: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).expect("status JSON")
 }
 
