@@ -48,6 +48,13 @@ fn main() {
     }
     let site = Site::new(1, SEATS);
 
+    // redis-server, when installed, runs beside: each of its rows right
+    // after floatd's at the same client count, so both see the same noise.
+    let redis = Redis::start();
+    if redis.is_none() {
+        eprintln!("floatd bench: redis-server/redis-benchmark not installed: no redis column");
+    }
+
     // Throughput and latency, journal fsync on (the default), then off.
     let mut peak = 0.0f64;
     for (durability, pipelined) in [("fsync", true), ("none", false)] {
@@ -75,22 +82,29 @@ fn main() {
                 ],
                 secs,
             );
-            if durability == "fsync" && pipeline == 1 {
+            if pipeline == 1 {
                 peak = peak.max(r.as_ref().map_or(0.0, |r| r.ops_per_sec));
             }
             let label = row_label(clients, pipeline, durability);
             eprintln!("floatd bench: {label}: {}", summary(&r));
+            let theirs = match (&redis, durability) {
+                (Some(redis), "fsync") => {
+                    let b = redis.benchmark(redis.port, clients, pipeline, secs);
+                    eprintln!("floatd bench: redis-benchmark -c {clients} -P {pipeline}: {b:?}");
+                    b
+                }
+                _ => None,
+            };
             table.load_rows.push(LoadRow {
                 label,
-                clients,
                 pipeline,
                 durability,
                 floatd: r,
-                redis: None,
+                redis: theirs,
             });
         }
-        if durability == "fsync" && peak > 0.0 {
-            // p99 at half of peak throughput, 64 clients.
+        if peak > 0.0 {
+            // p99 at half of the peak of the unpipelined rows, 64 clients.
             let rate = (peak / 2.0).round();
             let r = load(
                 &server.addr,
@@ -106,21 +120,17 @@ fn main() {
                 ],
                 secs,
             );
-            eprintln!("floatd bench: half peak ({rate} req/s): {}", summary(&r));
-            table.half_peak = Some((rate, r));
+            eprintln!(
+                "floatd bench: half peak ({rate} req/s, {durability}): {}",
+                summary(&r)
+            );
+            table.half_peak.push((durability, rate, r));
+            peak = 0.0;
         }
     }
 
-    // redis-server INCR at the same client counts, and the client check.
-    if let Some(redis) = Redis::start() {
-        for row in table
-            .load_rows
-            .iter_mut()
-            .filter(|r| r.durability == "fsync")
-        {
-            row.redis = redis.benchmark(redis.port, row.clients, row.pipeline, secs);
-            eprintln!("floatd bench: redis {}: {:?}", row.label, row.redis);
-        }
+    // The client check: both clients against servers that do no work.
+    if let Some(redis) = &redis {
         table.redis_version = redis.version.clone();
         // Client cost: both clients against servers that do no work.
         let null_lines = NullServer::start(false);
@@ -149,9 +159,8 @@ fn main() {
                 .and_then(|n| redis.benchmark(n.port, clients, pipeline, secs));
             table.client_rows.push((clients, pipeline, ours, theirs));
         }
-    } else {
-        eprintln!("floatd bench: redis-server/redis-benchmark not installed: no redis column");
     }
+    drop(redis);
 
     // Memory with 10,000 clients holding seats.
     {
@@ -625,7 +634,7 @@ fn failover_gap(site: &Site, secs: f64) -> Option<Report> {
 #[derive(Default)]
 struct Table {
     load_rows: Vec<LoadRow>,
-    half_peak: Option<(f64, Option<Report>)>,
+    half_peak: Vec<(&'static str, f64, Option<Report>)>,
     client_rows: Vec<(usize, usize, Option<Report>, Option<Bench>)>,
     redis_version: String,
     idle_rss: Option<u64>,
@@ -637,7 +646,6 @@ struct Table {
 
 struct LoadRow {
     label: String,
-    clients: usize,
     pipeline: usize,
     durability: &'static str,
     floatd: Option<Report>,
@@ -715,7 +723,7 @@ impl Table {
             };
             row([&r.label, &ours, target, &theirs, &ratio]);
         }
-        if let Some((rate, r)) = &self.half_peak {
+        for (durability, rate, r) in &self.half_peak {
             let ours = match r {
                 Some(f) => format!(
                     "p99 {} at {} req/s (asked {})",
@@ -725,13 +733,15 @@ impl Table {
                 ),
                 None => "failed".into(),
             };
-            row([
-                "p99 latency at half of peak throughput (64 clients, fsync)",
-                &ours,
-                "<= 1 ms",
-                "-",
-                "-",
-            ]);
+            let label = format!(
+                "p99 latency at half of peak throughput (64 clients{})",
+                if *durability == "none" {
+                    ", `--durability none`"
+                } else {
+                    ", fsync"
+                }
+            );
+            row([&label, &ours, "<= 1 ms", "-", "-"]);
         }
         for (clients, pipeline, ours, theirs) in &self.client_rows {
             let label = format!(
