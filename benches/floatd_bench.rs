@@ -64,85 +64,100 @@ fn main() {
         eprintln!("floatd bench: redis-server/redis-benchmark not installed: no redis column");
     }
 
-    // Throughput and latency, journal fsync on (the default), then off.
-    let mut peak = 0.0f64;
-    for (durability, pipelined) in [("fsync", true), ("none", false)] {
-        let server = Floatd::start(&site, &["--durability", durability], "tput");
-        if durability == "fsync" {
-            let idle = floatd::load::procfs::memory(server.pid()).map(|m| m.rss_kib);
-            table.idle_rss = idle;
-        }
-        let mut runs: Vec<(usize, usize)> = vec![(1, 1), (64, 1), (1024, 1)];
-        if pipelined {
-            runs.push((64, 16));
-        }
-        for (clients, pipeline) in runs {
-            let mut r: Option<Report> = None;
-            let mut theirs: Option<Bench> = None;
-            // Best of `repeat`, floatd and redis taking turns.
-            for _ in 0..repeat {
-                let ours = load(
-                    &server.addr,
-                    &[
-                        "--clients",
-                        &clients.to_string(),
-                        "--threads",
-                        "1",
-                        "--pipeline",
-                        &pipeline.to_string(),
-                        "--duration",
-                        &secs.to_string(),
-                    ],
-                    secs,
-                );
-                eprintln!(
-                    "floatd bench: {clients} x {pipeline} {durability}: {}",
-                    summary(&ours)
-                );
-                r = best_report(r, ours);
-                if let (Some(redis), "fsync") = (&redis, durability) {
-                    let b = redis.benchmark(redis.port, clients, pipeline, secs);
-                    eprintln!("floatd bench: redis-benchmark -c {clients} -P {pipeline}: {b:?}");
-                    theirs = best_bench(theirs, b);
-                }
+    // Throughput and latency: a server with journal fsync (the default) and
+    // one with `--durability none`, side by side; for each row floatd
+    // fsync, redis and floatd none take turns, so all three see the same
+    // machine.
+    let fsync_server = Floatd::start(&site, &["--durability", "fsync"], "tput-fsync");
+    let none_server = Floatd::start(&site, &["--durability", "none"], "tput-none");
+    table.idle_rss = floatd::load::procfs::memory(fsync_server.pid()).map(|m| m.rss_kib);
+    let run = |addr: &str, clients: usize, pipeline: usize, what: &str| {
+        let r = load(
+            addr,
+            &[
+                "--clients",
+                &clients.to_string(),
+                "--threads",
+                "1",
+                "--pipeline",
+                &pipeline.to_string(),
+                "--duration",
+                &secs.to_string(),
+            ],
+            secs,
+        );
+        eprintln!(
+            "floatd bench: {clients} x {pipeline} {what}: {}",
+            summary(&r)
+        );
+        r
+    };
+    let mut none_rows = Vec::new();
+    for (clients, pipeline) in [(1, 1), (64, 1), (1024, 1), (64, 16)] {
+        let (mut fsync, mut none, mut theirs) = (None, None, None);
+        for _ in 0..repeat {
+            fsync = best_report(fsync, run(&fsync_server.addr, clients, pipeline, "fsync"));
+            if let Some(redis) = &redis {
+                let b = redis.benchmark(redis.port, clients, pipeline, secs);
+                eprintln!("floatd bench: redis-benchmark -c {clients} -P {pipeline}: {b:?}");
+                theirs = best_bench(theirs, b);
             }
             if pipeline == 1 {
-                peak = peak.max(r.as_ref().map_or(0.0, |r| r.ops_per_sec));
+                none = best_report(none, run(&none_server.addr, clients, pipeline, "none"));
             }
-            let label = row_label(clients, pipeline, durability);
-            table.load_rows.push(LoadRow {
-                label,
+        }
+        table.load_rows.push(LoadRow {
+            label: row_label(clients, pipeline, "fsync"),
+            pipeline,
+            durability: "fsync",
+            floatd: fsync,
+            redis: theirs,
+        });
+        if pipeline == 1 {
+            none_rows.push(LoadRow {
+                label: row_label(clients, pipeline, "none"),
                 pipeline,
-                durability,
-                floatd: r,
-                redis: theirs,
+                durability: "none",
+                floatd: none,
+                redis: None,
             });
         }
-        if peak > 0.0 {
-            // p99 at half of the peak of the unpipelined rows, 64 clients.
-            let rate = (peak / 2.0).round();
-            let r = load(
-                &server.addr,
-                &[
-                    "--clients",
-                    "64",
-                    "--threads",
-                    "1",
-                    "--rate",
-                    &rate.to_string(),
-                    "--duration",
-                    &secs.to_string(),
-                ],
-                secs,
-            );
-            eprintln!(
-                "floatd bench: half peak ({rate} req/s, {durability}): {}",
-                summary(&r)
-            );
-            table.half_peak.push((durability, rate, r));
-            peak = 0.0;
-        }
     }
+    table.load_rows.extend(none_rows);
+    // p99 at half of the best unpipelined throughput, 64 clients.
+    for (durability, server) in [("fsync", &fsync_server), ("none", &none_server)] {
+        let peak = table
+            .load_rows
+            .iter()
+            .filter(|r| r.durability == durability && r.pipeline == 1)
+            .filter_map(|r| r.floatd.as_ref().map(|f| f.ops_per_sec))
+            .fold(0.0f64, f64::max);
+        if peak <= 0.0 {
+            continue;
+        }
+        let rate = (peak / 2.0).round();
+        let r = load(
+            &server.addr,
+            &[
+                "--clients",
+                "64",
+                "--threads",
+                "1",
+                "--rate",
+                &rate.to_string(),
+                "--duration",
+                &secs.to_string(),
+            ],
+            secs,
+        );
+        eprintln!(
+            "floatd bench: half peak ({rate} req/s, {durability}): {}",
+            summary(&r)
+        );
+        table.half_peak.push((durability, rate, r));
+    }
+    drop(fsync_server);
+    drop(none_server);
 
     // The client check: both clients against servers that do no work.
     if let Some(redis) = &redis {
