@@ -172,7 +172,25 @@ fn bind(addr: &str, port: u16) -> Result<TcpListener, String> {
         .map_err(|e| format!("bind address {addr}: {e}"))?
         .next()
         .ok_or_else(|| format!("bind address {addr} resolves to nothing"))?;
-    TcpListener::bind(sockaddr).map_err(|e| format!("cannot listen on {sockaddr}: {e}"))
+    listen(sockaddr).map_err(|e| format!("cannot listen on {sockaddr}: {e}"))
+}
+
+/// Connections the kernel queues for `accept` (it caps this at
+/// `net.core.somaxconn`, 4096 by default). std and mio listen with 128,
+/// which a reconnect storm overflows: 10,000 clients coming back after a
+/// failover or restart. Dropped SYNs are retried by the clients' kernels
+/// only after 1 s, then 3 s, then 7 s: seconds added to the gap they see.
+const LISTEN_BACKLOG: i32 = 4096;
+
+/// `TcpListener::bind` with a deep backlog (see [`LISTEN_BACKLOG`]).
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    Ok(TcpListener::from_std(socket.into()))
 }
 
 /// The state directory in use, and the lock that keeps a second server
