@@ -191,3 +191,51 @@ fn null_server_answers_the_load_generator() {
     assert!(r.ops > 0);
     assert_eq!(r.errors_total, 0, "{:?}", r.errors);
 }
+
+#[test]
+fn failover_mode_walks_the_server_list_and_reclaims_held_seats() {
+    // Two standalone servers sharing a handle key stand in for a failover
+    // pair: the second honours reclaims of the first's handles.
+    let site = site();
+    let mut first = Floatd::start(&site.server_args("a"), &site.path("a.log"));
+    std::fs::create_dir_all(site.path("b")).unwrap();
+    std::fs::copy(
+        site.path("a").join("handle.key"),
+        site.path("b").join("handle.key"),
+    )
+    .unwrap();
+    let second = Floatd::start(&site.server_args("b"), &site.path("b.log"));
+    let pid = first.pid().to_string();
+    let servers = format!("{},{}", first.addr, second.addr);
+    let r = run_load(
+        &servers,
+        &[
+            "--clients",
+            "6",
+            "--threads",
+            "2",
+            "--mix",
+            "hold",
+            "--heartbeat-every",
+            "200ms",
+            "--duration",
+            "4",
+            "--kill-primary-after",
+            "1",
+            "--primary-pid",
+            &pid,
+            "--no-checkin",
+        ],
+    );
+    let _ = first.wait_exit(PATIENCE);
+    let f = r.failover.expect("failover section");
+    assert!(f.killed);
+    assert_eq!(f.seats_held_at_kill, 6);
+    assert_eq!(f.seats_reclaimed, 6, "{f:?}");
+    assert_eq!(f.seats_lost, 0);
+    assert_eq!(f.unrecovered_clients, 0);
+    assert!(f.gap_ms.is_some());
+    assert_eq!(f.seats_over_granted, Some(0));
+    assert_eq!(r.seats_held, 6);
+    assert_eq!(in_use(&second.addr, "cad"), 6, "held on the second server");
+}
