@@ -114,9 +114,7 @@ pub fn main(args: Vec<OsString>) -> i32 {
         }
     };
     if let Some(addr) = &opts.null_server {
-        let until = std::env::args()
-            .any(|a| a.starts_with("--duration") || a == "-d")
-            .then(|| Instant::now() + opts.duration);
+        let until = opts.duration_given.then(|| Instant::now() + opts.duration);
         return match null_server::serve(addr, opts.resp, until) {
             Ok(()) => 0,
             Err(e) => {

@@ -61,6 +61,8 @@ pub struct Options {
     pub clients: usize,
     pub threads: usize,
     pub duration: Duration,
+    /// `--duration` was given (the null server otherwise runs until killed).
+    pub duration_given: bool,
     pub feature: Option<String>,
     pub version: Option<String>,
     pub mix: Mix,
@@ -89,6 +91,7 @@ impl Default for Options {
             clients: 1,
             threads: 0,
             duration: Duration::from_secs(10),
+            duration_given: false,
             feature: None,
             version: None,
             mix: Mix::CheckoutCheckin,
@@ -156,7 +159,10 @@ impl Options {
                     o.threads = num("threads", &text()?)?;
                     threads_given = true;
                 }
-                "duration" | "d" => o.duration = duration("duration", &text()?)?,
+                "duration" | "d" => {
+                    o.duration = duration("duration", &text()?)?;
+                    o.duration_given = true;
+                }
                 "feature" => o.feature = Some(text()?),
                 "version" => o.version = Some(text()?),
                 "mix" => {
