@@ -341,26 +341,29 @@ impl Conn {
             ctx.note_failure(now);
         }
         self.phase = Phase::Waiting;
-        match redirect {
+        // Every known server once at once (a redirect may add a hop or two),
+        // then back off: servers that redirect to each other, or all down,
+        // must not make us spin.
+        let n = ctx.servers.len() as u32;
+        let at_once = match redirect {
             Some(i) => {
                 self.server = i;
-                self.tries = 0;
                 ctx.failover.redirects += 1;
-                ctx.connect_queue.push_back(key);
+                2 * n + 2
             }
             None => {
                 self.server = (self.server + 1) % ctx.servers.len();
-                let n = ctx.servers.len() as u32;
-                if self.tries < n {
-                    ctx.connect_queue.push_back(key);
-                } else {
-                    let exp = (self.tries - n).min(8);
-                    let wait = (BACKOFF_MIN * 2u32.pow(exp)).min(BACKOFF_MAX);
-                    let at = now + wait / 2 + ctx.jitter(wait / 2);
-                    self.retry_at = Some(at);
-                    ctx.timers.push(Reverse((at, key)));
-                }
+                n
             }
+        };
+        if self.tries < at_once {
+            ctx.connect_queue.push_back(key);
+        } else {
+            let exp = (self.tries - at_once).min(8);
+            let wait = (BACKOFF_MIN * 2u32.pow(exp)).min(BACKOFF_MAX);
+            let at = now + wait / 2 + ctx.jitter(wait / 2);
+            self.retry_at = Some(at);
+            ctx.timers.push(Reverse((at, key)));
         }
     }
 
