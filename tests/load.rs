@@ -239,3 +239,30 @@ fn failover_mode_walks_the_server_list_and_reclaims_held_seats() {
     assert_eq!(r.seats_held, 6);
     assert_eq!(in_use(&second.addr, "cad"), 6, "held on the second server");
 }
+
+#[test]
+fn clients_follow_a_standby_greeting_to_the_active_server() {
+    let site = site();
+    let server = Floatd::start(&site.server_args("state"), &site.path("floatd.log"));
+    // A stand-in standby: greets as a ready backup naming the active server.
+    let standby = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let standby_addr = standby.local_addr().unwrap().to_string();
+    let greeting = format!(
+        "FLOATD proto=1 role=backup state=ready epoch=1 server=lic2 active={}\n",
+        server.addr
+    );
+    std::thread::spawn(move || {
+        use std::io::Write;
+        for mut conn in standby.incoming().flatten() {
+            let _ = conn.write_all(greeting.as_bytes());
+        }
+    });
+    let r = run_load(
+        &standby_addr,
+        &["--clients", "3", "--threads", "1", "--duration", "2"],
+    );
+    assert!(r.ops > 0, "{r:?}");
+    assert!(r.redirects >= 3, "{r:?}");
+    assert_eq!(r.licensed, Some(100), "STATUS followed the greeting too");
+    assert_eq!(r.errors_total, 0, "{:?}", r.errors);
+}

@@ -63,6 +63,8 @@ pub struct Report {
     pub connected: u64,
     /// Established connections that broke during the run.
     pub disconnects: u64,
+    /// Redirects followed (greeting `active=`, `ERR STANDBY active=`, `* MOVED`).
+    pub redirects: u64,
     pub server_pid: Option<u32>,
     /// The server's memory just before the end (clients still connected).
     pub server_memory: Option<Memory>,
@@ -344,6 +346,7 @@ pub fn run(opts: Options) -> Report {
         licensed,
         connected,
         disconnects: failover.disconnects,
+        redirects: failover.redirects,
         server_pid,
         server_memory: memory,
         failover: failover_report,

@@ -7,8 +7,13 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
-/// The server's status report, or why not, within `within`.
+/// The server's status report, or why not, within `within`. A standby
+/// whose greeting names the active server is left for that one.
 pub fn fetch(addr: &str, within: Duration) -> Result<StatusReport, String> {
+    fetch_hops(addr, within, 1)
+}
+
+fn fetch_hops(addr: &str, within: Duration, hops: u32) -> Result<StatusReport, String> {
     let deadline = Instant::now() + within;
     let sock = addr
         .to_socket_addrs()
@@ -30,6 +35,16 @@ pub fn fetch(addr: &str, within: Duration) -> Result<StatusReport, String> {
         .map_err(|e| format!("{addr}: greeting: {e}"))?;
     if !line.starts_with("FLOATD") {
         return Err(format!("{addr}: greeting {:?}", line.trim_end()));
+    }
+    let greeting = line.trim_end().as_bytes();
+    let state = super::wire::field(greeting, b"state").unwrap_or(b"active");
+    if let (false, Some(active), true) = (
+        state == b"active" || state == b"recovering",
+        super::wire::field_str(greeting, b"active"),
+        hops > 0,
+    ) {
+        let active = active.to_string();
+        return fetch_hops(&active, left(), hops - 1);
     }
     (&stream)
         .write_all(b"STATUS\n")
