@@ -14,7 +14,9 @@
 //! all. `FLOATD_BENCH_SECS` sets the seconds per load run (default 4),
 //! `FLOATD_BENCH_REPEAT` the runs per row (default 2: the best is kept,
 //! floatd and redis taking turns, so a burst of other work on a shared
-//! machine does not decide a row).
+//! machine does not decide a row). `FLOATD_BENCH_FLOATD=/path/to/floatd`
+//! measures another server build with the same table (an A/B of a change,
+//! or a branch with features this one lacks).
 
 use floatd::load::Report;
 use std::io::{BufRead, BufReader};
@@ -24,9 +26,15 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-const FLOATD: &str = env!("CARGO_BIN_EXE_floatd");
+const FLOATD_BUILT: &str = env!("CARGO_BIN_EXE_floatd");
 const FLOATCTL: &str = env!("CARGO_BIN_EXE_floatctl");
 const LOAD: &str = env!("CARGO_BIN_EXE_floatd-load");
+
+/// The server measured: this build's, or `FLOATD_BENCH_FLOATD` (to run
+/// the same table against another build, e.g. an A/B of a change).
+fn floatd_binary() -> String {
+    std::env::var("FLOATD_BENCH_FLOATD").unwrap_or_else(|_| FLOATD_BUILT.to_string())
+}
 
 /// Seats in the bench licence: enough for 10,000 holders and 1,024 x 16.
 const SEATS: u64 = 1_000_000;
@@ -49,10 +57,11 @@ fn main() {
         .unwrap_or(2)
         .max(1);
     let mut table = Table::default();
-    eprintln!("floatd bench: binaries {FLOATD}, {LOAD}");
+    let floatd = floatd_binary();
+    eprintln!("floatd bench: binaries {floatd}, {LOAD}");
     eprintln!("floatd bench: load average {}", loadavg());
-    if !FLOATD.contains("/release/") {
-        eprintln!("floatd bench: WARNING: {FLOATD} is not a release build");
+    if !floatd.contains("/release/") {
+        eprintln!("floatd bench: WARNING: {floatd} is not a release build");
     }
     let site = Site::new(1, SEATS);
     table.fsync = fsync_latency(site.dir.path());
@@ -235,8 +244,11 @@ fn main() {
         table.startup = Some((times[times.len() / 2], times[0]));
     }
 
-    table.binary = binary_size(Path::new(FLOATD));
-    table.failover = failover_gap(&site, secs);
+    table.binary = binary_size(Path::new(&floatd));
+    table.failover = Some(failover_gap(&site, secs));
+    if let Some(Err(why)) = &table.failover {
+        eprintln!("floatd bench: failover gap: {why}");
+    }
 
     let text = table.render(began.elapsed());
     println!("{text}");
@@ -373,7 +385,7 @@ impl Floatd {
     fn start(site: &Site, extra: &[&str], state: &str) -> Floatd {
         let state = site.dir.path().join(format!("state-{state}"));
         let _ = std::fs::remove_dir_all(&state);
-        let mut cmd = Command::new(FLOATD);
+        let mut cmd = Command::new(floatd_binary());
         cmd.args(["--license", site.licence.to_str().unwrap()])
             .args(["--vendor-key", site.vendor_pub.to_str().unwrap()])
             .args(["--state-dir", state.to_str().unwrap()])
@@ -648,18 +660,19 @@ fn binary_size(path: &Path) -> Option<(u64, bool)> {
     Some((bytes.len() as u64, stripped))
 }
 
-/// FAILOVER GAP (ready for the failover work): primary + backup with
-/// default timings, 64 clients holding seats, primary killed with SIGKILL
-/// two seconds in; returns the gap the worst client saw and the seats lost.
-/// `None` while this build has no failover: the backup of a pair then
-/// greets as an active server of its own, so there is nothing to measure.
-fn failover_gap(site: &Site, secs: f64) -> Option<Report> {
+/// FAILOVER GAP: primary + backup with default timings, 64 clients
+/// holding seats (both servers listed), the primary killed with SIGKILL two
+/// seconds in; floatd-load reports the gap the worst client saw, seats
+/// reclaimed, lost and over-granted. `Err` says why not: the pair did not
+/// start, or this build has no failover (its backup then greets as an
+/// active server of its own, so there is nothing to measure).
+fn failover_gap(site: &Site, secs: f64) -> Result<Report, String> {
     let secret = site.dir.path().join("peer.secret");
-    std::fs::write(&secret, "bench-peer-secret-0123456789abcdef\n").ok()?;
+    std::fs::write(&secret, "bench-peer-secret-0123456789abcdef\n").map_err(|e| e.to_string())?;
     let (p_client, p_peer, b_client, b_peer) = (free_port(), free_port(), free_port(), free_port());
     let start = |role: &str, client: u16, peer_listen: u16, peer: u16, state: &str| {
         let state = site.dir.path().join(state);
-        let mut cmd = Command::new(FLOATD);
+        let mut cmd = Command::new(floatd_binary());
         cmd.args(["--license", site.licence.to_str().unwrap()])
             .args(["--vendor-key", site.vendor_pub.to_str().unwrap()])
             .args(["--state-dir", state.to_str().unwrap()])
@@ -670,14 +683,15 @@ fn failover_gap(site: &Site, secs: f64) -> Option<Report> {
             .args(["--peer-secret-file", secret.to_str().unwrap()]);
         Floatd::spawn(cmd, Duration::from_secs(10))
     };
-    let primary = start("primary", p_client, p_peer, b_peer, "fo-primary").ok()?;
-    let backup = start("backup", b_client, b_peer, p_peer, "fo-backup").ok()?;
-    // Give the pair a moment to find each other, then ask the backup.
+    let primary = start("primary", p_client, p_peer, b_peer, "fo-primary")
+        .map_err(|e| format!("the primary did not start: {e}"))?;
+    let backup = start("backup", b_client, b_peer, p_peer, "fo-backup")
+        .map_err(|e| format!("the backup did not start: {e}"))?;
+    // Give the pair a moment to find each other, then look at the backup.
     std::thread::sleep(Duration::from_secs(2));
-    let status = floatd::load::status::fetch(&backup.addr, Duration::from_secs(2)).ok()?;
-    if status.state == "active" {
-        eprintln!("floatd bench: the backup greets as active: failover not built");
-        return None;
+    let greeting = greeting_of(&backup.addr).ok_or("the backup did not greet")?;
+    if greeting.contains(" state=active") {
+        return Err("failover not built".into());
     }
     let pid = primary.pid().to_string();
     let duration = (secs * 2.0).max(10.0);
@@ -701,6 +715,16 @@ fn failover_gap(site: &Site, secs: f64) -> Option<Report> {
         ],
         duration,
     )
+    .ok_or_else(|| "floatd-load failed".to_string())
+}
+
+/// The greeting line a server sends on connect.
+fn greeting_of(addr: &str) -> Option<String> {
+    let stream = std::net::TcpStream::connect(addr).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    let mut line = String::new();
+    BufReader::new(stream).read_line(&mut line).ok()?;
+    Some(line.trim_end().to_string())
 }
 
 #[derive(Default)]
@@ -713,7 +737,7 @@ struct Table {
     holders: Option<Report>,
     startup: Option<(Duration, Duration)>,
     binary: Option<(u64, bool)>,
-    failover: Option<Report>,
+    failover: Option<Result<Report, String>>,
     fsync: Option<(Duration, Duration)>,
 }
 
@@ -897,12 +921,17 @@ impl Table {
         });
         row(["release binary, floatd", &binary, "<= 2 MiB", "-", "-"]);
         let failover = match &self.failover {
-            None => "n/a (failover not built)".to_string(),
-            Some(r) => match &r.failover {
+            None => "n/a".to_string(),
+            Some(Err(why)) => format!("n/a ({why})"),
+            Some(Ok(r)) => match &r.failover {
                 Some(f) => format!(
-                    "gap {}; {} seats lost, {} over-granted",
+                    "gap {} worst client (median {}); {} seats held, {} reclaimed, {} lost, {} over-granted",
                     f.gap_ms
                         .map_or("not recovered".into(), |g| format!("{:.2} s", g / 1000.0)),
+                    f.gap_p50_ms
+                        .map_or("-".into(), |g| format!("{:.2} s", g / 1000.0)),
+                    f.seats_held_at_kill,
+                    f.seats_reclaimed,
                     f.seats_lost,
                     f.seats_over_granted
                         .map_or("?".to_string(), |n| n.to_string())
