@@ -1,7 +1,7 @@
 # floatd: common tasks. `make test` is the whole test suite (what CI runs).
 CARGO ?= cargo
 
-.PHONY: build test demo bench lint release
+.PHONY: build test demo demo-witness bench lint release
 
 build:
 	$(CARGO) build --bins
@@ -12,6 +12,9 @@ test:
 
 demo:
 	bash scripts/demo.sh
+
+demo-witness:
+	bash scripts/demo-witness.sh
 
 bench:
 	$(CARGO) bench --bench floatd_bench

@@ -1,50 +1,86 @@
 #!/usr/bin/env bash
-# `make demo`: serves the embedded demo licence on loopback and shows it
-# working: checkouts, the status table, a denial, checkins. Everything it
-# starts is stopped when it exits.
+# `make demo`: a primary and a backup floatd on loopback serving the
+# embedded demo licence. Checks seats out, kills the primary, shows the
+# backup serving the same seats, restarts the primary and shows the
+# failback. Everything it starts is stopped when it exits.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build -q --bins
-BIN=target/debug
+BIN=$PWD/target/debug
 WORK=$(mktemp -d)
-cleanup() { kill "${SERVER_PID:-}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"; }
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
 trap cleanup EXIT
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
-wait_for_line() { # FILE PATTERN
-  for _ in $(seq 1 200); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.05; done
-  echo "timed out waiting for '$2' in $1" >&2; cat "$1" >&2; return 1
+wait_for() { # SECONDS DESCRIPTION COMMAND...
+  local until=$((SECONDS + $1)) what=$2; shift 2
+  until "$@" >/dev/null 2>&1; do
+    [ $SECONDS -lt $until ] || { echo "timed out waiting for $what" >&2; return 1; }
+    sleep 0.1
+  done
+}
+state_of() { # ADDR -> the state in the server's greeting
+  timeout 2 bash -c "exec 3<>/dev/tcp/${1%:*}/${1#*:}; head -n1 <&3" 2>/dev/null \
+    | sed -n 's/.* state=\([a-z]*\).*/\1/p'
+}
+is_state() { [ "$(state_of "$1")" = "$2" ]; }
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+P_PORT=$(free_port); P_PEER=$(free_port); B_PORT=$(free_port); B_PEER=$(free_port)
+PRIMARY=127.0.0.1:$P_PORT; BACKUP=127.0.0.1:$B_PORT
+echo "demo-peer-secret-$(date +%s)-0123456789" > "$WORK/secret"
+export FLOATD_SERVERS=$PRIMARY,$BACKUP
+
+start() { # ROLE PORT PEER_LISTEN PEER
+  "$BIN/floatd" --demo --role "$1" --bind 127.0.0.1 --port "$2" \
+    --peer-listen "127.0.0.1:$3" --peer "127.0.0.1:$4" --peer-secret-file "$WORK/secret" \
+    --state-dir "$WORK/state-$1" >"$WORK/$1.out" 2>>"$WORK/$1.log" &
+  PIDS+=($!)
+  echo $! >"$WORK/$1.pid"
 }
 
-say "starting floatd --demo (embedded demo licence, temporary state directory)"
-"$BIN/floatd" --demo --state-dir "$WORK/state" --bind 127.0.0.1 --port 0 >"$WORK/out" 2>"$WORK/log" &
-SERVER_PID=$!
-wait_for_line "$WORK/out" "floatd listening on"
-ADDR=$(sed -n 's/^floatd listening on //p' "$WORK/out")
-export FLOATD_SERVERS=$ADDR
-echo "floatd serves on $ADDR"
+say "starting a primary ($PRIMARY) and a backup ($BACKUP) with the embedded demo licence"
+start primary "$P_PORT" "$P_PEER" "$B_PEER"
+start backup "$B_PORT" "$B_PEER" "$P_PEER"
+wait_for 30 "the pair" is_state "$PRIMARY" active
+wait_for 30 "the backup" is_state "$BACKUP" ready
+status_shows() { "$BIN/floatctl" status | grep -q "$1"; }
+wait_for 30 "status" status_shows "backup .*: ready"
+"$BIN/floatctl" status | head -3
 
-say "alice and bob check out seats of cad"
-A=$("$BIN/floatctl" --user alice --host ws1 checkout cad --version 2.0)
-B=$("$BIN/floatctl" --user bob --host ws2 checkout cad --count 2)
-echo "alice holds $A"
-echo "bob holds   $B (2 seats)"
+say "alice holds a seat of cad (heartbeating); bob checks out two"
+"$BIN/floatctl" --user alice --host ws1 checkout cad --hold 300 >"$WORK/alice.handle" 2>"$WORK/alice.err" &
+PIDS+=($!)
+wait_for 30 "alice's seat" test -s "$WORK/alice.handle"
+BOB=$("$BIN/floatctl" --user bob --host ws2 checkout cad --count 2)
+echo "alice holds $(cat "$WORK/alice.handle"), bob holds $BOB"
+"$BIN/floatctl" status | sed -n '/^cad/,/^plotter/p' | sed '$d'
 
-say "floatctl status"
-"$BIN/floatctl" status
+say "killing the primary (kill -9)"
+PID=$(cat "$WORK/primary.pid")
+kill -9 "$PID"
+wait "$PID" 2>/dev/null || true
+START=$(date +%s.%N)
+wait_for 30 "the takeover" is_state "$BACKUP" active
+printf 'the backup took over after %.1f s\n' "$(echo "$(date +%s.%N) - $START" | bc)"
+"$BIN/floatctl" status | head -3
+echo "the same seats, now served by the backup:"
+"$BIN/floatctl" status | sed -n '/^cad/,/^plotter/p' | sed '$d'
+echo "carol checks out on the backup: $("$BIN/floatctl" --user carol checkout cad)"
 
-say "solver has 2 seats; a third user is denied with a stable code"
-"$BIN/floatctl" --user carol checkout solver >/dev/null
-"$BIN/floatctl" --user dave checkout solver >/dev/null
-"$BIN/floatctl" --user erin checkout solver || echo "(exit code $? = denied)"
+say "restarting the primary: it syncs from the backup and takes back"
+start primary "$P_PORT" "$P_PEER" "$B_PEER"
+wait_for 30 "the failback" is_state "$PRIMARY" active
+wait_for 30 "the backup to stand by" is_state "$BACKUP" ready
+wait_for 30 "status" status_shows "backup .*: ready"
+"$BIN/floatctl" status | head -3
+"$BIN/floatctl" status | sed -n '/^cad/,/^plotter/p' | sed '$d'
 
-say "checking the cad seats back in"
-"$BIN/floatctl" checkin "$A"
-"$BIN/floatctl" checkin "$B"
-"$BIN/floatctl" status | sed -n '1,3p'
+say "bob checks his seats in on the primary"
+"$BIN/floatctl" checkin "$BOB" && echo "ok"
 
-say "stopping the server (floatctl down) and reading its report log"
-"$BIN/floatctl" down
-wait "$SERVER_PID" || true
-cat "$WORK/state/report.log"
-echo "(floatd stopped cleanly; its log warned: $(grep -o 'plotter.*day(s)' "$WORK/log" | head -1))"
+say "what the servers logged"
+grep -h -E 'now active|taking over|handing back|handed back' "$WORK/primary.log" "$WORK/backup.log" | sed 's/^\[[A-Z]* *[a-z_:]*\] //'
+echo
+echo "Stop a server with Ctrl-C or 'floatctl down'; see docs/FAILOVER.md for running a pair for real."

@@ -82,6 +82,9 @@ pub struct Config {
     pub backup_max: Duration,
     pub backup_lost_after: Duration,
     pub http: Option<String>,
+    /// The address clients should use for this server, when it differs
+    /// from what it binds (told to the peer and, through it, to clients).
+    pub advertise: Option<String>,
 }
 
 impl Default for Config {
@@ -112,6 +115,7 @@ impl Default for Config {
             backup_max: Duration::from_secs(21 * 86_400),
             backup_lost_after: Duration::from_secs(7 * 86_400),
             http: None,
+            advertise: None,
         }
     }
 }
@@ -152,6 +156,7 @@ struct FileConfig {
     backup_max_days: Option<DurationValue>,
     backup_lost_after_days: Option<DurationValue>,
     http: Option<String>,
+    advertise: Option<String>,
 }
 
 /// The unit a bare number means for a duration key.
@@ -231,6 +236,8 @@ usage: floatd [--config FILE] [--license PATH] [--demo] [options]
   --ping-interval DURATION (default 500ms)   --takeover-after DURATION (default 3s)
   --sync-timeout DURATION  (default 250ms)   --fence-after DURATION (default 2s)
   --backup-max-days DAYS   (default 21)      --backup-lost-after-days DAYS (default 7)
+  --advertise HOST:PORT    the address clients use for this server (default: the
+                           licence line's host name and the bound port)
   --http ADDR:PORT         status page and /metrics (off unless set)
 ";
 
@@ -302,6 +309,7 @@ impl Config {
                     config.backup_lost_after = parse_duration(&value()?, Unit::Days)?
                 }
                 "http" => config.http = Some(value()?),
+                "advertise" => config.advertise = Some(value()?),
                 other => return Err(format!("unknown flag --{other} (see floatd --help)")),
             }
         }
@@ -382,6 +390,9 @@ impl Config {
         set!(backup_lost_after, backup_lost_after_days, Unit::Days);
         if let Some(v) = file.http {
             self.http = Some(v);
+        }
+        if let Some(v) = file.advertise {
+            self.advertise = Some(v);
         }
         Ok(())
     }

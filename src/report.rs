@@ -21,6 +21,7 @@ pub fn format_line(record: &Record) -> String {
         Event::Reread { at, .. } => (*at, "reread"),
         Event::Started { at } => (*at, "start"),
         Event::Stopped { at } => (*at, "stop"),
+        Event::Activated { at, .. } => (*at, "activated"),
     };
     let line = LineBuilder::new(&format_timestamp(at)).arg(word);
     let line = match &record.event {
@@ -51,6 +52,9 @@ pub fn format_line(record: &Record) -> String {
             .field("code", d.code)
             .field_opt("rule", d.rule.as_ref()),
         Event::Reread { pools, .. } => line.field("pools", pools),
+        Event::Activated { server, state, .. } => {
+            line.field("server", server).field("state", state)
+        }
         Event::Started { .. } | Event::Stopped { .. } => line,
     };
     line.field("epoch", record.epoch)
@@ -115,6 +119,107 @@ impl ReportLog {
 
 fn open_append(path: &Path) -> io::Result<File> {
     OpenOptions::new().create(true).append(true).open(path)
+}
+
+/// How far back from the end of a report log to look for its last line
+/// (a line is far shorter: names come from request lines of at most 4 KiB).
+const TAIL_BYTES: u64 = 64 * 1024;
+
+/// The `seq=` of the last complete line of a report log, and the length of
+/// the file up to that line's end (past it is a torn line, if anything).
+fn last_line_seq(path: &Path) -> io::Result<Option<(u64, u64)>> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let len = file.metadata()?.len();
+    let from = len.saturating_sub(TAIL_BYTES);
+    file.seek(SeekFrom::Start(from))?;
+    let mut tail = Vec::new();
+    file.read_to_end(&mut tail)?;
+    let Some(end) = tail.iter().rposition(|&b| b == b'\n') else {
+        return Ok(None);
+    };
+    let start = tail[..end]
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
+    let line = String::from_utf8_lossy(&tail[start..end]);
+    let seq = crate::protocol::line::parse(&line)
+        .ok()
+        .and_then(|l| l.get("seq").and_then(|s| s.parse().ok()));
+    Ok(seq.map(|seq| (seq, from + end as u64 + 1)))
+}
+
+/// Writes the report lines a crash kept from the log.
+///
+/// The journal writer appends a batch's report lines after the batch is
+/// durable, so a kill between the two leaves records in the journal whose
+/// lines are missing from `report.log`. On start, before the writer opens
+/// the log, this appends the lines of every recovered record after the
+/// last line on record: that of `report.log`, or, when it has none (just
+/// rotated), that of the newest rotated log beside it. A torn last line
+/// (power loss) is cut first. Returns how many lines were written.
+pub fn catch_up(dir: &Path, records: &[Record]) -> io::Result<usize> {
+    let path = dir.join(REPORT_FILE);
+    let mut last = last_line_seq(&path)?;
+    if let Some((_, good_len)) = last {
+        let len = std::fs::metadata(&path)?.len();
+        if len > good_len {
+            log::warn!(
+                "{}: cut a torn last line ({} bytes)",
+                path.display(),
+                len - good_len
+            );
+            OpenOptions::new()
+                .write(true)
+                .open(&path)?
+                .set_len(good_len)?;
+        }
+    } else {
+        last = last_rotated_seq(dir)?;
+    }
+    let after = last.map_or(0, |(seq, _)| seq);
+    let mut text = String::new();
+    let mut n = 0;
+    for record in records.iter().filter(|r| r.seq > after) {
+        text.push_str(&format_line(record));
+        n += 1;
+    }
+    if n > 0 {
+        let mut file = open_append(&path)?;
+        file.write_all(text.as_bytes())?;
+        file.sync_data()?;
+    }
+    Ok(n)
+}
+
+/// The last line on record in the rotated logs (`report.log.*`) in `dir`:
+/// that of the most recently modified one whose last line has a `seq=`
+/// (an operator may have compressed some).
+fn last_rotated_seq(dir: &Path) -> io::Result<Option<(u64, u64)>> {
+    let prefix = format!("{REPORT_FILE}.");
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let mut rotated = Vec::new();
+    for entry in entries {
+        let entry = entry?;
+        if entry.file_name().to_string_lossy().starts_with(&prefix) {
+            rotated.push((entry.metadata()?.modified()?, entry.path()));
+        }
+    }
+    rotated.sort_by_key(|(modified, _)| std::cmp::Reverse(*modified));
+    for (_, path) in rotated {
+        if let Some(found) = last_line_seq(&path)? {
+            return Ok(Some(found));
+        }
+    }
+    Ok(None)
 }
 
 #[cfg(test)]
@@ -196,6 +301,46 @@ mod tests {
         };
         let text = format_line(&denied);
         assert!(text.contains(" code=EXCLUDED rule=site.opt:4 "), "{text}");
+    }
+
+    fn started(seq: u64) -> Record {
+        Record {
+            seq,
+            epoch: 1,
+            event: Event::Started { at: 1_800_000_000 },
+        }
+    }
+
+    #[test]
+    fn catch_up_writes_the_lines_a_crash_kept_from_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(REPORT_FILE);
+        let records: Vec<Record> = (1..=5).map(started).collect();
+        // New state directory: every recovered record.
+        assert_eq!(catch_up(dir.path(), &records[..2]).unwrap(), 2);
+        // Nothing missing: nothing written.
+        assert_eq!(catch_up(dir.path(), &records[..2]).unwrap(), 0);
+        // A torn last line is cut and the rest written once.
+        let mut f = open_append(&path).unwrap();
+        f.write_all(format_line(&records[2]).as_bytes()).unwrap();
+        f.write_all(b"2027-01-15T08:00:00Z sta").unwrap();
+        drop(f);
+        assert_eq!(catch_up(dir.path(), &records).unwrap(), 2);
+        let seqs = |p: &Path| -> Vec<String> {
+            std::fs::read_to_string(p)
+                .unwrap()
+                .lines()
+                .map(|l| line::parse(l).unwrap().get("seq").unwrap().to_string())
+                .collect()
+        };
+        assert_eq!(seqs(&path), ["1", "2", "3", "4", "5"]);
+        // Just rotated: the rotated log says how far the lines went.
+        let mut log = ReportLog::open(&path).unwrap();
+        log.rotate_to(&rotated_path(dir.path(), 1_800_000_000))
+            .unwrap();
+        let more: Vec<Record> = (4..=7).map(started).collect();
+        assert_eq!(catch_up(dir.path(), &more).unwrap(), 2);
+        assert_eq!(seqs(&path), ["6", "7"]);
     }
 
     #[test]

@@ -168,17 +168,8 @@ pub struct Client {
 impl Client {
     /// A client for the given servers. Connects lazily, on first use.
     pub fn new(config: ClientConfig) -> Client {
-        let servers = config.servers.clone();
         Client {
-            inner: Arc::new(Mutex::new(Inner {
-                config,
-                servers,
-                conn: None,
-                prefer: None,
-                last_addr: None,
-                held: BTreeMap::new(),
-                on_event: None,
-            })),
+            inner: Arc::new(Mutex::new(Inner::new(config))),
             heartbeats: Arc::new(Mutex::new(None)),
         }
     }
@@ -239,18 +230,11 @@ impl Client {
             count,
             wait: true,
         };
-        let (config, servers) = {
+        let mut probe = {
             let inner = self.lock();
-            (inner.config.clone(), inner.servers.clone())
-        };
-        let mut probe = Inner {
-            config,
-            servers,
-            conn: None,
-            prefer: None,
-            last_addr: None,
-            held: BTreeMap::new(),
-            on_event: None,
+            let mut probe = Inner::new(inner.config.clone());
+            probe.servers = inner.servers.clone();
+            probe
         };
         let first = probe.call(&request)?;
         let id = match first.parse()? {
@@ -342,8 +326,34 @@ impl Client {
         }
     }
 
-    /// An admin request (remove, reread, down, rotate-log) to the active
-    /// server, after presenting `token` if given. Returns the OK line.
+    /// An admin request to one particular server (reread, down and
+    /// rotate-log concern the server named, active or not), after
+    /// presenting `token` if given. Returns the OK line.
+    pub fn admin_at(
+        &self,
+        server: &str,
+        request: &Request,
+        token: Option<&str>,
+    ) -> Result<String, ClientError> {
+        let config = self.lock().config.clone();
+        let mut conn = Connection::open(server, &config.identity, config.io_timeout)?;
+        if let Some(token) = token {
+            let line = conn.request(&Request::Auth {
+                token: token.to_string(),
+            })?;
+            if let Verdict::Denied(e) = classify(&line)? {
+                return Err(e);
+            }
+        }
+        let line = conn.request(request)?;
+        match classify(&line)? {
+            Verdict::Denied(e) => Err(e),
+            Verdict::Elsewhere(_) | Verdict::Answer => Ok(line.0),
+        }
+    }
+
+    /// An admin request about seats (remove) to the active server, after
+    /// presenting `token` if given. Returns the OK line.
     pub fn admin(&self, request: &Request, token: Option<&str>) -> Result<String, ClientError> {
         let mut inner = self.lock();
         if let Some(token) = token {
@@ -433,6 +443,18 @@ impl Drop for Inner {
 }
 
 impl Inner {
+    fn new(config: ClientConfig) -> Inner {
+        Inner {
+            servers: config.servers.clone(),
+            config,
+            conn: None,
+            prefer: None,
+            last_addr: None,
+            held: BTreeMap::new(),
+            on_event: None,
+        }
+    }
+
     fn emit(&self, event: ClientEvent) {
         if let Some(sink) = &self.on_event {
             sink(&event);

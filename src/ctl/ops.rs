@@ -277,7 +277,17 @@ fn admin(common: &Common, args: Vec<OsString>, request: Request) -> Result<(), F
         return Err(Failure::Usage(format!("unexpected argument {extra:?}")));
     }
     let token = common.admin_token().map_err(Failure::Usage)?;
-    let reply = common.client().admin(&request, token.as_deref())?;
+    // Reread, down and rotate-log concern the server named: the first of
+    // the list that answers, whatever its role.
+    let client = common.client();
+    let mut result = Err(ClientError::Unreachable("no server given".into()));
+    for server in &common.servers {
+        result = client.admin_at(server, &request, token.as_deref());
+        if !matches!(result, Err(ClientError::Unreachable(_))) {
+            break;
+        }
+    }
+    let reply = result?;
     let detail = reply.trim_start_matches("OK").trim();
     if !detail.is_empty() {
         println!("{detail}");
@@ -324,9 +334,13 @@ pub fn render_status(report: &StatusReport) -> String {
             .map(|ms| format!(", last contact {ms} ms ago"))
             .unwrap_or_default();
         let lag = s.lag.map(|l| format!(", lag {l}")).unwrap_or_default();
+        let rtt = s
+            .rtt_ms
+            .map(|r| format!(", round trip {r} ms"))
+            .unwrap_or_default();
         let _ = writeln!(
             out,
-            "  {} {}: {} (epoch {}){contact}{lag}",
+            "  {} {}: {} (epoch {}){contact}{lag}{rtt}",
             s.role, s.addr, s.state, s.epoch
         );
     }

@@ -414,6 +414,11 @@ pub(crate) mod tests {
                 granted_at: 2,
             }));
         }
+        events.push(Event::Activated {
+            server: "lic2".into(),
+            state: "recovering".into(),
+            at: 12,
+        });
         events.push(Event::Stopped { at: u64::MAX });
         events
     }

@@ -95,6 +95,8 @@ enum Message {
     Snapshot(Snapshot),
     /// Move the report log to this path and start a new one.
     RotateReport(PathBuf),
+    /// Replace the whole history with this snapshot.
+    Reset(Snapshot),
     Close,
 }
 
@@ -236,6 +238,14 @@ impl Journal {
             snapshots: get(&s.snapshots),
             queued: self.tx.len() as u64,
         }
+    }
+
+    /// Replaces everything with `snapshot`, even a longer journal: a
+    /// standby taking the active server's history after its own diverged
+    /// (the server stepped down after a partition). Records after it
+    /// continue from `snapshot.seq + 1`.
+    pub fn reset(&self, snapshot: Snapshot) {
+        self.send(Message::Reset(snapshot));
     }
 
     /// Moves the report log to `to` and starts a new one, after every line
@@ -406,6 +416,22 @@ impl Writer {
                 self.write_snapshot(&snapshot);
                 false
             }
+            Message::Reset(snapshot) => {
+                self.commit();
+                if !self.failed {
+                    if let Err(e) = self.try_reset(&snapshot) {
+                        self.fail(format!(
+                            "{}: reset to the snapshot at seq {} failed: {e}",
+                            self.dir.display(),
+                            snapshot.seq
+                        ));
+                    } else {
+                        self.shared.snapshots.fetch_add(1, Ordering::Relaxed);
+                        (self.wake)();
+                    }
+                }
+                false
+            }
             Message::RotateReport(to) => {
                 self.commit();
                 match self.report.rotate_to(&to) {
@@ -536,11 +562,43 @@ impl Writer {
             );
             return Ok(());
         }
+        // The report lines of the records about to leave the journal go to
+        // disk first: after a power loss, start-up can rewrite the lines of
+        // records still in the journal only (report::catch_up).
+        if self.durability == Durability::Fsync {
+            if let Err(e) = self.report.sync() {
+                log::warn!(
+                    "report log: sync failed ({e}); the journal is kept whole so its lines can be rewritten"
+                );
+                return Ok(());
+            }
+        }
         // Everything in the journal is now covered by the snapshot. If this
         // truncation is lost in a crash, recovery skips the stale records.
         self.file.set_len(JOURNAL_HEADER.len() as u64)?;
         self.file.sync_data()?;
         self.last_seq = snapshot.seq;
+        Ok(())
+    }
+
+    fn try_reset(&mut self, snapshot: &Snapshot) -> io::Result<()> {
+        let bytes = codec::encode_snapshot(snapshot);
+        let tmp = self.dir.join(SNAPSHOT_TMP_FILE);
+        let mut file = File::create(&tmp)?;
+        file.write_all(&bytes)?;
+        file.sync_all()?;
+        drop(file);
+        // Truncate first: a crash between the two leaves the old snapshot
+        // with an empty journal (a consistent older state), never the new
+        // snapshot with records of the old history after it.
+        self.file.set_len(JOURNAL_HEADER.len() as u64)?;
+        self.file.sync_data()?;
+        fs::rename(&tmp, self.dir.join(SNAPSHOT_FILE))?;
+        sync_dir(&self.dir)?;
+        self.last_seq = snapshot.seq;
+        self.shared
+            .durable_seq
+            .store(snapshot.seq, Ordering::Release);
         Ok(())
     }
 

@@ -107,6 +107,13 @@ pub enum Event {
     Stopped {
         at: u64,
     },
+    /// This server began serving (failover takeover or failback) in the
+    /// record's epoch; `state` is `active` or `recovering`.
+    Activated {
+        server: String,
+        state: String,
+        at: u64,
+    },
 }
 
 /// An event with its place in the history.

@@ -218,7 +218,11 @@ pub struct Ledger {
     handle_key: HandleKey,
     gate: Gate,
     next_seq: u64,
+    /// The epoch this server writes records with.
     epoch: u64,
+    /// The epoch of the last record applied (with `next_seq - 1`, it names
+    /// the history this ledger holds).
+    last_epoch: u64,
     outbox: Vec<Record>,
     woken: Vec<(WaiterId, Outcome)>,
 }
@@ -239,6 +243,7 @@ impl Ledger {
             gate: Gate::Open,
             next_seq: 1,
             epoch: 1,
+            last_epoch: 0,
             outbox: Vec::new(),
             woken: Vec::new(),
         };
@@ -281,6 +286,11 @@ impl Ledger {
         self.next_seq - 1
     }
 
+    /// The epoch of the last record applied or made (0 for none).
+    pub fn last_epoch(&self) -> u64 {
+        self.last_epoch
+    }
+
     /// Replaces the pools (licence reread). Seats already out stay out,
     /// even where a pool shrank below its use; seats whose pool is gone
     /// return with reason `licence_gone`. Queues are then served.
@@ -293,6 +303,11 @@ impl Ledger {
             .map(|(h, _)| h.clone())
             .collect();
         self.recharge();
+        if matches!(self.gate, Gate::Closed(_)) {
+            // A standby keeps them: the active server decides, and its
+            // records will say.
+            return;
+        }
         for handle in gone {
             self.release(&handle, Reason::LicenceGone, now);
         }
@@ -466,6 +481,24 @@ impl Ledger {
         }
     }
 
+    /// Takes over seats another server granted (after a partition healed):
+    /// each seat not held here is recorded as granted, under its handle,
+    /// even beyond a pool's count; new checkouts then wait until use falls
+    /// below it. Returns how many were new here.
+    pub fn adopt(&mut self, seats: &[SeatSnapshot], now: Now) -> usize {
+        let mut adopted = 0;
+        for s in seats {
+            if self.seats.contains_key(&s.grant.handle) {
+                continue;
+            }
+            let mut grant = s.grant.clone();
+            grant.lease_ms = self.lease.as_millis() as u64;
+            self.commit(Event::Grant(grant), now);
+            adopted += 1;
+        }
+        adopted
+    }
+
     /// Returns every seat whose lease (or min_checkout hold) has run out.
     pub fn expire_due(&mut self, now: Now) {
         while let Some(Reverse((at, _))) = self.deadlines.peek() {
@@ -528,13 +561,15 @@ impl Ledger {
             return false;
         }
         self.next_seq = record.seq + 1;
+        self.last_epoch = record.epoch;
         match &record.event {
             Event::Grant(grant) => self.add_seat(grant.clone(), now),
             Event::Release(ret) => self.drop_seat(&ret.handle),
             Event::Denied(_)
             | Event::Reread { .. }
             | Event::Started { .. }
-            | Event::Stopped { .. } => {}
+            | Event::Stopped { .. }
+            | Event::Activated { .. } => {}
         }
         true
     }
@@ -761,7 +796,7 @@ impl Ledger {
                 chosen = Some(i);
                 break;
             }
-            if rules == GrantRules::Checkout && waiting > 0 {
+            if rules == GrantRules::Checkout && waiting > 0 && !self.may_overtake(request, needed) {
                 continue;
             }
             if p.free() >= needed {
@@ -774,10 +809,16 @@ impl Ledger {
         }
         let Some(pool) = chosen else {
             if blocked_by_reservation {
-                return Err(Refusal::new(
-                    Code::Reserved,
-                    format!("the free seats of {feature} are reserved for others"),
-                ));
+                let usage = self.usage.get(feature).unwrap_or(&empty);
+                let rule = self.options.reserving_rule(feature, who, usage);
+                let cited = rule.as_ref().map(|r| format!(" ({r})")).unwrap_or_default();
+                return Err(Refusal {
+                    rule,
+                    ..Refusal::new(
+                        Code::Reserved,
+                        format!("the free seats of {feature} are reserved for others{cited}"),
+                    )
+                });
             }
             let message = if rules == GrantRules::Checkout && waiting > 0 {
                 format!(
@@ -823,6 +864,29 @@ impl Ledger {
         Ok(grant)
     }
 
+    /// Whether a new checkout may take `needed` seats while others wait:
+    /// only seats held back by reservations for it that no waiter could
+    /// have used (`Options::may_overtake`).
+    fn may_overtake(&self, request: &CheckoutRequest, needed: u64) -> bool {
+        let empty = FeatureUsage::default();
+        let usage = self.usage.get(&request.feature).unwrap_or(&empty);
+        let waiters = self.queues.get(&request.feature).into_iter().flatten();
+        self.options.may_overtake(
+            &request.feature,
+            Requester {
+                user: &request.user,
+                host: &request.host,
+            },
+            request.count,
+            needed,
+            usage,
+            waiters.map(|w| Requester {
+                user: &w.request.user,
+                host: &w.request.host,
+            }),
+        )
+    }
+
     // ----- views and snapshots -------------------------------------------
 
     pub fn seat(&self, handle: &str) -> Option<&Seat> {
@@ -862,7 +926,7 @@ impl Ledger {
         seats.sort_by(|a, b| a.grant.handle.cmp(&b.grant.handle));
         Snapshot {
             seq: self.last_seq(),
-            epoch: self.epoch,
+            epoch: self.last_epoch,
             seats,
         }
     }
@@ -879,6 +943,7 @@ impl Ledger {
             seat.checked_in = s.checked_in;
         }
         self.next_seq = snapshot.seq + 1;
+        self.last_epoch = snapshot.epoch;
         self.epoch = self.epoch.max(snapshot.epoch);
         self.recharge();
         self.rebuild_deadlines();

@@ -6,6 +6,7 @@
 //! - [`status`]: the status report (JSON).
 
 pub mod line;
+pub mod peer;
 pub mod reply;
 pub mod request;
 pub mod status;

@@ -76,6 +76,9 @@ pub struct ServerStatus {
     /// Journal records it has not acknowledged yet.
     #[serde(default)]
     pub lag: Option<u64>,
+    /// Round trip to it over the peer link, in milliseconds.
+    #[serde(default)]
+    pub rtt_ms: Option<u64>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -1,6 +1,8 @@
 //! One client connection: socket, buffers, session and deadlines.
 
 use super::output::Output;
+use crate::ledger::CheckoutRequest;
+use crate::licence::Version;
 use crate::protocol::MAX_LINE;
 use mio::net::TcpStream;
 use mio::Interest;
@@ -17,6 +19,27 @@ pub struct Session {
     pub client: String,
     pub user: String,
     pub host: String,
+}
+
+impl Session {
+    /// A checkout (or reclaim) by this session's client.
+    pub fn request(
+        self,
+        feature: String,
+        version: Version,
+        count: u32,
+        wait: bool,
+    ) -> CheckoutRequest {
+        CheckoutRequest {
+            feature,
+            version,
+            count,
+            user: self.user,
+            host: self.host,
+            client: self.client,
+            wait,
+        }
+    }
 }
 
 /// What the socket said when read.
@@ -92,7 +115,10 @@ impl Conn {
         while self.input.len() < MAX_INPUT {
             match self.socket.read(&mut chunk) {
                 Ok(0) => {
-                    self.readable = false;
+                    // Data and the end of the stream in one go: report the
+                    // data now, and the end on the next call (a closed
+                    // socket reads 0 again; no new readiness event comes).
+                    self.readable = total > 0;
                     return Ok(if total > 0 {
                         ReadOutcome::Data(total)
                     } else {
@@ -153,13 +179,6 @@ impl Conn {
                 None
             }
         }
-    }
-
-    /// True when no complete line is buffered.
-    pub fn input_drained(&self) -> bool {
-        !self.input[self.scanned.max(self.consumed)..].contains(&b'\n')
-            && self.input[self.consumed..].len() == self.input.len() - self.consumed
-            && self.scanned >= self.input.len()
     }
 
     fn compact(&mut self) {

@@ -5,14 +5,16 @@
 use super::admin;
 use super::conn::{Conn, Session};
 use super::licences::LicenceSource;
+use super::options::OptionsSource;
 use crate::codes::Code;
+use crate::failover::{FromWatchdog, PairStatus, ToWatchdog};
 use crate::journal::Journal;
-use crate::ledger::{
-    CheckinOutcome, CheckoutRequest, Event, Gate, Ledger, Now, Outcome, Reason, Refusal, WaiterId,
-};
+use crate::ledger::{CheckinOutcome, Event, Gate, Ledger, Now, Outcome, Reason, Refusal, WaiterId};
 use crate::licence::Served;
+use crate::protocol::peer::{HistoryMark, PeerState};
 use crate::protocol::reply::{self, Greeting};
 use crate::protocol::{Request, PROTOCOL_VERSION};
+use crossbeam_channel::{Receiver, Sender};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -38,6 +40,35 @@ pub struct Presence {
     pub active_addr: Option<String>,
 }
 
+/// The loop's end of the watchdog's channels, and what it last said.
+pub struct PairLink {
+    pub tx: Sender<ToWatchdog>,
+    pub rx: Receiver<FromWatchdog>,
+    pub state: PeerState,
+    /// Active: replies wait for the standby's acknowledgement.
+    pub wait_for_acks: bool,
+    pub acked: u64,
+    /// Standby: the durable sequence number last told to the watchdog.
+    pub durable_told: u64,
+    pub status: PairStatus,
+    pub backup_expired: bool,
+}
+
+impl PairLink {
+    pub fn new(tx: Sender<ToWatchdog>, rx: Receiver<FromWatchdog>) -> PairLink {
+        PairLink {
+            tx,
+            rx,
+            state: PeerState::Starting,
+            wait_for_acks: false,
+            acked: 0,
+            durable_told: 0,
+            status: PairStatus::default(),
+            backup_expired: false,
+        }
+    }
+}
+
 /// Take a snapshot (and truncate the journal) after this many records.
 const SNAPSHOT_EVERY: u64 = 10_000;
 
@@ -46,12 +77,26 @@ pub struct Core {
     pub journal: Journal,
     pub state_dir: PathBuf,
     pub licences: LicenceSource,
+    /// Where the options file is found; reread with the licences.
+    pub options: OptionsSource,
     pub served: Served,
     pub presence: Presence,
     pub admin_token: Option<String>,
     pub admin_token_always: bool,
     pub started: Instant,
     pub connections: usize,
+    /// The failover pair, when this server is one of two.
+    pub pair: Option<PairLink>,
+    /// Witness mode: grants are allowed until this instant, and only then.
+    pub grant_lease: Option<Instant>,
+    /// Witness mode is on (grants need a grant lease).
+    pub fenced_mode: bool,
+    /// Paused past takeover_after: no grants until the watchdog re-checked.
+    paused: bool,
+    /// When the loop last woke, to notice a pause (SIGSTOP, VM pause).
+    last_wake: Instant,
+    /// A pause longer than this may have let the other server take over.
+    pub pause_limit: std::time::Duration,
     /// Queued checkouts: waiter id -> connection key.
     waiters: HashMap<u64, usize>,
     next_waiter: u64,
@@ -73,12 +118,19 @@ impl Core {
             journal,
             state_dir,
             licences,
+            options: OptionsSource::default(),
             served,
             presence,
             admin_token: None,
             admin_token_always: false,
             started: Instant::now(),
             connections: 0,
+            pair: None,
+            grant_lease: None,
+            fenced_mode: false,
+            paused: false,
+            last_wake: Instant::now(),
+            pause_limit: std::time::Duration::from_secs(3),
             waiters: HashMap::new(),
             next_waiter: 1,
             shutdown: None,
@@ -108,9 +160,60 @@ impl Core {
         self.ledger.next_deadline()
     }
 
-    /// Replies up to this journal sequence number may be sent.
+    /// Replies up to this journal sequence number may be sent: durable
+    /// here, and acknowledged by the standby while it is in sync.
     pub fn released_seq(&mut self) -> u64 {
-        self.journal.durable_seq()
+        let durable = self.journal.durable_seq();
+        match &self.pair {
+            Some(p) if p.state.is_serving() && p.wait_for_acks => durable.min(p.acked),
+            _ => durable,
+        }
+    }
+
+    /// Called as soon as the loop wakes, before any request: a serving
+    /// member of a pair that was paused longer than takeover_after may have
+    /// been replaced meanwhile, so it grants nothing until its watchdog has
+    /// checked with the other server.
+    pub fn on_wake(&mut self, now: Now) {
+        let gap = now.mono.saturating_duration_since(self.last_wake);
+        self.last_wake = now.mono;
+        if gap < self.pause_limit || !self.serving() || self.pair.is_none() {
+            return;
+        }
+        log::warn!("the server was paused for {gap:?}: no grants until the pair is re-checked");
+        self.paused = true;
+        self.ledger.set_gate(Gate::Closed(Refusal::new(
+            Code::NotActive,
+            "this server was paused and is checking with the other server; retry shortly",
+        )));
+        self.tell_watchdog(ToWatchdog::Paused);
+    }
+
+    /// Whether this server serves clients now (always, standalone).
+    pub fn serving(&self) -> bool {
+        self.pair.as_ref().is_none_or(|p| p.state.is_serving())
+    }
+
+    /// The last record this server holds.
+    pub fn history(&self) -> HistoryMark {
+        HistoryMark {
+            seq: self.ledger.last_seq(),
+            epoch: self.ledger.last_epoch(),
+        }
+    }
+
+    /// The refusal a standby gives seat requests.
+    fn not_serving(&self) -> Refusal {
+        match &self.presence.active_addr {
+            Some(active) => Refusal::new(
+                Code::Standby,
+                format!("this server is standing by; the active server is {active}"),
+            ),
+            None => Refusal::new(
+                Code::NotActive,
+                "this server is not serving now and knows no active server; try the other one",
+            ),
+        }
     }
 
     pub fn request_shutdown(&mut self, release_seats: bool) {
@@ -150,6 +253,7 @@ impl Core {
         request: Request,
         now: Now,
     ) -> Option<String> {
+        self.refresh_gate(now.mono);
         if self.shutdown.is_some()
             && !matches!(request, Request::Status | Request::Ping | Request::Quit)
         {
@@ -179,6 +283,9 @@ impl Core {
                 )
                 .finish(),
             );
+        }
+        if needs_session && !self.serving() {
+            return Some(self.refused(&self.not_serving()));
         }
         let session = match (&conn.session, needs_session) {
             (Some(s), _) => Some(s.clone()),
@@ -232,18 +339,11 @@ impl Core {
                 count,
                 wait,
             } => {
-                let s = session.expect("checked above");
+                let request = session
+                    .expect("checked above")
+                    .request(feature, version, count, wait);
                 let waiter = self.next_waiter;
                 self.next_waiter += 1;
-                let request = CheckoutRequest {
-                    feature,
-                    version,
-                    count,
-                    user: s.user,
-                    host: s.host,
-                    client: s.client,
-                    wait,
-                };
                 match self.ledger.checkout(request, WaiterId(waiter), now) {
                     Outcome::Granted(grant) => reply::granted(reply::ok(), &grant).finish(),
                     Outcome::Queued { position } => {
@@ -271,16 +371,9 @@ impl Core {
                 version,
                 count,
             } => {
-                let s = session.expect("checked above");
-                let request = CheckoutRequest {
-                    feature,
-                    version,
-                    count,
-                    user: s.user,
-                    host: s.host,
-                    client: s.client,
-                    wait: false,
-                };
+                let request = session
+                    .expect("checked above")
+                    .request(feature, version, count, false);
                 match self.ledger.reclaim(&handle, &request, now) {
                     Outcome::Granted(grant) => reply::granted(reply::ok(), &grant).finish(),
                     Outcome::Denied(refusal) => self.refused(&refusal),
@@ -313,12 +406,17 @@ impl Core {
                 Err(refusal) => self.refused(&refusal),
             },
             Request::Reread => match self.reread(now) {
-                Ok(pools) => reply::ok().field("pools", pools).finish(),
-                Err(e) => reply::err(
-                    Code::Internal,
-                    &format!("reread failed, still serving the previous licences: {e}"),
-                )
-                .finish(),
+                Ok(pools) => reply::ok()
+                    .field("pools", pools)
+                    .field_opt("options", self.options.in_use.as_ref().map(|p| p.display()))
+                    .finish(),
+                Err(e) => {
+                    let why = format!(
+                        "reread failed, still serving the previous licences and options: {e}"
+                    );
+                    log::error!("{why} (asked by {})", conn.peer);
+                    reply::err(Code::Internal, &why).finish()
+                }
             },
             Request::Down { release } => {
                 log::info!(
@@ -344,25 +442,34 @@ impl Core {
 
     fn refused(&self, refusal: &Refusal) -> String {
         let mut line = reply::refused(refusal);
-        if refusal.code == Code::Standby {
+        if matches!(refusal.code, Code::Standby | Code::NotActive) {
             line = line.field_opt("active", self.presence.active_addr.as_ref());
         }
         line.finish()
     }
 
-    /// Rereads licences (and options); returns the number of pools served.
+    /// Rereads licences and options; returns the number of pools served.
+    /// Either both are replaced or, when either fails to load, neither.
+    /// New options apply to checkouts from now on; seats out stay out.
     pub fn reread(&mut self, now: Now) -> Result<usize, String> {
         let served = self.licences.load()?;
+        let options = self.options.load(&served)?;
         let pools = served.pools.len();
+        // Options first: the queues served by set_pools obey the new ones.
+        self.ledger.set_options(options);
         self.ledger.set_pools(served.pools.clone(), now);
         self.served = served;
-        self.ledger.commit(
-            Event::Reread {
-                pools,
-                at: now.unix,
-            },
-            now,
-        );
+        // A standby makes no records: the active server's say.
+        if self.serving() {
+            self.ledger.commit(
+                Event::Reread {
+                    pools,
+                    at: now.unix,
+                },
+                now,
+            );
+        }
+        self.tell_watchdog(ToWatchdog::Digest(self.digest()));
         log::info!("reread: serving {pools} pool(s)");
         Ok(pools)
     }
@@ -370,7 +477,9 @@ impl Core {
     /// Housekeeping after the requests of an iteration: expiries, queued
     /// checkouts decided, records to storage.
     pub fn after_requests(&mut self, now: Now, effects: &mut Effects) {
-        if self.ledger.gate() == &Gate::Open {
+        self.drain_watchdog(now, effects);
+        self.refresh_gate(now.mono);
+        if self.serving() && !matches!(self.ledger.gate(), Gate::Closed(_)) {
             self.ledger.expire_due(now);
         }
         for (WaiterId(id), outcome) in self.ledger.take_woken() {
@@ -390,12 +499,15 @@ impl Core {
         if self.shutdown.is_some() {
             self.refuse_waiters(effects);
         }
-        let records = self.ledger.take_records();
-        if !records.is_empty() {
-            self.records_since_snapshot += records.len() as u64;
-            self.journal.append(records);
+        self.flush_records();
+        if let Some(p) = &mut self.pair {
+            let durable = self.journal.durable_seq();
+            if durable > p.durable_told {
+                p.durable_told = durable;
+                let _ = p.tx.send(ToWatchdog::Durable(durable));
+            }
         }
-        if self.records_since_snapshot >= SNAPSHOT_EVERY {
+        if self.records_since_snapshot >= SNAPSHOT_EVERY && self.serving() {
             self.records_since_snapshot = 0;
             self.journal.snapshot(self.ledger.snapshot(now));
         }
@@ -407,6 +519,241 @@ impl Core {
                     format!("the server cannot record seats: {failure}"),
                 )));
             }
+        }
+    }
+
+    /// Digest of what this server serves (pools and options): the two
+    /// servers of a pair compare them.
+    pub fn digest(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut pools: Vec<String> = self
+            .served
+            .pools
+            .iter()
+            .map(|p| serde_json::to_string(p).expect("pools serialise"))
+            .collect();
+        pools.sort();
+        let mut hash = Sha256::new();
+        for p in &pools {
+            hash.update(p.as_bytes());
+            hash.update(b"\n");
+        }
+        hash.update(self.options.text.as_bytes());
+        hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// Hands the records made so far to the journal (and the watchdog).
+    fn flush_records(&mut self) {
+        let records = self.ledger.take_records();
+        if records.is_empty() {
+            return;
+        }
+        self.records_since_snapshot += records.len() as u64;
+        if let Some(p) = &self.pair {
+            let _ = p.tx.send(ToWatchdog::Records(records.clone()));
+        }
+        self.journal.append(records);
+    }
+
+    fn tell_watchdog(&self, msg: ToWatchdog) {
+        if let Some(p) = &self.pair {
+            let _ = p.tx.send(msg);
+        }
+    }
+
+    fn drain_watchdog(&mut self, now: Now, effects: &mut Effects) {
+        let Some(pair) = &self.pair else { return };
+        let messages: Vec<FromWatchdog> = pair.rx.try_iter().collect();
+        for msg in messages {
+            self.on_watchdog(msg, now, effects);
+        }
+    }
+
+    fn on_watchdog(&mut self, msg: FromWatchdog, now: Now, effects: &mut Effects) {
+        match msg {
+            FromWatchdog::Role {
+                state,
+                epoch,
+                active,
+            } => self.take_role(state, epoch, active, now, effects),
+            FromWatchdog::Apply(records) => {
+                for r in &records {
+                    self.ledger.apply(r, now);
+                }
+                self.journal.append(records);
+            }
+            FromWatchdog::Reset(snapshot) => {
+                self.ledger.restore(&snapshot, now);
+                if let Some(p) = &mut self.pair {
+                    p.durable_told = 0;
+                }
+                self.journal.reset(snapshot);
+            }
+            FromWatchdog::Standby {
+                wait_for_acks,
+                acked,
+            } => {
+                let Some(p) = &mut self.pair else { return };
+                let starts_waiting = wait_for_acks && !p.wait_for_acks;
+                p.wait_for_acks = wait_for_acks;
+                p.acked = acked;
+                if starts_waiting {
+                    // Records made from now on are answered only once
+                    // acknowledged; the watchdog clears a stale record
+                    // at the witness once the standby has these.
+                    let from = self.ledger.last_seq();
+                    self.tell_watchdog(ToWatchdog::HoldingFrom(from));
+                }
+            }
+            FromWatchdog::SendSnapshot => {
+                self.flush_records();
+                let snapshot = self.ledger.snapshot(now);
+                self.tell_watchdog(ToWatchdog::Snapshot(snapshot));
+            }
+            FromWatchdog::StopGranting { active } => {
+                self.stop_serving(active, effects);
+                self.flush_records();
+                self.tell_watchdog(ToWatchdog::StoppedGranting(self.history()));
+            }
+            FromWatchdog::StepDown { active } => {
+                self.stop_serving(active, effects);
+                self.flush_records();
+                let seats = self.ledger.snapshot(now).seats;
+                self.tell_watchdog(ToWatchdog::Seats(seats));
+            }
+            FromWatchdog::Merge(seats) => {
+                let adopted = self.ledger.adopt(&seats, now);
+                log::warn!(
+                    "honouring {adopted} seat(s) the other server granted while the pair was split"
+                );
+            }
+            FromWatchdog::BackupExpired(expired) => {
+                if let Some(p) = &mut self.pair {
+                    p.backup_expired = expired;
+                }
+                if self.serving() {
+                    self.ledger.set_gate(self.serving_gate());
+                }
+            }
+            FromWatchdog::GrantLease(until) => {
+                self.grant_lease = Some(until);
+            }
+            FromWatchdog::Status(status) => {
+                self.presence.peer_addr = status.advertise_peer.clone();
+                if let Some(p) = &mut self.pair {
+                    p.status = status;
+                }
+            }
+        }
+    }
+
+    /// True when witness mode forbids granting now: no grant lease, or it
+    /// ran out (checked on the monotonic clock before every grant).
+    fn fenced(&self, now: Instant) -> bool {
+        self.fenced_mode && self.grant_lease.is_none_or(|until| now >= until)
+    }
+
+    /// Sets the ledger's gate for this moment: called before every request
+    /// and before the loop's own grants (queued checkouts).
+    fn refresh_gate(&mut self, now: Instant) {
+        if self.pair.is_none() || !self.serving() || self.paused {
+            return;
+        }
+        let gate = self.serving_gate_at(now);
+        if *self.ledger.gate() != gate {
+            self.ledger.set_gate(gate);
+        }
+    }
+
+    /// The gate of a serving server in its current state.
+    fn serving_gate(&self) -> Gate {
+        self.serving_gate_at(Instant::now())
+    }
+
+    fn serving_gate_at(&self, now: Instant) -> Gate {
+        if self.fenced(now) {
+            return Gate::Closed(Refusal::new(
+                Code::NotActive,
+                "this server cannot confirm it is still the active one (no grant lease: the other server and the witness are out of reach); retry shortly",
+            ));
+        }
+        match &self.pair {
+            Some(p) if p.state == PeerState::Recovering => Gate::ReclaimOnly(Refusal::new(
+                Code::Recovering,
+                "this server just took over and honours reclaims only until its recovery period ends; retry shortly",
+            )),
+            Some(p) if p.backup_expired => Gate::ReclaimOnly(Refusal::new(
+                Code::BackupExpired,
+                "this backup has served alone past backup_max_days; new checkouts are refused until the primary returns",
+            )),
+            _ => Gate::Open,
+        }
+    }
+
+    /// Applies a role decision of the watchdog.
+    fn take_role(
+        &mut self,
+        state: PeerState,
+        epoch: u64,
+        active: Option<String>,
+        now: Now,
+        effects: &mut Effects,
+    ) {
+        let was_serving = self.serving();
+        let previous = self.pair.as_ref().map(|p| p.state);
+        if let Some(p) = &mut self.pair {
+            p.state = state;
+        }
+        self.presence.state = state.as_str().to_string();
+        if state.is_serving() {
+            if !was_serving {
+                // Witness mode holds answers for the standby until the
+                // witness records it stale; the watchdog says when.
+                let fenced_mode = self.fenced_mode;
+                if let Some(p) = &mut self.pair {
+                    p.wait_for_acks = fenced_mode;
+                    p.acked = 0;
+                }
+            }
+            self.paused = false;
+            self.presence.active_addr = None;
+            self.ledger.set_epoch(epoch);
+            if !was_serving {
+                // Clients could not heartbeat while nobody served.
+                self.ledger.grant_grace(now);
+            }
+            self.ledger.set_gate(self.serving_gate());
+            if previous != Some(state) {
+                self.ledger.commit(
+                    Event::Activated {
+                        server: self.presence.server.clone(),
+                        state: state.as_str().to_string(),
+                        at: now.unix,
+                    },
+                    now,
+                );
+            }
+        } else if was_serving {
+            self.stop_serving(active, effects);
+        } else {
+            self.presence.active_addr = active;
+            self.ledger.set_gate(Gate::Closed(self.not_serving()));
+        }
+    }
+
+    /// Stops granting; tells every client where the active server is.
+    fn stop_serving(&mut self, active: Option<String>, effects: &mut Effects) {
+        self.presence.active_addr = active.clone();
+        if let Some(p) = &mut self.pair {
+            p.wait_for_acks = false;
+            if p.state.is_serving() {
+                p.state = PeerState::Syncing;
+                self.presence.state = p.state.as_str().to_string();
+            }
+        }
+        self.ledger.set_gate(Gate::Closed(self.not_serving()));
+        if let Some(active) = active {
+            effects.broadcast = Some(reply::push_moved(&active).finish());
         }
     }
 
@@ -441,10 +788,13 @@ impl Core {
                 let _ = self.ledger.remove(&handle, Reason::Shutdown, now);
             }
         }
-        self.ledger.commit(Event::Stopped { at: now.unix }, now);
-        let records = self.ledger.take_records();
-        self.journal.append(records);
-        self.journal.snapshot(self.ledger.snapshot(now));
+        if self.serving() {
+            self.ledger.commit(Event::Stopped { at: now.unix }, now);
+            self.flush_records();
+            self.journal.snapshot(self.ledger.snapshot(now));
+        }
+        // Dropping the watchdog's channel ends its thread.
+        self.pair = None;
         self.journal
             .close()
             .map_err(|e| format!("closing the journal: {e}"))?;

@@ -57,6 +57,9 @@ pub struct EventLoop {
     dirty: Vec<usize>,
     last_sweep: Instant,
     draining_since: Option<Instant>,
+    /// An accept failed (out of file descriptors): connections wait in
+    /// the backlog, and no new readiness event comes for them.
+    accept_stalled: bool,
 }
 
 impl EventLoop {
@@ -87,6 +90,7 @@ impl EventLoop {
             dirty: Vec::new(),
             last_sweep: Instant::now(),
             draining_since: None,
+            accept_stalled: false,
         })
     }
 
@@ -107,6 +111,7 @@ impl EventLoop {
                 return Err(format!("poll failed: {e}"));
             }
             let now = Now::current();
+            self.core.on_wake(now);
             for event in events.iter() {
                 match event.token() {
                     WAKER => {}
@@ -141,7 +146,9 @@ impl EventLoop {
                 SIGHUP => {
                     log::info!("SIGHUP: rereading licences and options");
                     if let Err(e) = self.core.reread(now) {
-                        log::error!("reread failed, still serving the previous licences: {e}");
+                        log::error!(
+                            "reread failed, still serving the previous licences and options: {e}"
+                        );
                     }
                 }
                 _ => {
@@ -156,11 +163,18 @@ impl EventLoop {
         loop {
             let (socket, peer) = match self.listeners[listener].accept() {
                 Ok(pair) => pair,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.accept_stalled = false;
+                    return;
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    // EMFILE and friends: log and try again on the next event.
-                    log::warn!("accept failed: {e}");
+                    // EMFILE and friends: end_of_iteration tries again
+                    // (readiness is edge-triggered: no new event would come).
+                    if !self.accept_stalled {
+                        log::warn!("accept failed: {e}; retrying as connections close");
+                    }
+                    self.accept_stalled = true;
                     return;
                 }
             };
@@ -203,6 +217,7 @@ impl EventLoop {
         }
         conn.output.push(self.core.greeting().as_bytes(), None);
         entry.insert(conn);
+        self.core.connections = self.conns.len();
         self.dirty.push(key);
         self.service(key, now);
     }
@@ -285,6 +300,11 @@ impl EventLoop {
     }
 
     fn end_of_iteration(&mut self, now: Now) {
+        if self.accept_stalled && self.draining_since.is_none() {
+            for listener in 0..self.listeners.len() {
+                self.accept(listener, now);
+            }
+        }
         let mut effects = Effects::default();
         self.core.after_requests(now, &mut effects);
         for (conn_key, text, wait_for) in effects.pushes {
@@ -362,6 +382,7 @@ impl EventLoop {
 
     fn close(&mut self, key: usize) {
         if let Some(mut conn) = self.conns.try_remove(key) {
+            self.core.connections = self.conns.len();
             let _ = deregister(self.poll.registry(), &mut conn.socket);
             self.core.connection_closed(&conn);
         }

@@ -11,18 +11,25 @@ pub mod conn;
 pub mod core;
 pub mod event_loop;
 pub mod licences;
+pub mod options;
 pub mod output;
 pub mod status;
 
+use crate::codes::Code;
 use crate::config::{Config, Role};
+use crate::failover::{watchdog, PairSettings};
 use crate::journal;
 use crate::ledger::{Event, HandleKey, Ledger, Now};
+use crate::ledger::{Gate, Refusal};
 use crate::licence::Side;
+use crate::protocol::peer::PeerState;
+use core::PairLink;
 use core::{Core, Presence};
 use event_loop::{EventLoop, LoopSettings};
 use licences::LicenceSource;
 use mio::net::TcpListener;
 use mio::Poll;
+use options::OptionsSource;
 use std::io::Write;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
@@ -32,6 +39,9 @@ pub const DEFAULT_PORT: u16 = 27000;
 
 /// Starts the server and serves until it is shut down.
 pub fn run(config: Config) -> Result<(), String> {
+    if config.role == Role::Witness {
+        return crate::failover::witness::run(&config);
+    }
     let side = if config.role == Role::Backup {
         Side::Backup
     } else {
@@ -39,15 +49,28 @@ pub fn run(config: Config) -> Result<(), String> {
     };
     let licences = LicenceSource::from_config(&config, side)?;
     let served = licences.load()?;
+    let mut options = OptionsSource::from_config(&config);
+    let policy = options.load(&served)?;
     let now = Now::current();
 
     let (state_dir, _lock) = open_state_dir(&config)?;
-    let handle_key = load_or_create_handle_key(&state_dir)?;
+    // A pair shares its handle key (derived from the peer secret), so each
+    // server can verify the other's handles; a lone server keeps its own.
+    let handle_key = match (&config.role, &config.peer_secret_file) {
+        (Role::Primary | Role::Backup, Some(path)) => pair_handle_key(&read_secret(path)?),
+        _ => load_or_create_handle_key(&state_dir)?,
+    };
     let recovered = journal::recover(&state_dir).map_err(|e| e.to_string())?;
     if let Some(cut) = &recovered.cut {
         log::warn!("journal: {cut}");
     }
+    match crate::report::catch_up(&state_dir, &recovered.records) {
+        Ok(0) => {}
+        Ok(n) => log::info!("report log: wrote {n} line(s) a crash had kept from it"),
+        Err(e) => log::error!("report log: catching up after a crash failed: {e}"),
+    }
     let mut ledger = Ledger::new(served.pools.clone(), config.lease, handle_key);
+    ledger.set_options(policy);
     if let Some(snapshot) = &recovered.snapshot {
         ledger.restore(snapshot, now);
     }
@@ -82,6 +105,7 @@ pub fn run(config: Config) -> Result<(), String> {
 
     let poll = Poll::new().map_err(|e| format!("poll: {e}"))?;
     let waker = EventLoop::waker(&poll).map_err(|e| format!("waker: {e}"))?;
+    let waker_for_watchdog = waker.clone();
     let journal = journal::Journal::start(
         &state_dir,
         recovered.last_seq(),
@@ -102,6 +126,14 @@ pub fn run(config: Config) -> Result<(), String> {
                 .map_or_else(|| f.server.name.clone(), |l| l.name.clone()),
         })
         .unwrap_or_default();
+    // The other server's client address from the licence, until it says.
+    let peer_client_addr = served.files.first().and_then(|f| {
+        let line = match side {
+            Side::Primary => f.failover.as_ref()?,
+            Side::Backup => &f.server,
+        };
+        line.port.map(|port| format!("{}:{port}", line.name))
+    });
     let presence = Presence {
         role: config.role.as_str().to_string(),
         state: "active".into(),
@@ -109,6 +141,11 @@ pub fn run(config: Config) -> Result<(), String> {
         peer_addr: None,
         active_addr: None,
     };
+    let start_mark = crate::protocol::peer::HistoryMark {
+        seq: ledger.last_seq(),
+        epoch: ledger.last_epoch(),
+    };
+    let start_epoch = ledger.last_epoch();
     let mut core = Core::new(
         ledger,
         journal,
@@ -121,14 +158,50 @@ pub fn run(config: Config) -> Result<(), String> {
         core.admin_token = Some(admin::read_token(path)?);
     }
     core.admin_token_always = config.admin_token_always;
-    core.ledger.commit(Event::Started { at: now.unix }, now);
+    core.options = options;
+    if matches!(config.role, Role::Primary | Role::Backup) {
+        let (mut settings, listener) = pair_settings(&config, &local)?;
+        settings.peer_client_addr = peer_client_addr;
+        let peer_addr = listener
+            .local_addr()
+            .map_err(|e| format!("peer port: {e}"))?;
+        let (to_watchdog, from_loop) = crossbeam_channel::unbounded();
+        let (to_loop, from_watchdog) = crossbeam_channel::unbounded();
+        core.presence.state = PeerState::Starting.as_str().to_string();
+        core.presence.peer_addr = settings.peer_client_addr.clone();
+        core.ledger.set_gate(Gate::Closed(Refusal::new(
+            Code::NotActive,
+            "this server is starting and looking for the other server of its pair",
+        )));
+        core.pair = Some(PairLink::new(to_watchdog, from_watchdog));
+        core.pause_limit = config.takeover_after;
+        core.fenced_mode = config.witness.is_some();
+        watchdog::spawn(
+            settings,
+            listener,
+            watchdog::Start {
+                last: start_mark,
+                epoch: start_epoch,
+                digest: core.digest(),
+            },
+            watchdog::LoopPort {
+                to_loop,
+                from_loop,
+                waker: waker_for_watchdog,
+            },
+        )
+        .map_err(|e| format!("watchdog thread: {e}"))?;
+        println!("floatd peer link on {peer_addr}");
+    } else {
+        core.ledger.commit(Event::Started { at: now.unix }, now);
+    }
 
     let event_loop = EventLoop::new(
         poll,
         listeners,
         core,
         LoopSettings {
-            max_connections: config.max_connections,
+            max_connections: connection_cap(config.max_connections),
             idle_timeout: config.idle_timeout,
         },
     )
@@ -140,6 +213,109 @@ pub fn run(config: Config) -> Result<(), String> {
         let _ = std::fs::remove_dir_all(&state_dir);
     }
     Ok(())
+}
+
+/// The pair's settings and the bound peer listener.
+fn pair_settings(
+    config: &Config,
+    local: &SocketAddr,
+) -> Result<(PairSettings, std::net::TcpListener), String> {
+    let secret_path = config
+        .peer_secret_file
+        .as_ref()
+        .ok_or("a failover pair needs --peer-secret-file")?;
+    let secret = read_secret(secret_path)?;
+    let peer = config
+        .peer
+        .clone()
+        .ok_or("a failover pair needs --peer HOST:PORT")?;
+    let listen = match &config.peer_listen {
+        Some(addr) => addr.clone(),
+        None => format!("{}:{}", config.bind, local.port().wrapping_add(1)),
+    };
+    let listener = std::net::TcpListener::bind(&listen)
+        .map_err(|e| format!("cannot listen for the peer on {listen}: {e}"))?;
+    Ok((
+        PairSettings {
+            role: config.role,
+            peer,
+            secret,
+            client_addr: advertised_addr(config, local),
+            peer_client_addr: None,
+            ping_interval: config.ping_interval,
+            takeover_after: config.takeover_after,
+            sync_timeout: config.sync_timeout,
+            lease: config.lease,
+            backup_max: config.backup_max,
+            backup_lost_after: config.backup_lost_after,
+            witness: config.witness.clone(),
+            fence_after: config.fence_after,
+        },
+        listener,
+    ))
+}
+
+/// The address clients should use for this server.
+fn advertised_addr(config: &Config, local: &SocketAddr) -> String {
+    if let Some(a) = &config.advertise {
+        return a.clone();
+    }
+    if local.ip().is_unspecified() {
+        let host = crate::client::Identity::from_environment().host;
+        return format!("{host}:{}", local.port());
+    }
+    local.to_string()
+}
+
+/// Reads the peer link's shared secret: the file's first line, trimmed.
+pub fn read_secret(path: &Path) -> Result<Vec<u8>, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("peer secret file {}: {e}", path.display()))?;
+    let secret = text.lines().next().unwrap_or("").trim();
+    if secret.len() < 16 {
+        return Err(format!(
+            "peer secret file {}: the secret must be at least 16 characters (e.g. `head -c 32 /dev/urandom | base64`)",
+            path.display()
+        ));
+    }
+    Ok(secret.as_bytes().to_vec())
+}
+
+/// File descriptors kept for everything but client connections: std
+/// streams, poll, waker, signals, listeners, journal, snapshot, report log,
+/// lock, peer link, and the one that refuses a connection past the cap.
+const RESERVED_FDS: usize = 64;
+
+/// The connection cap that fits this process's open-file limit. Past the
+/// limit, accept fails and clients wait with no answer; under the cap they
+/// get `ERR BUSY` at once.
+fn connection_cap(configured: usize) -> usize {
+    let Some(limit) = open_file_limit() else {
+        return configured;
+    };
+    let room = limit
+        .saturating_sub(RESERVED_FDS + event_loop::ADMIN_SLOTS)
+        .max(1);
+    if configured <= room {
+        return configured;
+    }
+    log::warn!(
+        "max_connections {configured} does not fit the open-file limit {limit}: \
+         serving at most {room} connections; raise the limit (LimitNOFILE= in the \
+         systemd unit, ulimit -n) to serve more"
+    );
+    room
+}
+
+/// The soft limit on open files (RLIMIT_NOFILE), where /proc tells it.
+fn open_file_limit() -> Option<usize> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line["Max open files".len()..]
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// Tells the operator (and scripts and tests, on stdout) where we listen.
@@ -172,24 +348,28 @@ fn bind(addr: &str, port: u16) -> Result<TcpListener, String> {
         .map_err(|e| format!("bind address {addr}: {e}"))?
         .next()
         .ok_or_else(|| format!("bind address {addr} resolves to nothing"))?;
-    listen(sockaddr).map_err(|e| format!("cannot listen on {sockaddr}: {e}"))
+    listen(sockaddr, LISTEN_BACKLOG).map_err(|e| format!("cannot listen on {sockaddr}: {e}"))
 }
 
-/// Connections the kernel queues for `accept` (it caps this at
-/// `net.core.somaxconn`, 4096 by default). std and mio listen with 128,
-/// which a reconnect storm overflows: 10,000 clients coming back after a
-/// failover or restart. Dropped SYNs are retried by the clients' kernels
-/// only after 1 s, then 3 s, then 7 s: seconds added to the gap they see.
+/// Connections the kernel may hold completed for us before we accept them.
+/// std and mio use 128: a burst of reconnects (every client of a failed
+/// server at once) overflows that, and each dropped SYN costs its client a
+/// retransmit of 1 s, then 3 s, 7 s... The kernel caps it at somaxconn.
 const LISTEN_BACKLOG: i32 = 4096;
 
-/// `TcpListener::bind` with a deep backlog (see [`LISTEN_BACKLOG`]).
-fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+/// A non-blocking listener like `TcpListener::bind` (address reuse on), but
+/// with our backlog.
+fn listen(sockaddr: SocketAddr, backlog: i32) -> std::io::Result<TcpListener> {
     use socket2::{Domain, Protocol, Socket, Type};
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    let socket = Socket::new(
+        Domain::for_address(sockaddr),
+        Type::STREAM,
+        Some(Protocol::TCP),
+    )?;
     socket.set_reuse_address(true)?;
     socket.set_nonblocking(true)?;
-    socket.bind(&addr.into())?;
-    socket.listen(LISTEN_BACKLOG)?;
+    socket.bind(&sockaddr.into())?;
+    socket.listen(backlog)?;
     Ok(TcpListener::from_std(socket.into()))
 }
 
@@ -278,6 +458,15 @@ fn load_or_create_handle_key(dir: &Path) -> Result<HandleKey, String> {
         }
         Err(e) => Err(format!("{}: {e}", path.display())),
     }
+}
+
+/// The handle key of a pair: an HMAC of a fixed label under the peer
+/// secret, so both servers hold it and it never travels.
+fn pair_handle_key(secret: &[u8]) -> HandleKey {
+    use hmac::{Hmac, KeyInit, Mac};
+    let mut mac = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(secret).expect("any key length");
+    mac.update(b"floatd-handle-key-v1");
+    HandleKey::from_bytes(mac.finalize().into_bytes().into())
 }
 
 /// Writes a file readable by its owner only, atomically.

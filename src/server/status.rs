@@ -51,6 +51,13 @@ pub fn build(core: &Core, now: Now) -> StatusReport {
             .sort_by(|a, b| b.age_secs.cmp(&a.age_secs).then(a.handle.cmp(&b.handle)));
     }
     let mut alerts = Vec::new();
+    let (servers, witness) = match &core.pair {
+        Some(p) => {
+            alerts.extend(p.status.alerts.iter().cloned());
+            (p.status.servers.clone(), p.status.witness.clone())
+        }
+        None => (Vec::new(), None),
+    };
     if let Some(failure) = core.journal.failure() {
         alerts.push(format!("journal failure: {failure}"));
     }
@@ -64,8 +71,8 @@ pub fn build(core: &Core, now: Now) -> StatusReport {
         connections: core.connections,
         seq: core.ledger.last_seq(),
         features,
-        servers: Vec::new(),
-        witness: None,
+        servers,
+        witness,
         alerts,
     }
 }
