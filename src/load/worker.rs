@@ -821,6 +821,15 @@ pub fn run(spec: WorkerSpec) {
             }
         }
         if !ctx.draining && now >= ctx.deadline {
+            // Connections a server never greeted (or answered HELLO on) by
+            // the end are failures too, though they did not time out yet.
+            for c in &conns {
+                match c.phase {
+                    Phase::Connecting | Phase::Greeting => ctx.counts.error("NO_GREETING"),
+                    Phase::Hello => ctx.counts.error("NO_HELLO_REPLY"),
+                    _ => {}
+                }
+            }
             ctx.draining = true;
             for c in &conns {
                 held_at_end += c
