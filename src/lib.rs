@@ -14,6 +14,7 @@
 //! - [`config`]: flags and the TOML config file.
 //! - [`net`]: host name resolution that works in the static build.
 //! - [`ctl`]: the `floatctl` commands.
+//! - [`load`]: the `floatd-load` load generator.
 #![forbid(unsafe_code)]
 
 pub mod civil;
@@ -25,6 +26,7 @@ pub mod failover;
 pub mod journal;
 pub mod ledger;
 pub mod licence;
+pub mod load;
 pub mod net;
 pub mod protocol;
 pub mod report;

@@ -1,4 +1,6 @@
+//! `floatd-load`: the load generator. See `floatd-load --help` and
+//! docs/BENCHMARKS.md.
+
 fn main() {
-    eprintln!("floatd-load: not yet");
-    std::process::exit(2);
+    std::process::exit(floatd::load::main(std::env::args_os().skip(1).collect()));
 }

@@ -30,30 +30,58 @@ pub struct HandleClaim<'a> {
     pub client: &'a str,
 }
 
+/// Handle ids drawn from the OS per `getrandom` call (one syscall per
+/// this many grants instead of one per grant).
+const IDS_PER_FILL: usize = 32;
+
 /// The secret key that makes handles self-certifying.
-#[derive(Clone)]
-pub struct HandleKey([u8; 32]);
+pub struct HandleKey {
+    key: [u8; 32],
+    /// The HMAC keyed once (its inner and outer pads hashed), cloned for
+    /// every tag instead of re-keyed.
+    keyed: Hmac<Sha256>,
+    /// OS randomness fetched in bulk for handle ids; `used` bytes are spent.
+    random: [u8; ID_BYTES * IDS_PER_FILL],
+    used: usize,
+}
+
+/// A clone starts with no random bytes of its own: two copies must never
+/// hand out the same ids.
+impl Clone for HandleKey {
+    fn clone(&self) -> HandleKey {
+        HandleKey::from_bytes(self.key)
+    }
+}
 
 impl HandleKey {
     pub fn from_bytes(bytes: [u8; 32]) -> HandleKey {
-        HandleKey(bytes)
+        HandleKey {
+            key: bytes,
+            keyed: <Hmac<Sha256> as KeyInit>::new_from_slice(&bytes).expect("any key length"),
+            random: [0; ID_BYTES * IDS_PER_FILL],
+            used: ID_BYTES * IDS_PER_FILL,
+        }
     }
 
     /// A fresh random key.
     pub fn random() -> std::io::Result<HandleKey> {
         let mut key = [0u8; 32];
         getrandom::fill(&mut key).map_err(std::io::Error::other)?;
-        Ok(HandleKey(key))
+        Ok(HandleKey::from_bytes(key))
     }
 
     pub fn as_bytes(&self) -> &[u8; 32] {
-        &self.0
+        &self.key
     }
 
     /// Issues a new handle for a grant.
-    pub fn issue(&self, claim: &HandleClaim) -> std::io::Result<String> {
-        let mut id = [0u8; ID_BYTES];
-        getrandom::fill(&mut id).map_err(std::io::Error::other)?;
+    pub fn issue(&mut self, claim: &HandleClaim) -> std::io::Result<String> {
+        if self.used == self.random.len() {
+            getrandom::fill(&mut self.random).map_err(std::io::Error::other)?;
+            self.used = 0;
+        }
+        let id = &self.random[self.used..self.used + ID_BYTES];
+        self.used += ID_BYTES;
         let id = URL_SAFE_NO_PAD.encode(id);
         let tag = URL_SAFE_NO_PAD.encode(self.tag(&id, claim));
         Ok(format!("{id}.{tag}"))
@@ -76,7 +104,7 @@ impl HandleKey {
     }
 
     fn mac(&self, id: &str, claim: &HandleClaim) -> Hmac<Sha256> {
-        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.0).expect("any key length");
+        let mut mac = self.keyed.clone();
         let count = claim.count.to_string();
         for part in [
             "floatd-handle-v1",
@@ -120,7 +148,7 @@ mod tests {
 
     #[test]
     fn a_handle_verifies_only_for_its_own_grant_and_key() {
-        let key = HandleKey::from_bytes([7; 32]);
+        let mut key = HandleKey::from_bytes([7; 32]);
         let handle = key.issue(&claim()).unwrap();
         assert!(handle.len() <= MAX_HANDLE_LEN);
         assert!(key.verify(&handle, &claim()));
@@ -140,5 +168,17 @@ mod tests {
         let mut tampered = handle.clone();
         tampered.replace_range(0..1, if handle.starts_with('A') { "B" } else { "A" });
         assert!(!key.verify(&tampered, &claim()));
+    }
+
+    #[test]
+    fn ids_stay_distinct_across_refills_of_the_random_pool() {
+        let mut key = HandleKey::from_bytes([9; 32]);
+        let ids: std::collections::HashSet<String> = (0..IDS_PER_FILL * 3 + 1)
+            .map(|_| key.issue(&claim()).unwrap())
+            .collect();
+        assert_eq!(ids.len(), IDS_PER_FILL * 3 + 1);
+        assert!(ids.iter().all(|h| key.verify(h, &claim())));
+        let mut copy = key.clone();
+        assert_ne!(copy.issue(&claim()).unwrap(), key.issue(&claim()).unwrap());
     }
 }
