@@ -544,15 +544,24 @@ impl Writer {
         (self.wake)();
     }
 
-    fn try_write_snapshot(&mut self, snapshot: &Snapshot) -> io::Result<()> {
-        let bytes = codec::encode_snapshot(snapshot);
+    /// Writes `snapshot` to `snapshot.tmp` and fsyncs it; returns its path.
+    fn write_snapshot_tmp(&self, snapshot: &Snapshot) -> io::Result<PathBuf> {
         let tmp = self.dir.join(SNAPSHOT_TMP_FILE);
         let mut file = File::create(&tmp)?;
-        file.write_all(&bytes)?;
+        file.write_all(&codec::encode_snapshot(snapshot))?;
         file.sync_all()?;
-        drop(file);
-        fs::rename(&tmp, self.dir.join(SNAPSHOT_FILE))?;
-        sync_dir(&self.dir)?;
+        Ok(tmp)
+    }
+
+    /// Moves a written `snapshot.tmp` over `snapshot`, durably.
+    fn install_snapshot(&self, tmp: &Path) -> io::Result<()> {
+        fs::rename(tmp, self.dir.join(SNAPSHOT_FILE))?;
+        sync_dir(&self.dir)
+    }
+
+    fn try_write_snapshot(&mut self, snapshot: &Snapshot) -> io::Result<()> {
+        let tmp = self.write_snapshot_tmp(snapshot)?;
+        self.install_snapshot(&tmp)?;
         if snapshot.seq < self.last_seq {
             log::warn!(
                 "journal: snapshot at seq {} is older than the journal (seq {}); \
@@ -582,19 +591,13 @@ impl Writer {
     }
 
     fn try_reset(&mut self, snapshot: &Snapshot) -> io::Result<()> {
-        let bytes = codec::encode_snapshot(snapshot);
-        let tmp = self.dir.join(SNAPSHOT_TMP_FILE);
-        let mut file = File::create(&tmp)?;
-        file.write_all(&bytes)?;
-        file.sync_all()?;
-        drop(file);
+        let tmp = self.write_snapshot_tmp(snapshot)?;
         // Truncate first: a crash between the two leaves the old snapshot
         // with an empty journal (a consistent older state), never the new
         // snapshot with records of the old history after it.
         self.file.set_len(JOURNAL_HEADER.len() as u64)?;
         self.file.sync_data()?;
-        fs::rename(&tmp, self.dir.join(SNAPSHOT_FILE))?;
-        sync_dir(&self.dir)?;
+        self.install_snapshot(&tmp)?;
         self.last_seq = snapshot.seq;
         self.shared
             .durable_seq
