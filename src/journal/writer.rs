@@ -770,6 +770,25 @@ mod tests {
     }
 
     #[test]
+    fn reset_replaces_a_longer_history() {
+        let dir = tempfile::tempdir().unwrap();
+        let (wake, woken) = waker();
+        let journal = Journal::start(dir.path(), 0, Durability::Fsync, wake).unwrap();
+        journal.append(records(1, 20));
+        wait_durable(&journal, &woken, 20);
+        // Another server's history, shorter than ours: it wins whole.
+        let theirs = snapshot(5, 2);
+        journal.reset(theirs.clone());
+        let next = records(6, 3);
+        journal.append(next.clone());
+        journal.close().unwrap();
+        let r = recover(dir.path()).unwrap();
+        assert_eq!(r.snapshot, Some(theirs));
+        assert_eq!(r.records, next);
+        assert!(r.cut.is_none());
+    }
+
+    #[test]
     fn snapshot_truncates_the_journal() {
         let dir = tempfile::tempdir().unwrap();
         let (wake, woken) = waker();
