@@ -186,24 +186,9 @@ impl EventLoop {
     }
 
     fn accept(&mut self, listener: usize, now: Now) {
-        loop {
-            let (socket, peer) = match self.listeners[listener].accept() {
-                Ok(pair) => pair,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.accept_stalled = false;
-                    return;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    // EMFILE and friends: end_of_iteration tries again
-                    // (readiness is edge-triggered: no new event would come).
-                    if !self.accept_stalled {
-                        log::warn!("accept failed: {e}; retrying as connections close");
-                    }
-                    self.accept_stalled = true;
-                    return;
-                }
-            };
+        while let Some((socket, peer)) =
+            accept_next(&self.listeners[listener], &mut self.accept_stalled, "")
+        {
             self.admit(socket, peer, now);
         }
     }
@@ -476,6 +461,35 @@ impl EventLoop {
             );
         }
         self.conns.is_empty() || timed_out
+    }
+}
+
+/// Accepts the next pending connection, or `None` when there is none or
+/// accept failed. A failure (EMFILE and friends) sets `stalled`: the caller
+/// tries again every iteration, since readiness is edge-triggered and no
+/// new event would come for the connections still waiting; it is logged
+/// once per stall.
+pub fn accept_next(
+    listener: &TcpListener,
+    stalled: &mut bool,
+    what: &str,
+) -> Option<(TcpStream, SocketAddr)> {
+    loop {
+        match listener.accept() {
+            Ok(pair) => return Some(pair),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                *stalled = false;
+                return None;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                if !*stalled {
+                    log::warn!("{what}accept failed: {e}; retrying as connections close");
+                }
+                *stalled = true;
+                return None;
+            }
+        }
     }
 }
 

@@ -16,6 +16,7 @@
 //! that). Nothing here changes the server's state.
 
 use super::core::Core;
+use super::event_loop::accept_next;
 use crate::ledger::Now;
 use mio::event::Event;
 use mio::net::{TcpListener, TcpStream};
@@ -113,22 +114,9 @@ impl HttpServer {
     }
 
     fn accept(&mut self, registry: &Registry, now: Instant) {
-        loop {
-            let (mut socket, peer) = match self.listener.accept() {
-                Ok(pair) => pair,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.accept_stalled = false;
-                    return;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    if !self.accept_stalled {
-                        log::warn!("http: accept failed: {e}; retrying");
-                    }
-                    self.accept_stalled = true;
-                    return;
-                }
-            };
+        while let Some((mut socket, peer)) =
+            accept_next(&self.listener, &mut self.accept_stalled, "http: ")
+        {
             if self.conns.len() >= MAX_CONNS {
                 // Read what the client already sent (closing on unread
                 // input would reset the connection and could lose the

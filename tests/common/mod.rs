@@ -163,15 +163,7 @@ impl Floatd {
             .stderr(log_file)
             .spawn()
             .expect("spawn floatd");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let rx = lines_of(child.stdout.take().unwrap());
         let mut server = Floatd {
             child,
             addr: String::new(),
@@ -263,6 +255,19 @@ impl Drop for Floatd {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A child's stdout, line by line, read on a thread of its own.
+fn lines_of(stdout: std::process::ChildStdout) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
 }
 
 /// Waits for a child to exit, at most `within`; returns its exit code.
@@ -657,15 +662,7 @@ impl Spawned {
             .stderr(std::fs::File::create(stderr_file).expect("stderr file"))
             .spawn()
             .expect("spawn floatctl");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let rx = lines_of(child.stdout.take().unwrap());
         Spawned { child, stdout: rx }
     }
 
