@@ -192,7 +192,7 @@ pub fn run(config: &Config) -> Result<(), String> {
         .peer_secret_file
         .as_ref()
         .ok_or("--role witness needs --peer-secret-file FILE")?;
-    let secret = crate::server::read_secret(secret_path)?;
+    let secret = crate::sys::read_secret(secret_path)?;
     let listener = crate::net::resolve(listen)
         .and_then(|addrs| std::net::TcpListener::bind(addrs.as_slice()))
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
@@ -205,7 +205,7 @@ pub fn run(config: &Config) -> Result<(), String> {
     let mut witness = Witness::new(config.takeover_after, Instant::now());
     let mut links: HashMap<u64, (LinkWriter, Option<Role>)> = HashMap::new();
     // systemd: ready once listening; the loop below pings the watchdog.
-    let mut notifier = crate::server::notify::Notifier::from_env();
+    let mut notifier = crate::sys::notify::Notifier::from_env();
     notifier.ready(format!("witness on {local}"));
     let wait = notifier
         .ping_every()

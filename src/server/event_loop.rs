@@ -9,11 +9,12 @@
 use super::conn::{Conn, LineResult, ReadOutcome};
 use super::core::{Core, Effects};
 use super::http::HttpServer;
-use super::notify::{self, Notifier};
 use super::output::HIGH_WATER;
+use super::status::systemd_status;
 use crate::codes::Code;
 use crate::ledger::Now;
 use crate::protocol::reply;
+use crate::sys::notify::Notifier;
 use mio::event::Event;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Registry, Token, Waker};
@@ -119,7 +120,7 @@ impl EventLoop {
     pub fn run(mut self) -> Result<(), String> {
         let mut events = Events::with_capacity(1024);
         // Licences are loaded and every port is bound: tell systemd.
-        self.notifier.ready(notify::server_status(&self.core));
+        self.notifier.ready(systemd_status(&self.core));
         loop {
             let timeout = self.poll_timeout();
             if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
@@ -349,7 +350,7 @@ impl EventLoop {
             }
         }
         let core = &self.core;
-        self.notifier.tick(now.mono, || notify::server_status(core));
+        self.notifier.tick(now.mono, || systemd_status(core));
     }
 
     fn flush_dirty(&mut self, now: Now) {

@@ -6,7 +6,6 @@
 //! - [`licences`]: where licences come from (files or the demo).
 //! - [`status`], [`admin`]: the status report and admin access.
 //! - [`http`], [`metrics`]: the status page and Prometheus metrics port.
-//! - [`notify`]: systemd readiness, watchdog and status notifications.
 
 pub mod admin;
 pub mod conn;
@@ -15,7 +14,6 @@ pub mod event_loop;
 pub mod http;
 pub mod licences;
 pub mod metrics;
-pub mod notify;
 pub mod options;
 pub mod output;
 pub mod status;
@@ -28,6 +26,7 @@ use crate::ledger::{Event, HandleKey, Ledger, Now};
 use crate::ledger::{Gate, Refusal};
 use crate::licence::Side;
 use crate::protocol::peer::PeerState;
+use crate::sys::read_secret;
 use core::PairLink;
 use core::{Core, Presence};
 use event_loop::{EventLoop, LoopSettings};
@@ -282,20 +281,6 @@ fn advertised_addr(config: &Config, local: &SocketAddr) -> String {
         return format!("{host}:{}", local.port());
     }
     local.to_string()
-}
-
-/// Reads the peer link's shared secret: the file's first line, trimmed.
-pub fn read_secret(path: &Path) -> Result<Vec<u8>, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("peer secret file {}: {e}", path.display()))?;
-    let secret = text.lines().next().unwrap_or("").trim();
-    if secret.len() < 16 {
-        return Err(format!(
-            "peer secret file {}: the secret must be at least 16 characters (e.g. `head -c 32 /dev/urandom | base64`)",
-            path.display()
-        ));
-    }
-    Ok(secret.as_bytes().to_vec())
 }
 
 /// File descriptors kept for everything but client connections: std
