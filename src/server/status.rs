@@ -65,7 +65,7 @@ pub fn build(core: &Core, now: Now) -> StatusReport {
         server: core.presence.server.clone(),
         role: core.presence.role.clone(),
         state: core.presence.state.clone(),
-        epoch: core.ledger.epoch(),
+        epoch: core.presence.epoch,
         uptime_secs: core.started.elapsed().as_secs(),
         lease_secs: core.ledger.lease().as_secs(),
         connections: core.connections,
@@ -93,9 +93,7 @@ pub fn systemd_status(core: &Core) -> String {
     }
     let mut text = format!(
         "{} {}, epoch {}: {used} of {total} seats in use",
-        core.presence.role,
-        core.presence.state,
-        core.ledger.epoch()
+        core.presence.role, core.presence.state, core.presence.epoch
     );
     if uncounted > 0 {
         text.push_str(&format!(" (+{uncounted} uncounted)"));
