@@ -154,6 +154,9 @@ impl EventLoop {
     }
 
     fn poll_timeout(&self) -> Duration {
+        if !self.dirty.is_empty() {
+            return Duration::ZERO;
+        }
         let now = Instant::now();
         let mut timeout = TICK;
         if let Some(at) = self.core.next_deadline() {
@@ -359,6 +362,10 @@ impl EventLoop {
         for key in dirty.drain(..) {
             self.flush(key, now);
         }
+        // Flushing serves requests left unread, which marks connections
+        // dirty again: keep those for the next iteration (polled without
+        // waiting), or their replies would sit unsent.
+        dirty.append(&mut self.dirty);
         self.dirty = dirty;
     }
 
@@ -390,8 +397,9 @@ impl EventLoop {
                 return;
             }
         }
-        // Output drained below the mark: go back to requests left unread.
-        if conn.output.pending() < HIGH_WATER && !conn.closing && conn.readable {
+        // Output drained below the mark: go back to requests left unread,
+        // in the input buffer or still in the socket.
+        if conn.output.pending() < HIGH_WATER && !conn.closing {
             self.service(key, now);
         }
     }
