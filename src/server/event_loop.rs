@@ -412,8 +412,9 @@ impl EventLoop {
                 return;
             }
         }
-        // Output drained below the mark: go back to requests left unread.
-        if conn.output.pending() < HIGH_WATER && !conn.client.closing && conn.readable {
+        // Output drained below the mark: go back to requests left unread,
+        // in the input buffer or still in the socket.
+        if conn.output.pending() < HIGH_WATER && !conn.client.closing {
             self.service(key, now);
         }
     }
