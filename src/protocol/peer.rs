@@ -146,6 +146,14 @@ pub enum PeerMessage {
         epoch: u64,
         last: HistoryMark,
         stale_since: Option<u64>,
+        /// Random per process start: a new one means the server restarted.
+        #[serde(default)]
+        incarnation: u64,
+        /// The last claim the witness granted that this server has heard
+        /// of: until it has, the witness counts it as serving whatever an
+        /// older state says.
+        #[serde(default)]
+        granted_claim: u64,
     },
     /// Witness to server: its record, answering the ping `id`. The answer
     /// proves the witness heard the server at or after the ping was sent.
@@ -164,6 +172,8 @@ pub enum PeerMessage {
         role: String,
         epoch: u64,
         last: HistoryMark,
+        #[serde(default)]
+        incarnation: u64,
     },
     /// Witness to server: the answer to claim `id`. With `recovery`, the
     /// server must run a recovery period first (it was stale, or behind).

@@ -233,6 +233,8 @@ impl Core {
         if *self.ledger.gate() != decision.gate {
             self.ledger.set_gate(decision.gate.clone());
         }
+        self.ledger
+            .set_reclaims_past_count(decision.reclaims_past_count);
         decision
     }
 

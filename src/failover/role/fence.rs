@@ -68,9 +68,20 @@ pub(super) struct Fence {
     pub holding_from: Option<u64>,
     /// The witness records this (standby) server stale.
     pub says_stale: bool,
+    /// This process's incarnation, sent with every ping and claim.
+    incarnation: u64,
+    /// The last claim the witness granted, as told back in every ping.
+    granted_claim: u64,
 }
 
 impl Fence {
+    pub fn new(incarnation: u64) -> Fence {
+        Fence {
+            incarnation,
+            ..Fence::default()
+        }
+    }
+
     /// The epoch the witness records for the active server (0 if none).
     pub fn recorded_epoch(&self) -> u64 {
         self.view.as_ref().map_or(0, |v| v.epoch)
@@ -130,6 +141,8 @@ impl RoleMachine {
                 epoch,
                 last,
                 stale_since,
+                incarnation: f.incarnation,
+                granted_claim: f.granted_claim,
             }));
     }
 
@@ -282,8 +295,9 @@ impl RoleMachine {
         }
         f.claim = None;
         f.last_refusal = None;
-        if serving {
-            return;
+        f.granted_claim = id;
+        if serving || !self.can_serve {
+            return; // its next ping tells the witness it does not serve
         }
         self.renew_lease(sent);
         self.become_active(epoch, !recovery, now);
@@ -315,11 +329,13 @@ impl RoleMachine {
             sent: now,
         });
         log::debug!("asking the witness to become active at epoch {epoch}");
+        let incarnation = f.incarnation;
         self.out.push(super::Action::ToWitness(PeerMessage::Claim {
             id,
             role: role.as_str().to_string(),
             epoch,
             last,
+            incarnation,
         }));
     }
 

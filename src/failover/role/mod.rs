@@ -77,6 +77,9 @@ pub struct Start {
     /// Records may have been lost (a journal cut short of a torn tail):
     /// the first time this server serves, it runs a recovery period.
     pub needs_recovery: bool,
+    /// Random per process start, so the witness tells a restart from a
+    /// server that merely has not heard its answer yet.
+    pub incarnation: u64,
 }
 
 /// What this server knows of the other one.
@@ -160,7 +163,10 @@ pub struct RoleMachine {
 
 impl RoleMachine {
     pub fn new(settings: PairSettings, start: Start, now: Instant) -> RoleMachine {
-        let fence = settings.witness.is_some().then(Fence::default);
+        let fence = settings
+            .witness
+            .is_some()
+            .then(|| Fence::new(start.incarnation));
         let clock = AwakeClock::new(now, max_step_for(settings.tick()));
         RoleMachine {
             peer: PeerView {

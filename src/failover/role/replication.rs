@@ -91,9 +91,12 @@ impl RoleMachine {
         if self.state.is_serving() {
             return;
         }
+        // Epochs only grow along a history: a record of an older epoch
+        // than ours is from another history (a reign that diverged) that
+        // arrived late, not a continuation of ours.
         let fresh: Vec<Record> = records
             .into_iter()
-            .filter(|r| r.seq > self.last.seq)
+            .filter(|r| r.seq > self.last.seq && r.epoch >= self.last.epoch)
             .collect();
         let Some(first) = fresh.first() else { return };
         if first.seq != self.last.seq + 1 {

@@ -32,6 +32,7 @@ fn start(seq: u64, epoch: u64) -> Start {
         epoch,
         digest: "d".into(),
         needs_recovery: false,
+        incarnation: 1,
     }
 }
 
