@@ -127,6 +127,8 @@ fn regressions_stay_fixed() {
 #[test]
 fn seeds_keep_every_invariant() {
     if let Some(seed) = env_u64("FLOATD_SIM_SEED") {
+        // The servers' own log lines, between the trace's (RUST_LOG=info).
+        let _ = env_logger::builder().is_test(true).try_init();
         let out = World::new(seed, scenario(seed), true).run();
         println!("{} ({} events)", describe(seed), out.events);
         for line in &out.trace {

@@ -117,6 +117,13 @@ impl Witness {
             log::warn!(
                 "the witness was not running for {pause:?}: the servers' silence is counted only from now"
             );
+            // What they said meanwhile waits unread: judge them afresh.
+            let awake = self.clock.now();
+            for seen in [&mut self.primary, &mut self.backup] {
+                if seen.heard_awake.is_some() {
+                    seen.heard_awake = Some(awake);
+                }
+            }
         }
     }
 
@@ -161,7 +168,9 @@ impl Witness {
                 self.active = Some((p.role, p.epoch));
                 if p.stale_since != self.stale_since {
                     match p.stale_since {
-                        Some(n) => log::warn!("{} records its standby stale since entry {n}", p.role),
+                        Some(n) => {
+                            log::warn!("{} records its standby stale since entry {n}", p.role)
+                        }
                         None => log::info!("{}'s standby is in sync again", p.role),
                     }
                     self.stale_since = p.stale_since;
@@ -482,6 +491,21 @@ mod tests {
         // A primary coming back cannot serve beside the active backup.
         r.ping(9.0, Role::Backup, PeerState::Active, 2, mark(12, 2), None);
         assert!(!r.claim(9.0, Role::Primary, 3, mark(9, 1)).granted);
+    }
+
+    #[test]
+    fn a_claim_read_right_after_a_pause_waits_for_the_servers_to_be_heard() {
+        let mut r = Run::new();
+        r.ping(3.0, Role::Backup, PeerState::Ready, 0, mark(5, 1), None);
+        assert!(r.claim(3.0, Role::Primary, 1, mark(5, 1)).granted);
+        r.ping(3.5, Role::Primary, PeerState::Active, 1, mark(9, 1), None);
+        // Awake and hearing nothing from the primary for 0.9 s, then
+        // frozen; a claim the backup made meanwhile is read first.
+        r.at(4.4);
+        let woke = r.t0 + Duration::from_secs(9);
+        r.now = woke;
+        let v = r.w.claim(&request(Role::Backup, 2, mark(9, 1)), woke);
+        assert!(!v.granted, "consented on silence it slept through: {v:?}");
     }
 
     #[test]

@@ -206,7 +206,10 @@ impl Client {
             return (Some(Act::Send(hello)), None);
         }
         if let Some(rest) = line.strip_prefix("* MOVED") {
-            let active = rest.split("active=").nth(1).and_then(|a| server_of(a.trim()));
+            let active = rest
+                .split("active=")
+                .nth(1)
+                .and_then(|a| server_of(a.trim()));
             self.prefer = active.or(Some(1 - self.server));
             return (None, None);
         }

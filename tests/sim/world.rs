@@ -348,12 +348,7 @@ impl World {
                 let next = self.now + 100_000;
                 self.at(next, Event::WitnessTick);
             }
-            Event::ToServer {
-                to,
-                link,
-                gen,
-                msg,
-            } => {
+            Event::ToServer { to, link, gen, msg } => {
                 if self.links.get(&link) != Some(&gen) {
                     return; // that connection is gone
                 }
@@ -638,7 +633,8 @@ impl World {
                     if reply.grant.is_some() {
                         self.out.grants += 1;
                     }
-                    conn.output.push(reply.text.as_bytes(), reply.wait_for, reply.grant);
+                    conn.output
+                        .push(reply.text.as_bytes(), reply.wait_for, reply.grant);
                 }
             }
         }
@@ -646,7 +642,8 @@ impl World {
         live.core.after_requests(now, &mut effects);
         for (key, reply) in effects.pushes {
             if let Some(conn) = live.conns.get_mut(&(key as u64)) {
-                conn.output.push(reply.text.as_bytes(), reply.wait_for, reply.grant);
+                conn.output
+                    .push(reply.text.as_bytes(), reply.wait_for, reply.grant);
             }
         }
         if let Some(line) = &effects.broadcast {
@@ -658,9 +655,13 @@ impl World {
         for conn in live.conns.values_mut() {
             match release {
                 Release::Upto(seq) => conn.output.release(seq),
-                Release::Failed => {
+                Release::Settle {
+                    release,
+                    fail_after,
+                } => {
                     let core = &mut live.core;
-                    conn.output.fail(|h| core.take_back(h, now));
+                    conn.output
+                        .settle(release, fail_after, |h| core.take_back(h, now));
                 }
             }
             let mut bytes = Vec::new();
@@ -669,14 +670,12 @@ impl World {
                 replies.push((conn.client, line.to_string()));
             }
         }
+        live.core.after_release(now);
         let to_watchdog: Vec<_> = live.from_loop.try_iter().collect();
         let journal_pending = !live.core.journal.failure().is_some()
             && live.core.journal.durable_seq() < live.core.ledger.last_seq();
-        let conn_of: BTreeMap<usize, u64> = live
-            .conns
-            .iter()
-            .map(|(id, c)| (c.client, *id))
-            .collect();
+        let conn_of: BTreeMap<usize, u64> =
+            live.conns.iter().map(|(id, c)| (c.client, *id)).collect();
         if effects.resume_requests {
             self.loop_soon(s);
         }

@@ -229,6 +229,10 @@ impl RoleMachine {
             log::warn!(
                 "this server was not running for {pause:?} (SIGSTOP or a VM pause): silence is counted only from now"
             );
+            // What the other server said meanwhile waits unread.
+            if self.peer.heard_awake.is_some() {
+                self.peer.heard_awake = Some(self.clock.now());
+            }
         }
         match input {
             Input::Tick => self.on_tick(now),
@@ -451,7 +455,13 @@ impl RoleMachine {
             PeerMessage::SyncFrom { from } => self.on_sync_from(from, now),
             PeerMessage::Snapshot { snapshot } => self.on_snapshot(snapshot),
             PeerMessage::HandbackRequest => {
-                if self.s.role == Role::Backup && self.state.is_serving() && self.follower.in_sync {
+                // Not during a recovery period: the primary would take over
+                // in sync and skip the rest of it, refusing reclaims of
+                // seats given out unseen that are still held.
+                if self.s.role == Role::Backup
+                    && self.state == PeerState::Active
+                    && self.follower.in_sync
+                {
                     log::info!("the primary is back and in sync: handing back");
                     self.handing_back = true;
                     let active = self.peer.client_addr.clone();
@@ -631,7 +641,9 @@ impl RoleMachine {
             self.state == PeerState::Syncing
                 && now.saturating_duration_since(t) >= self.s.takeover_after
         });
-        if ask_again && self.link_up {
+        // Follow the active server, or catch up with a further history.
+        let worth_asking = peer_serving || newer(self.peer.last, self.last);
+        if ask_again && worth_asking && self.link_up {
             self.sync_asked = Some(now);
             self.send(PeerMessage::SyncFrom { from: self.last });
         }

@@ -128,6 +128,21 @@ impl RoleMachine {
             log::warn!("ignoring a snapshot from the other server while serving");
             return;
         }
+        let mark = HistoryMark {
+            seq: snapshot.seq,
+            epoch: snapshot.epoch,
+        };
+        if !self.peer_serving() && super::newer(self.last, mark) {
+            // The active server's history is the one to follow, even over
+            // a longer one of a reign that lost; from a server that does
+            // not serve, a shorter history would lose records of seats.
+            log::warn!(
+                "ignoring a snapshot at record {} (epoch {}): this server's history is further",
+                mark.seq,
+                mark.epoch
+            );
+            return;
+        }
         log::info!(
             "installing the active server's snapshot at record {}",
             snapshot.seq
@@ -171,7 +186,13 @@ impl RoleMachine {
     }
 
     /// A standby (or a primary about to take back) asks for our history.
+    /// Answered by the active server, or by any server whose history is
+    /// further than the asker's: never one that would take it backwards.
     pub(super) fn on_sync_from(&mut self, from: HistoryMark, now: Instant) {
+        let serving = self.state.is_serving() || self.handing_back;
+        if !serving && !super::newer(self.last, from) && from != self.last {
+            return;
+        }
         self.follower = Follower {
             catchup_target: Some(self.last.seq),
             ..Follower::default()

@@ -159,7 +159,11 @@ fn a_lone_primary_serves_after_listening_for_takeover_after_with_a_recovery_peri
     assert_eq!(b.m.state(), PeerState::Active);
     assert_eq!(
         b.roles_told(),
-        [PeerState::Starting, PeerState::Recovering, PeerState::Active]
+        [
+            PeerState::Starting,
+            PeerState::Recovering,
+            PeerState::Active
+        ]
     );
 }
 
@@ -205,7 +209,11 @@ fn a_standby_woken_from_a_pause_does_not_take_silence_for_death() {
     // Frozen ten seconds: the first thing it sees on waking is a tick.
     b.now += Duration::from_secs(10);
     b.input(Input::Tick);
-    assert_eq!(b.m.state(), PeerState::Ready, "took over right after a pause");
+    assert_eq!(
+        b.m.state(),
+        PeerState::Ready,
+        "took over right after a pause"
+    );
     // The active server's heartbeats, queued meanwhile, arrive now.
     b.run_hearing(Duration::from_secs(2), PeerState::Active, 1, (5, 1));
     assert_eq!(b.m.state(), PeerState::Ready);
@@ -365,9 +373,9 @@ fn the_active_server_forwards_its_records_once_the_standby_asked() {
         event: crate::ledger::Event::Started { at: 1 },
     };
     let actions = p.input(Input::Loop(ToWatchdog::Records(vec![record(1), record(2)])));
-    assert!(actions
-        .iter()
-        .any(|a| matches!(a, Action::ToPeer(PeerMessage::Records { records }) if records.len() == 2)));
+    assert!(actions.iter().any(
+        |a| matches!(a, Action::ToPeer(PeerMessage::Records { records }) if records.len() == 2)
+    ));
     let actions = p.input(Input::Peer(PeerMessage::Ack { seq: 2 }));
     assert!(p.m.follower.in_sync);
     assert!(actions.iter().any(|a| matches!(
