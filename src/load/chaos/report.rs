@@ -49,6 +49,8 @@ pub struct Report {
     pub schedule: Vec<String>,
     pub netem: bool,
     pub windows: Vec<Window>,
+    /// Faults that could not be carried out here, and why.
+    pub not_run: Vec<String>,
     pub requests: usize,
     pub findings: Findings,
     pub availability: BTreeMap<String, Figures>,
@@ -138,7 +140,7 @@ impl Report {
         serde_json::json!({
             "seed": self.seed, "mode": self.mode, "duration_secs": self.duration_secs,
             "clients": self.clients, "count": self.count, "netem": self.netem,
-            "schedule": self.schedule, "faults": windows, "requests": self.requests,
+            "schedule": self.schedule, "faults": windows, "not_run": self.not_run, "requests": self.requests,
             "grants": self.findings.grants, "peak": self.findings.peak, "bound": self.findings.bound,
             "failures": self.all_failures(), "availability": availability,
             "end": self.end, "quiet_cpu": self.quiet_cpu, "cpu": self.cpu,
@@ -166,8 +168,8 @@ impl Report {
             "{} requests, {} seats granted; most held at once {} (bound {})",
             self.requests, f.grants, f.peak, f.bound
         );
-        if !self.netem {
-            let _ = writeln!(s, "delay faults NOT RUN: this kernel has no netem");
+        for text in &self.not_run {
+            let _ = writeln!(s, "NOT RUN: {text}");
         }
         let _ = writeln!(
             s,

@@ -118,7 +118,7 @@ pub fn run(o: &Options) -> Result<Report, String> {
         .then(|| Floods::start(&net, o.duration, rec.clone()));
     let load = o.soak.then(|| start_soak_load(&addrs, o));
 
-    let mut windows = execute(&faults, &mut servers, &net, &rec, o, &site, &mut report);
+    let windows = execute(&faults, &mut servers, &net, &rec, o, &site, &mut report);
     // Everything healed and woken, dead servers started again.
     for link in schedule::Link::ALL {
         let _ = net.heal(link);
@@ -177,11 +177,12 @@ pub fn run(o: &Options) -> Result<Report, String> {
         lease: o.timings.lease,
         settle: o.timings.takeover_after + Duration::from_secs(3),
     };
-    for w in windows.iter_mut() {
-        if w.end < w.start {
-            w.end = w.start;
-        }
-    }
+    // A fault that could not be carried out (no netem) changed nothing:
+    // it is listed, and charged with nothing.
+    let (not_run, windows): (Vec<Window>, Vec<Window>) = windows
+        .into_iter()
+        .partition(|w| w.kind.ends_with("(not run)"));
+    report.not_run = not_run.into_iter().map(|w| w.text).collect();
     report.findings = history::check(&setup, &obs, &samples, &windows);
     report.availability = availability::per_kind(&setup, &obs, &windows);
     report.windows = windows;
@@ -284,6 +285,7 @@ fn execute(
                 };
                 if begin {
                     windows[i].start = t;
+                    windows[i].end = t;
                     eprintln!("chaos: [{:6.1}s] {}", t.as_secs_f64(), f.action);
                 } else {
                     windows[i].end = t;
