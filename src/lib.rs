@@ -13,6 +13,7 @@
 //! - [`client`]: the blocking client library.
 //! - [`config`]: flags and the TOML config file.
 //! - [`net`]: host name resolution that works in the static build.
+//! - [`sys`]: the peer secret file and systemd notifications (server and witness).
 //! - [`ctl`]: the `floatctl` commands.
 //! - [`load`]: the `floatd-load` load generator.
 #![forbid(unsafe_code)]
@@ -31,3 +32,4 @@ pub mod net;
 pub mod protocol;
 pub mod report;
 pub mod server;
+pub mod sys;
