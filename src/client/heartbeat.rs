@@ -3,7 +3,6 @@
 
 use super::cancel::{Cancel, Watch};
 use super::{session, ClientError, ClientEvent, Shared};
-use crate::codes::Code;
 use crate::protocol::{line, Request};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
@@ -104,13 +103,9 @@ pub(crate) fn renew(sh: &Shared, stop: Option<&AtomicBool>, all: bool) -> Result
                         .and_then(|l| session::lease_of(&l));
                     sh.seats().renewed(&seat.handle, lease, sent);
                 }
-                Err(ClientError::Denied {
-                    code: Some(Code::UnknownHandle | Code::BadHandle | Code::LicenceGone),
-                    message,
-                    ..
-                }) => {
+                Err(ClientError::Denied { code, message, .. }) if session::ends_seat(code) => {
                     // A reconnect inside `call` already tried to reclaim; a
-                    // seat the server does not know is gone.
+                    // seat the server refuses is gone.
                     sh.lose(&seat.handle, &message);
                 }
                 Err(e) => {

@@ -419,15 +419,26 @@ impl Client {
         }
     }
 
-    /// Renews a held seat's lease now.
+    /// Renews a held seat's lease now. A seat the server refuses is lost.
     pub fn heartbeat(&self, handle: &str) -> Result<(), ClientError> {
         let sent = Instant::now();
-        let line = self.shared.call(
-            &Request::Heartbeat {
-                handle: handle.to_string(),
-            },
-            self.shared.config.failover_timeout,
-        )?;
+        let request = Request::Heartbeat {
+            handle: handle.to_string(),
+        };
+        let line = match self
+            .shared
+            .call(&request, self.shared.config.failover_timeout)
+        {
+            Ok(line) => line,
+            Err(e) => {
+                if let ClientError::Denied { code, message, .. } = &e {
+                    if session::ends_seat(*code) {
+                        self.shared.lose(handle, message);
+                    }
+                }
+                return Err(e);
+            }
+        };
         let lease = line::parse(&line).ok().and_then(|l| session::lease_of(&l));
         self.shared.seats().renewed(handle, lease, sent);
         Ok(())

@@ -247,15 +247,32 @@ impl Session {
                         self.hang_up();
                         return Ok(());
                     }
-                    // Server trouble, not a verdict on the seat: try later.
-                    Some(Code::Internal) | Some(Code::Busy) => {}
-                    _ => sh.lose(&seat.handle, &message),
+                    _ if ends_seat(code) => sh.lose(&seat.handle, &message),
+                    _ => {}
                 },
                 _ => {}
             }
         }
         Ok(())
     }
+}
+
+/// Whether a server's refusal of a seat (to a reclaim or a heartbeat)
+/// means the seat is gone. Refusals about the server's own state (not
+/// active, shutting down, failing, recovering) and codes this version does
+/// not know are not a verdict on the seat: it is tried again later.
+pub(crate) fn ends_seat(code: Option<Code>) -> bool {
+    !matches!(
+        code,
+        None | Some(
+            Code::Standby
+                | Code::NotActive
+                | Code::ShuttingDown
+                | Code::Internal
+                | Code::Busy
+                | Code::Recovering
+        )
+    )
 }
 
 /// What a reply means for the caller of `call`.
