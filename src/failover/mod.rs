@@ -6,11 +6,13 @@
 //! loop with its `mio::Waker`. The watchdog never touches the ledger.
 //!
 //! - [`link`]: authenticated connections to the other server (and the witness).
+//! - [`lobby`]: accepted connections waiting to prove the secret.
 //! - [`watchdog`]: the thread and its state machine.
 //! - [`ring`]: recent journal records, for a standby catching up.
 //! - [`witness`]: the licence-less tie-breaker of witness mode.
 
 pub mod link;
+pub mod lobby;
 pub mod ring;
 pub mod watchdog;
 pub mod witness;

@@ -24,8 +24,6 @@ use std::time::{Duration, Instant};
 const RING_RECORDS: usize = 100_000;
 /// Proven connections from the other server kept at once (the newest).
 const MAX_INBOUND: usize = 4;
-/// How long an accepted peer connection may stay silent before it is closed.
-const UNAUTHENTICATED_GRACE: Duration = Duration::from_secs(5);
 
 /// What the watchdog knows of the other server.
 #[derive(Default)]
@@ -102,12 +100,9 @@ struct Watchdog {
     ring: Ring,
     out: Option<LinkWriter>,
     /// Connections the other server dialled to us that proved the secret
-    /// (its messages arrive here; a restart leaves an old one until it closes).
+    /// (its messages arrive here; a restart leaves an old one until it
+    /// closes). The link hands over proven connections only.
     inbound: Vec<LinkWriter>,
-    /// Accepted connections that have not yet sent an authentic frame. Only
-    /// proven ones are listened to, so a stranger connecting to the peer
-    /// port can neither speak for the peer nor silence it.
-    pending: Vec<LinkWriter>,
     events_tx: Sender<LinkEvent>,
     last_dial: Option<Instant>,
     peer: PeerView,
@@ -160,13 +155,7 @@ pub fn spawn(
     port: LoopPort,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     let (events_tx, events_rx) = crossbeam_channel::unbounded();
-    let (accepted_tx, accepted_rx) = crossbeam_channel::unbounded();
-    link::serve(
-        listener,
-        settings.secret.clone(),
-        events_tx.clone(),
-        accepted_tx,
-    )?;
+    link::serve(listener, settings.secret.clone(), events_tx.clone())?;
     let settings_witness = settings.witness.is_some();
     let mut w = Watchdog {
         peer: PeerView {
@@ -183,7 +172,6 @@ pub fn spawn(
         ring: Ring::new(RING_RECORDS),
         out: None,
         inbound: Vec::new(),
-        pending: Vec::new(),
         events_tx,
         last_dial: None,
         follower: Follower::default(),
@@ -210,11 +198,11 @@ pub fn spawn(
     };
     std::thread::Builder::new()
         .name("floatd-watchdog".into())
-        .spawn(move || w.run(events_rx, accepted_rx))
+        .spawn(move || w.run(events_rx))
 }
 
 impl Watchdog {
-    fn run(&mut self, events: Receiver<LinkEvent>, accepted: Receiver<LinkWriter>) {
+    fn run(&mut self, events: Receiver<LinkEvent>) {
         let ticker = crossbeam_channel::tick(self.s.ping_interval.min(Duration::from_millis(100)));
         self.tell_role();
         let mut last_ping = Instant::now() - self.s.ping_interval;
@@ -229,19 +217,12 @@ impl Watchdog {
                         self.on_link(ev);
                     }
                 }
-                recv(accepted) -> w => {
-                    if let Ok(w) = w {
-                        self.pending.push(w);
-                    }
-                }
                 recv(ticker) -> _ => {
                     if last_ping.elapsed() >= self.s.ping_interval {
                         last_ping = Instant::now();
                         self.ping();
                         self.report();
                     }
-                    // Connections that never proved the secret are dropped.
-                    self.pending.retain(|w| w.opened.elapsed() < UNAUTHENTICATED_GRACE);
                     self.decide();
                     self.check_follower();
                 }
@@ -680,6 +661,13 @@ impl Watchdog {
 
     fn on_link(&mut self, event: LinkEvent) {
         match event {
+            LinkEvent::Accepted(w) => {
+                // The other server dialled (again) and proved the secret.
+                if self.inbound.len() >= MAX_INBOUND {
+                    self.inbound.remove(0);
+                }
+                self.inbound.push(w);
+            }
             LinkEvent::Closed { link, why } => {
                 if let Some(w) = self.witness.as_mut() {
                     if w.out.as_ref().is_some_and(|o| o.id == link) {
@@ -693,7 +681,6 @@ impl Watchdog {
                     self.link_down();
                 } else {
                     self.inbound.retain(|w| w.id != link);
-                    self.pending.retain(|w| w.id != link);
                 }
             }
             LinkEvent::Message { link, message } => {
@@ -704,13 +691,6 @@ impl Watchdog {
                 if from_witness {
                     self.on_witness(message);
                     return;
-                }
-                if let Some(i) = self.pending.iter().position(|w| w.id == link) {
-                    // An authentic frame: the other server dialled (again).
-                    if self.inbound.len() >= MAX_INBOUND {
-                        self.inbound.remove(0);
-                    }
-                    self.inbound.push(self.pending.swap_remove(i));
                 }
                 if self.inbound.iter().any(|w| w.id == link) {
                     self.on_message(message);
