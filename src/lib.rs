@@ -13,6 +13,7 @@
 //! - [`client`]: the blocking client library.
 //! - [`config`]: flags and the TOML config file.
 //! - [`net`]: host name resolution that works in the static build.
+//! - [`files`]: reading operator-named files without blocking on them.
 //! - [`ctl`]: the `floatctl` commands.
 //! - [`load`]: the `floatd-load` load generator.
 #![forbid(unsafe_code)]
@@ -23,6 +24,7 @@ pub mod codes;
 pub mod config;
 pub mod ctl;
 pub mod failover;
+pub mod files;
 pub mod journal;
 pub mod ledger;
 pub mod licence;
