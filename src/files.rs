@@ -13,6 +13,12 @@ use std::io::{self, Read};
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::Path;
 
+/// Mode of every file floatd writes to its state directory: they hold
+/// handles (bearer secrets) and who used what.
+pub const PRIVATE_FILE_MODE: u32 = 0o600;
+/// Mode of the state directory.
+pub const PRIVATE_DIR_MODE: u32 = 0o700;
+
 /// Why a file could not be read.
 #[derive(Debug)]
 pub enum ReadError {

@@ -195,7 +195,7 @@ pub fn run(config: &Config) -> Result<(), String> {
     let secret = crate::server::read_secret(secret_path)?;
     let listener = crate::net::resolve(listen)
         .and_then(|addrs| std::net::TcpListener::bind(addrs.as_slice()))
-        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+        .map_err(|e| crate::server::listen_error("for the pair", listen, &e, "--peer-listen"))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     let (events_tx, events) = crossbeam_channel::unbounded();
     link::serve(listener, secret, events_tx).map_err(|e| e.to_string())?;
