@@ -18,6 +18,8 @@ use std::path::Path;
 pub const PRIVATE_FILE_MODE: u32 = 0o600;
 /// Mode of the state directory.
 pub const PRIVATE_DIR_MODE: u32 = 0o700;
+/// The largest secret, token or key file read.
+pub const SMALL_FILE_BYTES: u64 = 64 << 10;
 
 /// Why a file could not be read.
 #[derive(Debug)]

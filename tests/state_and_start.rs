@@ -152,7 +152,10 @@ fn a_failed_demo_start_removes_its_temporary_directory() {
         .status();
     let deadline = std::time::Instant::now() + PATIENCE;
     while demo.try_wait().unwrap().is_none() {
-        assert!(std::time::Instant::now() < deadline, "the demo did not stop");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the demo did not stop"
+        );
         std::thread::sleep(Duration::from_millis(25));
     }
     assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);

@@ -125,7 +125,12 @@ fn make_private(dir: &Path, uid: Option<u32>) -> Result<(), String> {
         }
         DirVerdict::Close => {
             fs::set_permissions(dir, fs::Permissions::from_mode(PRIVATE_DIR_MODE)).map_err(
-                |e| format!("state directory {}: cannot make it private: {e}", dir.display()),
+                |e| {
+                    format!(
+                        "state directory {}: cannot make it private: {e}",
+                        dir.display()
+                    )
+                },
             )?;
             log::warn!(
                 "state directory {} was mode {:o}, open to other users; changed to {:o}",
