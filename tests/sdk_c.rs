@@ -214,3 +214,33 @@ fn the_header_compiles_as_cxx() {
     compile("c++", &["-std=c++11"], &[source], &out);
     assert!(Command::new(&out).status().unwrap().success());
 }
+
+#[test]
+fn the_library_exports_the_api_and_nothing_else() {
+    let out = run_ok(
+        Command::new("nm")
+            .args(["-D", "--defined-only"])
+            .arg(sdk_dir().join("libfloatd_client.so")),
+        "nm -D (binutils)",
+    );
+    let exported: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(2))
+        .filter(|name| !name.starts_with('_'))
+        .map(str::to_string)
+        .collect();
+    let header = std::fs::read_to_string(repo().join("sdk/floatd_client.h")).unwrap();
+    let declared: Vec<&str> = header
+        .lines()
+        .filter(|l| !l.starts_with("//") && l.contains("floatd_") && l.contains('('))
+        .filter_map(|l| l.split('(').next()?.split_whitespace().last())
+        .map(|name| name.trim_start_matches('*'))
+        .filter(|name| name.starts_with("floatd_"))
+        .collect();
+    assert!(declared.len() >= 20, "{declared:?}");
+    let mut exported_sorted = exported.clone();
+    exported_sorted.sort();
+    let mut declared_sorted: Vec<String> = declared.iter().map(|s| s.to_string()).collect();
+    declared_sorted.sort();
+    assert_eq!(exported_sorted, declared_sorted);
+}

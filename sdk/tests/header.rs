@@ -63,3 +63,15 @@ fn negative_defines_get_parentheses_and_nothing_else_changes() {
         "#define A (-4)\n#define B 1\n// -4\n#define C -x\n"
     );
 }
+
+#[test]
+fn the_header_includes_only_the_integer_types() {
+    let header =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("floatd_client.h"))
+            .expect("floatd_client.h");
+    let includes: Vec<&str> = header
+        .lines()
+        .filter(|l| l.trim_start().starts_with("#include"))
+        .collect();
+    assert_eq!(includes, vec!["#include <stdint.h>"]);
+}
