@@ -15,8 +15,10 @@
 //! - [`net`]: host name resolution that works in the static build.
 //! - [`ctl`]: the `floatctl` commands.
 //! - [`load`]: the `floatd-load` load generator.
+//! - [`build_info`]: what `--version` says.
 #![forbid(unsafe_code)]
 
+pub mod build_info;
 pub mod civil;
 pub mod client;
 pub mod codes;

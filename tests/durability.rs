@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use std::collections::{BTreeSet, HashSet};
+use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::path::Path;
@@ -53,19 +53,21 @@ impl Rng {
     }
 }
 
-/// The handles of every seat the server lists as held.
-fn listed_handles(addr: &str) -> HashSet<String> {
+/// The seat ids of every seat the server lists as held.
+fn listed_handles(addr: &str) -> ListedSeats {
     let mut c = LineClient::connect(addr);
     let reply = c.ask("STATUS");
     let json = reply.strip_prefix("STATUS ").expect("STATUS reply");
     let report: serde_json::Value = serde_json::from_str(json).expect("status JSON");
-    report["features"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|f| f["holders"].as_array().unwrap().iter())
-        .map(|h| h["handle"].as_str().unwrap().to_string())
-        .collect()
+    ListedSeats(
+        report["features"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|f| f["holders"].as_array().unwrap().iter())
+            .map(|h| h["seat"].as_str().unwrap().to_string())
+            .collect(),
+    )
 }
 
 /// What one load client was told before its connection died.

@@ -12,11 +12,13 @@
 
 mod event;
 mod handle;
+mod holders;
 pub mod policy;
 mod pools;
 
 pub use event::{Denial, Event, Grant, Reason, Record, Return};
 pub use handle::{HandleClaim, HandleKey, MAX_HANDLE_LEN};
+pub use holders::{looks_like_seat_id, seat_id, SeatHolder, SeatSelector, SEAT_ID_LEN};
 pub use policy::Options;
 
 use crate::civil::Date;
@@ -395,7 +397,8 @@ impl Ledger {
         self.queues.get(feature).map_or(0, |q| q.len())
     }
 
-    /// Renews a seat's lease.
+    /// Renews a seat's lease, whoever asks (replay, tests): clients go
+    /// through [`Ledger::heartbeat_by`], which checks the holder.
     pub fn heartbeat(&mut self, handle: &str, now: Now) -> Result<Duration, Refusal> {
         match self.seats.get_mut(handle) {
             Some(seat) if !seat.checked_in => {
@@ -407,7 +410,8 @@ impl Ledger {
         }
     }
 
-    /// A client returns a seat. min_checkout may keep it out a while longer.
+    /// Returns a seat, whoever asks: clients go through
+    /// [`Ledger::checkin_by`]. min_checkout may keep it out a while longer.
     pub fn checkin(&mut self, handle: &str, now: Now) -> Result<CheckinOutcome, Refusal> {
         let seat = match self.seats.get_mut(handle) {
             Some(seat) if !seat.checked_in => seat,
@@ -449,10 +453,9 @@ impl Ledger {
                 && g.host == request.host
                 && g.client == request.client;
             if !same || seat.checked_in {
-                return Outcome::Denied(Refusal::new(
-                    Code::BadHandle,
-                    "the handle is held here for a different grant",
-                ));
+                // Worded as for a handle never seen: a stranger learns
+                // nothing of seats held here.
+                return Outcome::Denied(bad_handle());
             }
             seat.lease_until = now.mono + Duration::from_millis(seat.grant.lease_ms);
             return Outcome::Granted(seat.grant.clone());
@@ -470,10 +473,7 @@ impl Ledger {
             client: &request.client,
         };
         if handle.len() > MAX_HANDLE_LEN || !self.handle_key.verify(handle, &claim) {
-            return Outcome::Denied(Refusal::new(
-                Code::BadHandle,
-                "the handle was not issued for this grant by this server or its peer",
-            ));
+            return Outcome::Denied(bad_handle());
         }
         match self.try_grant(request, Some(handle), GrantRules::Reclaim, now) {
             Ok(grant) => Outcome::Granted(grant),
@@ -967,6 +967,13 @@ enum GrantRules {
     QueueHead,
     /// A proven handle coming back: only the seat count applies.
     Reclaim,
+}
+
+fn bad_handle() -> Refusal {
+    Refusal::new(
+        Code::BadHandle,
+        "the handle was not issued for this grant by this server or its peer",
+    )
 }
 
 fn unknown_handle() -> Refusal {

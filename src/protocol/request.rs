@@ -2,7 +2,7 @@
 //! The wire format is documented in docs/PROTOCOL.md.
 
 use super::line::{self, LineBuilder};
-use crate::ledger::MAX_HANDLE_LEN;
+use crate::ledger::{SeatSelector, MAX_HANDLE_LEN};
 use crate::licence::Version;
 
 /// The protocol version this build speaks.
@@ -51,8 +51,9 @@ pub enum Request {
     Ping,
     Quit,
     // Admin requests.
+    /// `REMOVE HANDLE_OR_SEAT_ID` or `REMOVE feature=F user=U host=H`.
     Remove {
-        handle: String,
+        seats: SeatSelector,
     },
     Reread,
     /// Shut down; with `release`, return every seat first (decommissioning:
@@ -81,13 +82,16 @@ impl Request {
             "CHECKOUT" => &["version", "count", "wait"],
             "RECLAIM" => &["feature", "version", "count"],
             "DOWN" => &["release"],
+            "REMOVE" => &["feature", "user", "host"],
             _ => &[],
         };
         if let Some((key, _)) = l.fields.iter().find(|(k, _)| !known.contains(k)) {
             return Err(format!("{verb} takes no field {key:?}"));
         }
         let positionals = match verb.as_str() {
-            "CHECKOUT" | "HEARTBEAT" | "CHECKIN" | "RECLAIM" | "REMOVE" | "AUTH" => 1,
+            "CHECKOUT" | "HEARTBEAT" | "CHECKIN" | "RECLAIM" | "AUTH" => 1,
+            // A seat by id or handle, or (by fields) a holder's seats.
+            "REMOVE" if l.fields.is_empty() => 1,
             _ => 0,
         };
         if l.args.len() != positionals {
@@ -129,7 +133,16 @@ impl Request {
             "STATUS" => Request::Status,
             "PING" => Request::Ping,
             "QUIT" => Request::Quit,
-            "REMOVE" => Request::Remove { handle: handle()? },
+            "REMOVE" if l.args.is_empty() => Request::Remove {
+                seats: SeatSelector::Holder {
+                    feature: name("feature", l.get("feature").unwrap_or(""))?,
+                    user: name("user", l.get("user").unwrap_or(""))?,
+                    host: name("host", l.get("host").unwrap_or(""))?,
+                },
+            },
+            "REMOVE" => Request::Remove {
+                seats: SeatSelector::Seat(handle()?),
+            },
             "REREAD" => Request::Reread,
             "DOWN" => Request::Down {
                 release: yes_no("release", l.get("release"))?,
@@ -184,7 +197,20 @@ impl Request {
             Request::Status => LineBuilder::new("STATUS"),
             Request::Ping => LineBuilder::new("PING"),
             Request::Quit => LineBuilder::new("QUIT"),
-            Request::Remove { handle } => LineBuilder::new("REMOVE").arg(handle),
+            Request::Remove {
+                seats: SeatSelector::Seat(seat),
+            } => LineBuilder::new("REMOVE").arg(seat),
+            Request::Remove {
+                seats:
+                    SeatSelector::Holder {
+                        feature,
+                        user,
+                        host,
+                    },
+            } => LineBuilder::new("REMOVE")
+                .field("feature", feature)
+                .field("user", user)
+                .field("host", host),
             Request::Reread => LineBuilder::new("REREAD"),
             Request::Down { release: false } => LineBuilder::new("DOWN"),
             Request::Down { release: true } => LineBuilder::new("DOWN").field("release", "yes"),
@@ -270,7 +296,14 @@ mod tests {
             Request::Ping,
             Request::Quit,
             Request::Remove {
-                handle: "h.x".into(),
+                seats: SeatSelector::Seat("h.x".into()),
+            },
+            Request::Remove {
+                seats: SeatSelector::Holder {
+                    feature: "cad".into(),
+                    user: "Ada Lovelace".into(),
+                    host: "ws1".into(),
+                },
             },
             Request::Reread,
             Request::Down { release: false },
@@ -312,6 +345,9 @@ mod tests {
             "HEARTBEAT",
             "HEARTBEAT a b",
             "STATUS now",
+            "REMOVE",
+            "REMOVE feature=cad user=alice",
+            "REMOVE h.x user=alice",
         ] {
             assert!(Request::parse(bad).is_err(), "{bad}");
         }

@@ -367,11 +367,19 @@ impl Core {
                     }
                 }
             }
-            Request::Heartbeat { handle } => match self.ledger.heartbeat(&handle, now) {
+            Request::Heartbeat { handle } => match self.ledger.heartbeat_by(
+                &handle,
+                &session.expect("checked above").holder(),
+                now,
+            ) {
                 Ok(lease) => reply::ok().field("lease_ms", lease.as_millis()).finish(),
                 Err(refusal) => self.refused(&refusal),
             },
-            Request::Checkin { handle } => match self.ledger.checkin(&handle, now) {
+            Request::Checkin { handle } => match self.ledger.checkin_by(
+                &handle,
+                &session.expect("checked above").holder(),
+                now,
+            ) {
                 Ok(CheckinOutcome::Returned) => reply::ok().finish(),
                 Ok(CheckinOutcome::HeldFor(left)) => {
                     reply::ok().field("held_ms", left.as_millis()).finish()
@@ -409,19 +417,8 @@ impl Core {
                 conn.closing = true;
                 reply::ok().field("bye", "yes").finish()
             }
-            Request::Remove { handle } => match self.ledger.remove(&handle, Reason::Removed, now) {
-                Ok(grant) => {
-                    log::info!(
-                        "operator at {} removed seat {} ({} of {} held by {}@{})",
-                        conn.peer,
-                        handle,
-                        grant.count,
-                        grant.feature,
-                        grant.user,
-                        grant.host
-                    );
-                    reply::ok().finish()
-                }
+            Request::Remove { seats } => match self.ledger.remove_selected(&seats, now) {
+                Ok(grants) => admin::removed(&grants, conn.peer),
                 Err(refusal) => self.refused(&refusal),
             },
             Request::Reread => match self.reread(now) {

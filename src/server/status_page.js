@@ -80,6 +80,7 @@
       if (f.holders.length > 0) {
         var hrows = f.holders.map(function (h) {
           return el('tr', { 'class': 'holder', 'data-feature': f.name }, [
+            el('td', { 'class': 'seat' }, [h.seat]),
             el('td', { 'class': 'user' }, [h.user]),
             el('td', { 'class': 'host' }, [h.host]),
             el('td', { 'class': 'num' }, [h.count]),
@@ -87,9 +88,14 @@
             el('td', { 'class': 'num' }, [duration(h.returns_in_secs)])
           ]);
         });
+        if (f.more_holders > 0) {
+          hrows.push(el('tr', { 'class': 'more', 'data-feature': f.name }, [
+            el('td', { colspan: 6, 'class': 'muted' }, ['\u2026 and ' + f.more_holders + ' more'])
+          ]));
+        }
         rows.push(el('tr', { 'class': 'holders' }, [el('td', { colspan: 6 }, [
           el('table', null, [
-            el('thead', null, [el('tr', null, [el('th', null, ['User']), el('th', null, ['Host']),
+            el('thead', null, [el('tr', null, [el('th', null, ['Seat']), el('th', null, ['User']), el('th', null, ['Host']),
               el('th', { 'class': 'num' }, ['Seats']), el('th', { 'class': 'num' }, ['Held for']),
               el('th', { 'class': 'num' }, ['Lease ends in'])])]),
             el('tbody', null, hrows)
