@@ -16,6 +16,7 @@
 //! - [`ctl`]: the `floatctl` commands.
 //! - [`load`]: the `floatd-load` load generator.
 //! - [`build_info`]: what `--version` says.
+//! - [`logging`]: log lines for journald (priorities) and terminals (times).
 #![forbid(unsafe_code)]
 
 pub mod build_info;
@@ -29,6 +30,7 @@ pub mod journal;
 pub mod ledger;
 pub mod licence;
 pub mod load;
+pub mod logging;
 pub mod net;
 pub mod protocol;
 pub mod report;

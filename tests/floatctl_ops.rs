@@ -627,7 +627,7 @@ fn bad_flags_and_config_exit_2_with_a_message() {
     ];
     for (args, mention) in cases {
         let (code, stderr) = Floatd::start_failing(&args, &dir.path().join("x.log"));
-        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert_eq!(code, 78, "{args:?}: a configuration error: {stderr}");
         assert!(stderr.starts_with("floatd: "), "{args:?}: {stderr}");
         assert!(
             stderr.contains(mention),

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 const FEATURES: &str = "\
 FEATURE cad version=2.0 count=5 expires=permanent
-FEATURE plotter version=1.0 count=3 expires=permanent
+FEATURE plotter version=1.0 count=3 expires=2031-06-30
 FEATURE viewer version=1.0 count=uncounted expires=permanent";
 
 /// A standalone server with the HTTP port on.
@@ -312,6 +312,15 @@ fn metrics_count_seats_checkouts_and_denials() {
         "uncounted pools have no licensed count"
     );
     assert_eq!(v("floatd_checkouts_total", &[]), 5.0);
+    // Expiry as a Unix time (base units): the end of 2031-06-30, UTC.
+    assert_eq!(
+        v("floatd_licence_expiry_timestamp_seconds", &plotter),
+        1_940_630_400.0
+    );
+    assert!(
+        value(&samples, "floatd_licence_expiry_timestamp_seconds", &cad).is_none(),
+        "permanent pools have no expiry"
+    );
     assert_eq!(v("floatd_denials_total", &[("code", "NO_SEATS")]), 1.0);
     assert_eq!(
         v("floatd_denials_total", &[("code", "NO_SUCH_FEATURE")]),
@@ -566,7 +575,8 @@ fn the_page_shows_seats_holders_and_role_in_a_browser() {
     let site = Site::new(FEATURES);
     let server = server(&site);
     let http = server.http_addr.clone().unwrap();
-    let _held = hold_seats(&server.addr);
+    let mut held = hold_seats(&server.addr);
+    held[0].checkout("viewer").expect("an uncounted seat");
     // The page is one self-contained document: no external assets.
     let (code, head, page) = get(&http, "/");
     assert_eq!(code, 200);
@@ -590,7 +600,7 @@ fn the_page_shows_seats_holders_and_role_in_a_browser() {
     shown("count", "cad", "2.0", 5);
     shown("in-use", "plotter", "1.0", 1);
     shown("count", "plotter", "1.0", 3);
-    shown("in-use", "viewer", "1.0", 0);
+    shown("in-use", "viewer", "1.0", 1);
     for (user, host) in [
         ("alice", "ws-alice"),
         ("bob", "ws-bob"),
@@ -612,5 +622,9 @@ fn the_page_shows_seats_holders_and_role_in_a_browser() {
         "{dom}"
     );
     assert!(dom.contains("id=\"epoch\">1<"), "{dom}");
-    assert!(dom.contains("id=\"seats-used\">3<"), "{dom}");
+    // Counted seats of the counted total (5 + 3); the uncounted one apart.
+    assert!(
+        dom.contains("id=\"seats-used\">3<small> of 8 \u{b7} 1 uncounted</small>"),
+        "{dom}"
+    );
 }

@@ -150,10 +150,13 @@
   }
 
   function render(s, at, error) {
-    var used = 0, total = 0, uncounted = false;
+    // Counted seats of the counted total; uncounted pools' seats apart.
+    var used = 0, total = 0, uncounted = null;
     s.features.forEach(function (f) {
-      used += f.in_use;
-      if (f.count === null || f.count === undefined) { uncounted = true; } else { total += f.count; }
+      if (f.count === null || f.count === undefined) { uncounted = (uncounted || 0) + f.in_use; } else {
+        used += f.in_use;
+        total += f.count;
+      }
     });
     var expiring = s.features.filter(function (f) {
       return f.days_left !== null && f.days_left !== undefined && f.days_left <= SOON_DAYS;
@@ -169,7 +172,8 @@
         ' \u00b7 refreshes every ' + (REFRESH_MS / 1000) + ' s'])
     ]);
     var cards = el('div', { 'class': 'cards' }, [
-      card('Seats in use', used, 'of ' + total + (uncounted ? ' + uncounted' : ''), 'seats-used'),
+      card('Seats in use', used, 'of ' + total + (uncounted === null ? '' : ' \u00b7 ' + uncounted + ' uncounted'),
+        'seats-used'),
       card('Connections', s.connections, null, 'connections'),
       card('Uptime', duration(s.uptime_secs), null, 'uptime'),
       card('Lease', duration(s.lease_secs), null, 'lease'),
