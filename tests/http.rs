@@ -577,6 +577,33 @@ fn the_page_shows_seats_holders_and_role_in_a_browser() {
     let http = server.http_addr.clone().unwrap();
     let mut held = hold_seats(&server.addr);
     held[0].checkout("viewer").expect("an uncounted seat");
+    // A refusal for the chart: 4 more of cad's 5 seats do not fit.
+    let refused = held[1].ask("CHECKOUT cad count=4");
+    assert!(refused.starts_with("ERR NO_SEATS"), "{refused}");
+    // The chart's data: cad's level, its licensed count, the refusal.
+    let (code, _, body) = get(&http, "/history.json");
+    assert_eq!(code, 200);
+    let history: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let cad = history["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["feature"] == "cad")
+        .expect("cad is charted");
+    assert_eq!(cad["licensed"], 5);
+    for (range, buckets) in [(0, 288), (1, 168)] {
+        let series = &cad["ranges"][range];
+        let peak = series["peak"].as_array().unwrap();
+        assert_eq!(peak.len(), buckets);
+        assert_eq!(peak.last().unwrap(), 2, "{series}");
+        let denials: u64 = series["denials"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d.as_u64().unwrap())
+            .sum();
+        assert_eq!(denials, 1, "{series}");
+    }
     // The page is one self-contained document: no external assets.
     let (code, head, page) = get(&http, "/");
     assert_eq!(code, 200);
@@ -622,6 +649,19 @@ fn the_page_shows_seats_holders_and_role_in_a_browser() {
         "{dom}"
     );
     assert!(dom.contains("id=\"epoch\">1<"), "{dom}");
+    // The chart: per feature and range, the peak, the licensed line, the
+    // refusal marked.
+    for range in ["24h", "7d"] {
+        let needle =
+            format!("class=\"chart\" data-feature=\"cad\" data-range=\"{range}\" data-peak=\"2\"");
+        assert!(dom.contains(&needle), "{needle} not in the page:\n{dom}");
+    }
+    assert!(dom.contains("class=\"licensed\" data-count=\"5\""), "{dom}");
+    assert!(dom.contains("class=\"denial\" data-count=\"1\""), "{dom}");
+    assert!(
+        dom.contains("data-feature=\"plotter\" data-range=\"7d\" data-peak=\"1\""),
+        "{dom}"
+    );
     // Counted seats of the counted total (5 + 3); the uncounted one apart.
     assert!(
         dom.contains("id=\"seats-used\">3<small> of 8 \u{b7} 1 uncounted</small>"),

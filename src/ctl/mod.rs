@@ -3,10 +3,12 @@
 //! Vendor commands (keygen, sign, verify, hostid, pools) live in
 //! [`vendor`]; operator commands talking to a running server in [`ops`]
 //! (options common to them in [`common`], the status table in [`view`]);
-//! usage reports from report logs in `report`.
+//! usage reports from report logs in [`report`] (numbers from `usage`).
 
 pub mod common;
 pub mod ops;
+pub mod report;
+mod usage;
 pub mod vendor;
 pub mod view;
 
@@ -78,6 +80,16 @@ const COMMANDS: &[(&str, &str, &str, &str)] = &[
         "[--release]",
         "(admin) shut the server down (--release: return every seat first)",
         "",
+    ),
+    (
+        "report",
+        "[--from DATE] [--to DATE] [--feature F] [--csv|--json] REPORT.LOG...",
+        "usage per feature and day from report logs (rotated ones too)",
+        "  --from, --to DATE   first and last day (YYYY-MM-DD, local time), both included\n\
+         \x20 --feature F         only feature F (may be repeated)\n\
+         \x20 --top N             users listed per feature and day (default 3)\n\
+         \x20 --csv, --json       for spreadsheets and scripts (default: a table)\n\
+         Reads plain and rotated logs in any order; a record seen twice counts once.\n",
     ),
 ];
 
@@ -189,6 +201,7 @@ pub fn main(args: Vec<std::ffi::OsString>) -> i32 {
     rest.extend(leading);
     match command {
         "keygen" | "sign" | "verify" | "hostid" | "pools" => vendor::run(command, rest),
+        "report" => report::run(rest),
         c if is_operator(c) => ops::run(command, rest),
         "--version" | "version" => {
             println!("{}", crate::build_info::version_line("floatctl"));

@@ -124,7 +124,7 @@ fn feature(out: &mut String, f: &FeatureStatus, now: u64) {
     if f.holders.is_empty() {
         return;
     }
-    let rows: Vec<[String; 7]> = f.holders.iter().map(|h| holder_row(h, now)).collect();
+    let rows: Vec<Vec<String>> = f.holders.iter().map(|h| holder_row(h, now)).collect();
     let header = [
         "SEAT",
         "USER",
@@ -133,39 +133,40 @@ fn feature(out: &mut String, f: &FeatureStatus, now: u64) {
         "VERSION",
         "SINCE",
         "LEASE ENDS",
-    ]
-    .map(String::from);
-    let mut widths = [0usize; 7];
-    for row in std::iter::once(&header).chain(&rows) {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    for row in std::iter::once(&header).chain(&rows) {
-        let mut line = String::from("  ");
-        for (i, (cell, w)) in row.iter().zip(widths).enumerate() {
-            let pad = w - cell.chars().count();
-            if i == 3 {
-                line.push_str(&" ".repeat(pad));
-                line.push_str(cell);
-            } else {
-                line.push_str(cell);
-                if i < 6 {
-                    line.push_str(&" ".repeat(pad));
-                }
-            }
-            if i < 6 {
-                line.push_str("  ");
-            }
-        }
-        let _ = writeln!(out, "{}", line.trim_end());
-    }
+    ];
+    out.push_str(&columns("  ", &header, &rows, &[3]));
     if f.more_holders > 0 {
         let _ = writeln!(out, "  ... and {} more", f.more_holders);
     }
 }
 
-fn holder_row(h: &Holder, now: u64) -> [String; 7] {
+/// Rows laid out in columns under `header`, each line after `indent`;
+/// the columns numbered in `right` are aligned right (numbers).
+pub fn columns(indent: &str, header: &[&str], rows: &[Vec<String>], right: &[usize]) -> String {
+    let header: Vec<String> = header.iter().map(|h| h.to_string()).collect();
+    let mut widths = vec![0usize; header.len()];
+    for row in std::iter::once(&header).chain(rows) {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in std::iter::once(&header).chain(rows) {
+        let mut line = String::from(indent);
+        for (i, (cell, w)) in row.iter().zip(&widths).enumerate() {
+            let pad = " ".repeat(w - cell.chars().count());
+            if right.contains(&i) {
+                let _ = write!(line, "{pad}{cell}  ");
+            } else {
+                let _ = write!(line, "{cell}{pad}  ");
+            }
+        }
+        let _ = writeln!(out, "{}", line.trim_end());
+    }
+    out
+}
+
+fn holder_row(h: &Holder, now: u64) -> Vec<String> {
     let version = if h.version.is_empty() || h.version == "0.0" {
         "any".to_string()
     } else {
@@ -176,7 +177,7 @@ fn holder_row(h: &Holder, now: u64) -> [String; 7] {
         local_time(now + h.returns_in_secs),
         duration(h.returns_in_secs)
     );
-    [
+    vec![
         h.seat.clone(),
         h.user.clone(),
         h.host.clone(),

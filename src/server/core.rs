@@ -104,6 +104,8 @@ pub struct Core {
     records_since_snapshot: u64,
     /// Checkouts, reclaims and denials, for /metrics.
     pub counters: super::metrics::Counters,
+    /// Seats in use over time, for the status page's chart.
+    pub history: super::history::History,
 }
 
 impl Core {
@@ -138,6 +140,7 @@ impl Core {
             shutdown: None,
             records_since_snapshot: 0,
             counters: Default::default(),
+            history: Default::default(),
         }
     }
 
@@ -571,10 +574,18 @@ impl Core {
             return;
         }
         self.records_since_snapshot += records.len() as u64;
+        self.note_history(&records);
         if let Some(p) = &self.pair {
             let _ = p.tx.send(ToWatchdog::Records(records.clone()));
         }
         self.journal.append(records);
+    }
+
+    fn note_history(&mut self, records: &[crate::ledger::Record]) {
+        let ledger = &self.ledger;
+        let unix = crate::civil::unix_now_secs();
+        self.history
+            .note(records, unix, |f| super::history::level_of(ledger, f));
     }
 
     fn tell_watchdog(&self, msg: ToWatchdog) {
@@ -602,6 +613,7 @@ impl Core {
                 for r in &records {
                     self.ledger.apply(r, now);
                 }
+                self.note_history(&records);
                 self.journal.append(records);
             }
             FromWatchdog::Reset(snapshot) => {

@@ -12,6 +12,7 @@ pub mod admin;
 pub mod conn;
 pub mod core;
 pub mod event_loop;
+pub mod history;
 pub mod http;
 pub mod licences;
 pub mod metrics;
