@@ -13,6 +13,8 @@
 //! - [`client`]: the blocking client library.
 //! - [`config`]: flags and the TOML config file.
 //! - [`net`]: host name resolution that works in the static build.
+//! - [`files`]: reading operator-named files without blocking on them.
+//! - [`sys`]: the peer secret file and systemd notifications (server and witness).
 //! - [`ctl`]: the `floatctl` commands.
 //! - [`load`]: the `floatd-load` load generator.
 //! - [`build_info`]: what `--version` says.
@@ -26,6 +28,7 @@ pub mod codes;
 pub mod config;
 pub mod ctl;
 pub mod failover;
+pub mod files;
 pub mod journal;
 pub mod ledger;
 pub mod licence;
@@ -35,3 +38,4 @@ pub mod net;
 pub mod protocol;
 pub mod report;
 pub mod server;
+pub mod sys;

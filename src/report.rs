@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 pub fn format_line(record: &Record) -> String {
     let (at, word) = match &record.event {
         Event::Grant(g) => (g.at, "checkout"),
+        Event::Adopt(s) => (s.grant.at, "merged"),
         Event::Release(r) => (r.at, "return"),
         Event::Denied(d) => (d.at, "denied"),
         Event::Reread { at, .. } => (*at, "reread"),
@@ -34,6 +35,16 @@ pub fn format_line(record: &Record) -> String {
             .field("host", &g.host)
             .field("client", &g.client)
             .field("handle", &g.handle),
+        Event::Adopt(s) => line
+            .field("feature", &s.grant.feature)
+            .field("version", &s.grant.version)
+            .field("pool", &s.grant.pool.version)
+            .field("count", s.grant.count)
+            .field("user", &s.grant.user)
+            .field("host", &s.grant.host)
+            .field("client", &s.grant.client)
+            .field("handle", &s.grant.handle)
+            .field("lease_left_secs", s.lease_left_ms / 1000),
         Event::Release(r) => line
             .field("feature", &r.feature)
             .field("version", &r.version)
@@ -118,7 +129,12 @@ impl ReportLog {
 }
 
 fn open_append(path: &Path) -> io::Result<File> {
-    OpenOptions::new().create(true).append(true).open(path)
+    use std::os::unix::fs::OpenOptionsExt;
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(crate::files::PRIVATE_FILE_MODE)
+        .open(path)
 }
 
 /// How far back from the end of a report log to look for its last line

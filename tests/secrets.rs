@@ -195,6 +195,15 @@ fn one_status_report_lists_a_bounded_number_of_holders() {
         table.lines().filter(|l| l.contains(" gus ")).count() as u64,
         listed
     );
+    // An admin (loopback here) may ask for every holder.
+    let out = floatctl(&["--server", addr, "status", "viewer", "--all", "--json"]);
+    let all: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        all["features"][0]["holders"].as_array().unwrap().len() as u64,
+        seats
+    );
+    assert_eq!(all["features"][0]["more_holders"], 0);
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("\"handle\""));
 }
 
 #[test]

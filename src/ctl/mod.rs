@@ -61,9 +61,10 @@ const COMMANDS: &[(&str, &str, &str, &str)] = &[
     ),
     (
         "status",
-        "[FEATURE]... [--json]",
+        "[FEATURE]... [--all] [--json]",
         "servers, alerts, each licence's seats and who holds them",
         "  FEATURE   show only these features\n\
+         \x20 --all     (admin) every holder, not only the 50 longest-held of each pool\n\
          \x20 --json    the status report as JSON (docs/OPERATIONS.md): for scripts\n",
     ),
     (

@@ -273,19 +273,32 @@ fn admin_done(request: &Request, server: &str, ok: &line::Line) -> String {
 
 fn status(common: &Common, args: Vec<OsString>) -> Result<(), Failure> {
     let mut json = false;
+    let mut all = false;
     let mut features = Vec::new();
     for arg in args {
         match arg.to_string_lossy().as_ref() {
             "--json" => json = true,
+            "--all" => all = true,
             other if other.starts_with('-') => {
                 return Err(Failure::Usage(format!(
-                    "unknown option {other}\nusage: floatctl status [FEATURE]... [--json]"
+                    "unknown option {other}\nusage: floatctl status [FEATURE]... [--all] [--json]"
                 )))
             }
             other => features.push(other.to_string()),
         }
     }
-    let mut report = common.client().status()?;
+    let mut report = if all {
+        // Every holder: an admin request (its cost is the admin's call).
+        let token = common.admin_token().map_err(Failure::Usage)?;
+        let line = common
+            .client()
+            .admin(&Request::StatusAll, token.as_deref())?;
+        let json = line.strip_prefix("STATUS ").unwrap_or(&line);
+        serde_json::from_str(json)
+            .map_err(|e| ClientError::Protocol(format!("status JSON: {e}")))?
+    } else {
+        common.client().status()?
+    };
     let missing: Vec<&String> = features
         .iter()
         .filter(|name| !report.features.iter().any(|f| &f.name == *name))

@@ -447,6 +447,13 @@ pub(crate) mod tests {
                     checked_in: i % 2 == 1,
                 })
                 .collect(),
+            returned: (0..seats / 2)
+                .map(|i| crate::ledger::Returned {
+                    handle: format!("r{i}.tag"),
+                    reason: crate::ledger::Reason::Checkin,
+                    left_ms: 100 * i as u64,
+                })
+                .collect(),
         }
     }
 

@@ -44,9 +44,19 @@ pub enum Reason {
     LicenceGone,
     /// The server shut down and its seats do not survive (no state directory).
     Shutdown,
+    /// Granted, but the journal failed before it was recorded: the client
+    /// was told so and never got the seat.
+    JournalFailed,
 }
 
 impl Reason {
+    /// Returned because someone asked (the client, an operator, a licence
+    /// change), not because a lease ran out: a merge after a split must
+    /// not bring such a seat back.
+    pub fn by_request(self) -> bool {
+        !matches!(self, Reason::Expired)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Reason::Checkin => "checkin",
@@ -54,6 +64,7 @@ impl Reason {
             Reason::Removed => "removed",
             Reason::LicenceGone => "licence_gone",
             Reason::Shutdown => "shutdown",
+            Reason::JournalFailed => "journal_failed",
         }
     }
 }
@@ -94,6 +105,9 @@ pub struct Denial {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Event {
     Grant(Grant),
+    /// A seat the other server of the pair granted while the two were
+    /// split, taken over with the lease it had left there.
+    Adopt(super::SeatSnapshot),
     Release(Return),
     Denied(Denial),
     /// Licences (and options) were reread; `pools` is how many now serve.
@@ -131,6 +145,6 @@ impl Event {
     /// True for events that change seats (and so must be durable, and
     /// acknowledged by the standby, before the client hears of them).
     pub fn changes_seats(&self) -> bool {
-        matches!(self, Event::Grant(_) | Event::Release(_))
+        matches!(self, Event::Grant(_) | Event::Adopt(_) | Event::Release(_))
     }
 }

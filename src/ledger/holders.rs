@@ -166,7 +166,7 @@ impl Ledger {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{CheckoutRequest, HandleKey, Outcome, WaiterId};
+    use super::super::{CheckoutRequest, HandleKey, Outcome, SeededEntropy, WaiterId};
     use super::*;
     use crate::licence::{Count, Expiry, Pool, PoolKey, Share, Version};
 
@@ -185,6 +185,7 @@ mod tests {
             vec![pool],
             Duration::from_secs(60),
             HandleKey::from_bytes([3; 32]),
+            Box::new(SeededEntropy::new(3)),
         )
     }
 

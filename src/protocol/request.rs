@@ -48,6 +48,8 @@ pub enum Request {
         count: u32,
     },
     Status,
+    /// `STATUS holders=all` (admin): every holder of every pool listed.
+    StatusAll,
     Ping,
     Quit,
     // Admin requests.
@@ -69,7 +71,11 @@ impl Request {
     pub fn is_admin(&self) -> bool {
         matches!(
             self,
-            Request::Remove { .. } | Request::Reread | Request::Down { .. } | Request::RotateLog
+            Request::Remove { .. }
+                | Request::Reread
+                | Request::Down { .. }
+                | Request::RotateLog
+                | Request::StatusAll
         )
     }
 
@@ -83,6 +89,7 @@ impl Request {
             "RECLAIM" => &["feature", "version", "count"],
             "DOWN" => &["release"],
             "REMOVE" => &["feature", "user", "host"],
+            "STATUS" => &["holders"],
             _ => &[],
         };
         if let Some((key, _)) = l.fields.iter().find(|(k, _)| !known.contains(k)) {
@@ -130,7 +137,11 @@ impl Request {
                 version: version(l.get("version"))?,
                 count: count(l.get("count"))?,
             },
-            "STATUS" => Request::Status,
+            "STATUS" => match l.get("holders") {
+                None => Request::Status,
+                Some("all") => Request::StatusAll,
+                Some(other) => return Err(format!("holders={other:?}: expected all")),
+            },
             "PING" => Request::Ping,
             "QUIT" => Request::Quit,
             "REMOVE" if l.args.is_empty() => Request::Remove {
@@ -195,6 +206,7 @@ impl Request {
                 .field("version", version)
                 .field("count", count),
             Request::Status => LineBuilder::new("STATUS"),
+            Request::StatusAll => LineBuilder::new("STATUS").field("holders", "all"),
             Request::Ping => LineBuilder::new("PING"),
             Request::Quit => LineBuilder::new("QUIT"),
             Request::Remove {
@@ -293,6 +305,7 @@ mod tests {
                 count: 1,
             },
             Request::Status,
+            Request::StatusAll,
             Request::Ping,
             Request::Quit,
             Request::Remove {

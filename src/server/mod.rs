@@ -6,29 +6,31 @@
 //! - [`licences`]: where licences come from (files or the demo).
 //! - [`status`], [`admin`]: the status report and admin access.
 //! - [`http`], [`metrics`]: the status page and Prometheus metrics port.
-//! - [`notify`]: systemd readiness, watchdog and status notifications.
+//! - [`state_dir`]: the state directory: where, locked, private.
 
 pub mod admin;
 pub mod conn;
 pub mod core;
 pub mod event_loop;
+pub mod gate;
 pub mod history;
 pub mod http;
 pub mod licences;
 pub mod metrics;
-pub mod notify;
 pub mod options;
 pub mod output;
+mod pairing;
+mod requests;
+pub mod state_dir;
 pub mod status;
 
-use crate::codes::Code;
 use crate::config::{Config, Role};
+use crate::failover::role::Start;
 use crate::failover::{watchdog, PairSettings};
 use crate::journal;
 use crate::ledger::{Event, HandleKey, Ledger, Now};
-use crate::ledger::{Gate, Refusal};
 use crate::licence::Side;
-use crate::protocol::peer::PeerState;
+use crate::sys::read_secret;
 use core::PairLink;
 use core::{Core, Presence};
 use event_loop::{EventLoop, LoopSettings};
@@ -38,7 +40,7 @@ use mio::Poll;
 use options::OptionsSource;
 use std::io::Write;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// The client port when neither `--port` nor the licence names one.
 pub const DEFAULT_PORT: u16 = 27000;
@@ -79,7 +81,9 @@ pub fn run(config: Config) -> Result<(), RunError> {
     let policy = options.load(&served).map_err(RunError::Config)?;
     let now = Now::current();
 
-    let (state_dir, _lock) = open_state_dir(&config)?;
+    // Held to the end: the lock, and (demo) the removal of its directory.
+    let state = state_dir::open(&config)?;
+    let state_dir = state.path.clone();
     // A pair shares its handle key (derived from the peer secret), so each
     // server can verify the other's handles; a lone server keeps its own.
     let handle_key = match (&config.role, &config.peer_secret_file) {
@@ -89,24 +93,34 @@ pub fn run(config: Config) -> Result<(), RunError> {
         _ => load_or_create_handle_key(&state_dir)?,
     };
     let recovered = journal::recover(&state_dir).map_err(|e| e.to_string())?;
+    // A torn tail held nothing any client was told of; a cut anywhere
+    // else may have lost records of seats that are out.
+    let lost_records = recovered
+        .cut
+        .as_ref()
+        .is_some_and(|c| c.may_have_lost_records());
     if let Some(cut) = &recovered.cut {
-        log::warn!("journal: {cut}");
+        if lost_records {
+            log::error!(
+                "journal: {cut}; seats given out may have been lost with it: reclaims only for one lease before new grants"
+            );
+        } else {
+            log::warn!("journal: {cut}");
+        }
     }
     match crate::report::catch_up(&state_dir, &recovered.records) {
         Ok(0) => {}
         Ok(n) => log::info!("report log: wrote {n} line(s) a crash had kept from it"),
         Err(e) => log::error!("report log: catching up after a crash failed: {e}"),
     }
-    let mut ledger = Ledger::new(served.pools.clone(), config.lease, handle_key);
+    let mut ledger = Ledger::new(
+        served.pools.clone(),
+        config.lease,
+        handle_key,
+        Box::new(crate::sys::OsEntropy::new()),
+    );
     ledger.set_options(policy);
-    if let Some(snapshot) = &recovered.snapshot {
-        ledger.restore(snapshot, now);
-    }
-    for record in &recovered.records {
-        ledger.apply(record, now);
-    }
-    // Clients could not heartbeat while the server was down.
-    ledger.grant_grace(now);
+    ledger.replay(recovered.snapshot.as_ref(), &recovered.records, now);
     if ledger.seat_count() > 0 {
         log::info!(
             "restored {} seat(s) from {} (journal at {})",
@@ -165,6 +179,7 @@ pub fn run(config: Config) -> Result<(), RunError> {
     let presence = Presence {
         role: config.role.as_str().to_string(),
         state: "active".into(),
+        epoch: ledger.epoch(),
         server: server_name,
         peer_addr: None,
         active_addr: None,
@@ -176,7 +191,7 @@ pub fn run(config: Config) -> Result<(), RunError> {
     let start_epoch = ledger.last_epoch();
     let mut core = Core::new(
         ledger,
-        journal,
+        Box::new(journal),
         state_dir.clone(),
         licences,
         served,
@@ -195,22 +210,20 @@ pub fn run(config: Config) -> Result<(), RunError> {
             .map_err(|e| format!("peer port: {e}"))?;
         let (to_watchdog, from_loop) = crossbeam_channel::unbounded();
         let (to_loop, from_watchdog) = crossbeam_channel::unbounded();
-        core.presence.state = PeerState::Starting.as_str().to_string();
         core.presence.peer_addr = settings.peer_client_addr.clone();
-        core.ledger.set_gate(Gate::Closed(Refusal::new(
-            Code::NotActive,
-            "this server is starting and looking for the other server of its pair",
-        )));
-        core.pair = Some(PairLink::new(to_watchdog, from_watchdog));
-        core.pause_limit = config.takeover_after;
-        core.fenced_mode = config.witness.is_some();
+        core.join_pair(
+            PairLink::new(to_watchdog, from_watchdog),
+            config.witness.is_some(),
+            config.takeover_after,
+        );
         watchdog::spawn(
             settings,
             listener,
-            watchdog::Start {
+            Start {
                 last: start_mark,
                 epoch: start_epoch,
                 digest: core.digest(),
+                needs_recovery: lost_records,
             },
             watchdog::LoopPort {
                 to_loop,
@@ -221,6 +234,9 @@ pub fn run(config: Config) -> Result<(), RunError> {
         .map_err(|e| format!("watchdog thread: {e}"))?;
         println!("floatd peer link on {peer_addr}");
     } else {
+        if lost_records {
+            core.recover_until(now.mono + config.lease);
+        }
         core.ledger.commit(Event::Started { at: now.unix }, now);
     }
 
@@ -247,10 +263,7 @@ pub fn run(config: Config) -> Result<(), RunError> {
     }
     announce(local, &state_dir, config.demo);
     event_loop.run()?;
-    if config.demo && config.state_dir.is_none() {
-        // The demo's seats were never meant to outlive it.
-        let _ = std::fs::remove_dir_all(&state_dir);
-    }
+    drop(state);
     Ok(())
 }
 
@@ -275,7 +288,7 @@ fn pair_settings(
     };
     let listener = crate::net::resolve(&listen)
         .and_then(|addrs| std::net::TcpListener::bind(addrs.as_slice()))
-        .map_err(|e| format!("cannot listen for the peer on {listen}: {e}"))?;
+        .map_err(|e| listen_error("for the other server", &listen, &e, "--peer-listen"))?;
     Ok((
         PairSettings {
             role: config.role,
@@ -306,20 +319,6 @@ fn advertised_addr(config: &Config, local: &SocketAddr) -> String {
         return format!("{host}:{}", local.port());
     }
     local.to_string()
-}
-
-/// Reads the peer link's shared secret: the file's first line, trimmed.
-pub fn read_secret(path: &Path) -> Result<Vec<u8>, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("peer secret file {}: {e}", path.display()))?;
-    let secret = text.lines().next().unwrap_or("").trim();
-    if secret.len() < 16 {
-        return Err(format!(
-            "peer secret file {}: the secret must be at least 16 characters (e.g. `head -c 32 /dev/urandom | base64`)",
-            path.display()
-        ));
-    }
-    Ok(secret.as_bytes().to_vec())
 }
 
 /// File descriptors kept for everything but client connections: std
@@ -389,7 +388,8 @@ fn bind(addr: &str, port: u16) -> Result<TcpListener, String> {
         .into_iter()
         .next()
         .ok_or_else(|| format!("bind address {addr} resolves to nothing"))?;
-    listen(sockaddr, LISTEN_BACKLOG).map_err(|e| format!("cannot listen on {sockaddr}: {e}"))
+    listen(sockaddr, LISTEN_BACKLOG)
+        .map_err(|e| listen_error("for clients", &sockaddr.to_string(), &e, "--port"))
 }
 
 /// Binds the status page and metrics port (`--http ADDR:PORT`).
@@ -400,11 +400,26 @@ fn bind_http(addr: &str) -> Result<(TcpListener, SocketAddr), String> {
         .next()
         .ok_or_else(|| format!("--http {addr} resolves to nothing"))?;
     let listener =
-        listen(sockaddr, 128).map_err(|e| format!("cannot listen for http on {sockaddr}: {e}"))?;
+        listen(sockaddr, 128).map_err(|e| listen_error("for http", addr, &e, "--http"))?;
     let local = listener
         .local_addr()
         .map_err(|e| format!("http port: {e}"))?;
     Ok((listener, local))
+}
+
+/// Why a port could not be bound, and for "address in use" which port and
+/// what to do: another floatd (or something else) holds it, or `flag`
+/// picks another.
+pub fn listen_error(what: &str, addr: &str, e: &std::io::Error, flag: &str) -> String {
+    if e.kind() != std::io::ErrorKind::AddrInUse {
+        return format!("cannot listen {what} on {addr}: {e}");
+    }
+    let port = addr.rsplit_once(':').map_or(addr, |(_, p)| p);
+    format!(
+        "cannot listen {what} on {addr}: port {port} is already in use: another floatd may \
+         be running (`ss -ltnp 'sport = :{port}'` shows what holds it), or choose another port \
+         with {flag}"
+    )
 }
 
 /// Connections the kernel may hold completed for us before we accept them.
@@ -429,73 +444,6 @@ fn listen(sockaddr: SocketAddr, backlog: i32) -> std::io::Result<TcpListener> {
     Ok(TcpListener::from_std(socket.into()))
 }
 
-/// The state directory in use, and the lock that keeps a second server
-/// off it while this one runs.
-fn open_state_dir(config: &Config) -> Result<(PathBuf, std::fs::File), String> {
-    let dir = match (&config.state_dir, config.demo) {
-        (Some(dir), _) => dir.clone(),
-        (None, true) => {
-            let dir = std::env::temp_dir().join(format!("floatd-demo-{}", std::process::id()));
-            log::info!("demo: state in {}", dir.display());
-            dir
-        }
-        (None, false) => default_state_dir(),
-    };
-    std::fs::create_dir_all(&dir).map_err(|e| format!("state directory {}: {e}", dir.display()))?;
-    let lock_path = dir.join("lock");
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .map_err(|e| format!("{}: {e}", lock_path.display()))?;
-    lock.try_lock().map_err(|_| {
-        format!(
-            "state directory {} is in use by another floatd (lock held on {})",
-            dir.display(),
-            lock_path.display()
-        )
-    })?;
-    Ok((dir, lock))
-}
-
-/// `$STATE_DIRECTORY` (systemd), else /var/lib/floatd when it can be used,
-/// else ./floatd-state.
-fn default_state_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("STATE_DIRECTORY") {
-        // systemd may pass several, ':'-separated; the first is ours.
-        let first = dir
-            .to_string_lossy()
-            .split(':')
-            .next()
-            .unwrap_or("")
-            .to_string();
-        if !first.is_empty() {
-            return PathBuf::from(first);
-        }
-    }
-    let system = PathBuf::from("/var/lib/floatd");
-    if std::fs::create_dir_all(&system).is_ok()
-        && std::fs::metadata(&system).is_ok_and(|m| !m.permissions().readonly())
-        && tempfile_probe(&system)
-    {
-        return system;
-    }
-    let local = PathBuf::from("floatd-state");
-    log::warn!(
-        "no --state-dir and /var/lib/floatd is not writable: using {}",
-        local.display()
-    );
-    local
-}
-
-fn tempfile_probe(dir: &Path) -> bool {
-    let probe = dir.join(format!(".probe-{}", std::process::id()));
-    let ok = std::fs::write(&probe, b"").is_ok();
-    let _ = std::fs::remove_file(&probe);
-    ok
-}
-
 /// The key that makes handles self-certifying, kept in the state directory
 /// so handles stay valid across restarts.
 fn load_or_create_handle_key(dir: &Path) -> Result<HandleKey, String> {
@@ -508,7 +456,9 @@ fn load_or_create_handle_key(dir: &Path) -> Result<HandleKey, String> {
             Ok(HandleKey::from_bytes(bytes))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let key = HandleKey::random().map_err(|e| format!("randomness: {e}"))?;
+            let key = HandleKey::from_bytes(
+                crate::sys::random_key().map_err(|e| format!("randomness: {e}"))?,
+            );
             write_private(&path, key.as_bytes())?;
             Ok(key)
         }

@@ -10,7 +10,20 @@ use std::collections::HashMap;
 /// The rest are counted in `more_holders`.
 pub const MAX_HOLDERS_LISTED: usize = 50;
 
+/// The `STATUS` reply, listing at most `holders` holders a pool (the
+/// admin's `STATUS holders=all`: every one).
+pub fn reply(core: &Core, now: Now, holders: usize) -> String {
+    let report = build_listing(core, now, holders);
+    let json = serde_json::to_string(&report).expect("status serialises");
+    format!("STATUS {json}\n")
+}
+
+/// The status report, listing at most [`MAX_HOLDERS_LISTED`] holders a pool.
 pub fn build(core: &Core, now: Now) -> StatusReport {
+    build_listing(core, now, MAX_HOLDERS_LISTED)
+}
+
+fn build_listing(core: &Core, now: Now, holders: usize) -> StatusReport {
     let today = crate::civil::Date::from_days((now.unix / 86_400) as i64);
     let mut index = HashMap::new();
     let mut features: Vec<FeatureStatus> = core
@@ -41,7 +54,7 @@ pub fn build(core: &Core, now: Now) -> StatusReport {
         }
     }
     for (f, seats) in features.iter_mut().zip(by_pool) {
-        let (listed, more) = longest_held(seats, MAX_HOLDERS_LISTED);
+        let (listed, more) = longest_held(seats, holders);
         f.more_holders = more as u64;
         f.holders = listed.into_iter().map(|s| holder(s, now)).collect();
     }
@@ -60,7 +73,7 @@ pub fn build(core: &Core, now: Now) -> StatusReport {
         server: core.presence.server.clone(),
         role: core.presence.role.clone(),
         state: core.presence.state.clone(),
-        epoch: core.ledger.epoch(),
+        epoch: core.presence.epoch,
         uptime_secs: core.started.elapsed().as_secs(),
         lease_secs: core.ledger.lease().as_secs(),
         connections: core.connections,
@@ -72,7 +85,7 @@ pub fn build(core: &Core, now: Now) -> StatusReport {
     }
 }
 
-/// The `limit` seats held longest (oldest grant first, then by seat id),
+/// The `limit` seats held longest (oldest grant first; ties in a stable order),
 /// and how many were left out. Selects before sorting: linear in the seats.
 fn longest_held(mut seats: Vec<&Seat>, limit: usize) -> (Vec<&Seat>, usize) {
     let order =
@@ -102,4 +115,31 @@ fn holder(seat: &Seat, now: Now) -> Holder {
             .saturating_duration_since(now.mono)
             .as_secs(),
     }
+}
+
+/// The STATUS= text of a licence server: role, state, epoch, seats in use.
+pub fn systemd_status(core: &Core) -> String {
+    let mut used = 0u64;
+    let mut total = 0u64;
+    let mut uncounted = 0u64;
+    for view in core.ledger.pools() {
+        match view.pool.limit() {
+            Some(limit) => {
+                used += view.used;
+                total += limit;
+            }
+            None => uncounted += view.used,
+        }
+    }
+    let mut text = format!(
+        "{} {}, epoch {}: {used} of {total} seats in use",
+        core.presence.role, core.presence.state, core.presence.epoch
+    );
+    if uncounted > 0 {
+        text.push_str(&format!(" (+{uncounted} uncounted)"));
+    }
+    if core.journal.failure().is_some() {
+        text.push_str("; JOURNAL FAILED, no grants");
+    }
+    text
 }
