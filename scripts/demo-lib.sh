@@ -11,11 +11,12 @@ build() {
   fi
 }
 
-# A free loopback port: random in 20000-59999, retried while something answers.
+# A free loopback port: random in 20000-32767 (below the kernel's ephemeral
+# range, which outgoing connections take from), retried while one answers.
 free_port() {
   local p
   while :; do
-    p=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
+    p=$((20000 + RANDOM % 12768))
     (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
   done
 }

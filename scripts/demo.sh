@@ -24,7 +24,11 @@ trap cleanup EXIT
 wait_for() { # SECONDS DESCRIPTION COMMAND...
   local until=$((SECONDS + $1)) what=$2; shift 2
   until "$@" >/dev/null 2>&1; do
-    [ $SECONDS -lt $until ] || { echo "timed out waiting for $what" >&2; return 1; }
+    [ $SECONDS -lt $until ] || {
+      echo "timed out waiting for $what; the servers' last lines:" >&2
+      tail -n 5 "$WORK"/*.log >&2 2>/dev/null || true
+      return 1
+    }
     sleep 0.1
   done
 }

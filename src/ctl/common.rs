@@ -1,9 +1,14 @@
 //! Options every operator command takes: the servers, who floatctl says
-//! it is, the admin token, how long to keep trying.
+//! it is, the admin token, how long to keep trying; and the one client a
+//! command uses, which says on stderr what it is waiting for and stops at
+//! once on SIGTERM or SIGINT.
 
-use crate::client::{parse_server_list, Client, ClientConfig, Identity, SERVERS_ENV};
+use crate::client::{parse_server_list, Client, ClientConfig, ClientEvent, Identity, SERVERS_ENV};
+use crate::ledger::seat_id;
 use std::ffi::OsString;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 /// The server list when neither `--server` nor `FLOATD_SERVERS` is given.
@@ -24,13 +29,34 @@ pub struct Common {
     pub host_given: Option<String>,
     pub admin_token_file: Option<PathBuf>,
     pub timeout: Duration,
+    client: OnceLock<Client>,
+    /// Set by SIGTERM or SIGINT.
+    interrupted: Arc<AtomicBool>,
 }
 
 impl Common {
+    /// The command's client (made at first use): events go to stderr, and
+    /// SIGTERM or SIGINT cancel whatever it is doing.
     pub fn client(&self) -> Client {
-        let mut config = ClientConfig::new(self.servers.clone(), self.identity.clone());
-        config.failover_timeout = self.timeout;
-        Client::new(config)
+        self.client
+            .get_or_init(|| {
+                let mut config = ClientConfig::new(self.servers.clone(), self.identity.clone());
+                config.failover_timeout = self.timeout;
+                let client = Client::new(config);
+                client.on_event(|event| {
+                    if let Some(text) = describe(event) {
+                        eprintln!("floatctl: {text}");
+                    }
+                });
+                cancel_on_signals(&client, self.interrupted.clone());
+                client
+            })
+            .clone()
+    }
+
+    /// Whether SIGTERM or SIGINT came.
+    pub fn interrupted(&self) -> bool {
+        self.interrupted.load(Ordering::SeqCst)
     }
 
     pub fn admin_token(&self) -> Result<Option<String>, String> {
@@ -112,9 +138,53 @@ pub fn parse(args: Vec<OsString>) -> Result<(Common, Vec<OsString>), String> {
             host_given,
             admin_token_file,
             timeout,
+            client: OnceLock::new(),
+            interrupted: Arc::default(),
         },
         rest,
     ))
+}
+
+/// What floatctl says about a client event (seats by their public id).
+fn describe(event: &ClientEvent) -> Option<String> {
+    Some(match event {
+        ClientEvent::Trying { server } => format!("trying {server}..."),
+        ClientEvent::Moved {
+            from: Some(from),
+            to,
+        } => format!("server {from} is gone; now served by {to}"),
+        ClientEvent::Reclaimed { handle, server } => {
+            format!("seat {} kept on {server}", seat_id(handle))
+        }
+        ClientEvent::Lost { handle, reason } => format!("seat {} lost: {reason}", seat_id(handle)),
+        ClientEvent::Disconnected { server, reason } => {
+            format!("lost {server} ({reason}); looking for the active server")
+        }
+        ClientEvent::Expired { handle } => format!(
+            "seat {}: lease ran out; still trying to reclaim it",
+            seat_id(handle)
+        ),
+        _ => return None,
+    })
+}
+
+/// A thread that cancels the client's calls when SIGTERM or SIGINT comes
+/// (and notes it), so floatctl stops at once rather than at the end of
+/// its timeout.
+fn cancel_on_signals(client: &Client, interrupted: Arc<AtomicBool>) {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) else {
+        return;
+    };
+    let client = client.clone();
+    let _ = std::thread::Builder::new()
+        .name("floatctl-signals".into())
+        .spawn(move || {
+            for _ in signals.forever() {
+                interrupted.store(true, Ordering::SeqCst);
+                client.cancel();
+            }
+        });
 }
 
 /// The name of the account this process runs as (from /etc/passwd, by

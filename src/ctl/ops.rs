@@ -3,14 +3,12 @@
 
 use super::common::{self, Common};
 use super::{EXIT_DENIED, EXIT_ERROR};
-use crate::client::{ClientError, ClientEvent};
+use crate::client::ClientError;
 use crate::ledger::SeatSelector;
 use crate::licence::Version;
 use crate::protocol::{line, Request};
 use std::ffi::OsString;
 use std::io::Write;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Runs one operator command; returns the exit code.
@@ -144,40 +142,19 @@ fn checkout(common: &Common, args: Vec<OsString>) -> Result<(), Failure> {
     let Some(hold) = hold else {
         return Ok(());
     };
-    client.on_event(|event| match event {
-        ClientEvent::Moved {
-            from: Some(from),
-            to,
-        } => {
-            eprintln!("floatctl: server {from} is gone; now served by {to}")
-        }
-        ClientEvent::Moved { from: None, .. } => {}
-        ClientEvent::Reclaimed { handle, server } => {
-            eprintln!("floatctl: seat {handle} kept on {server}")
-        }
-        ClientEvent::Lost { handle, reason } => {
-            eprintln!("floatctl: seat {handle} lost: {reason}")
-        }
-        ClientEvent::Disconnected { server, reason } => {
-            eprintln!("floatctl: lost {server} ({reason}); looking for the active server")
-        }
-        ClientEvent::Expired { handle } => {
-            eprintln!("floatctl: seat {handle}: lease ran out; still trying to reclaim it")
-        }
-        ClientEvent::Trying { server } => eprintln!("floatctl: trying {server}..."),
-    });
     client.start_heartbeats();
-    let interrupted = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        let _ = signal_hook::flag::register(signal, interrupted.clone());
-    }
     let until = Instant::now() + Duration::from_secs_f64(hold);
-    while Instant::now() < until && !interrupted.load(Ordering::SeqCst) {
+    while Instant::now() < until && !common.interrupted() {
         std::thread::sleep(Duration::from_millis(50));
     }
-    client.stop_heartbeats();
-    if client.held().iter().any(|s| s.handle == seat.handle) {
-        client.checkin(&seat.handle)?;
+    // Return the seats: at once when no server listens; a seat not
+    // returned runs out its lease on the server.
+    if let Err(e) = client.close() {
+        eprintln!(
+            "floatctl checkout: seat {} not returned ({e}); it returns when its lease runs out",
+            crate::ledger::seat_id(&seat.handle)
+        );
+        return Err(Failure::Client(e));
     }
     Ok(())
 }
