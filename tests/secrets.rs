@@ -225,3 +225,25 @@ fn both_servers_of_a_pair_show_the_same_seat_id() {
     });
     assert_eq!(seats_of(&pair.primary_addr()), [seat]);
 }
+
+#[test]
+fn without_user_in_the_environment_floatctl_says_the_account_name() {
+    let site = Site::new(FEATURES);
+    let server = server(&site);
+    let out = std::process::Command::new(FLOATCTL)
+        .args(["--server", &server.addr, "checkout", "cad"])
+        .env_clear()
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let name = floatd::ctl::common::account_name();
+    assert_ne!(name, "unknown");
+    let cad = feature_status(&status_json(&server.addr), "cad")
+        .unwrap()
+        .clone();
+    assert_eq!(cad["holders"][0]["user"], name.as_str(), "{cad}");
+}
