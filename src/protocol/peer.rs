@@ -111,6 +111,14 @@ pub enum PeerMessage {
         /// The last `sent_ms` received from the peer, and how long ago.
         echo_ms: u64,
         held_ms: u64,
+        /// The sender's process incarnation, and the incarnation of the
+        /// heartbeat echoed: an echo is only good to the process that sent
+        /// it (a restarted one counts its milliseconds from a new start).
+        #[serde(default)]
+        incarnation: u64,
+        #[serde(default)]
+        echo_incarnation: u64,
+
         /// From an active server: whether it counts the standby in sync
         /// (waits for its acknowledgements before answering grants).
         standby_in_sync: bool,

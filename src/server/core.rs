@@ -230,7 +230,13 @@ impl Core {
         loopback && !self.admin_token_always
     }
 
+    /// Everything the gate is decided from, as the loop knows it now.
+    pub fn gate_inputs(&self) -> &GateInputs {
+        &self.gate
+    }
+
     /// What the gate allows at `now`.
+
     pub fn decision(&self, now: Instant) -> Decision {
         gate::decide(&self.gate, now)
     }

@@ -672,7 +672,7 @@ impl World {
         }
         live.core.after_release(now);
         let to_watchdog: Vec<_> = live.from_loop.try_iter().collect();
-        let journal_pending = !live.core.journal.failure().is_some()
+        let journal_pending = live.core.journal.failure().is_none()
             && live.core.journal.durable_seq() < live.core.ledger.last_seq();
         let conn_of: BTreeMap<usize, u64> =
             live.conns.iter().map(|(id, c)| (c.client, *id)).collect();
@@ -1113,7 +1113,26 @@ impl World {
                 })
                 .collect();
             if granting.len() > 1 {
-                self.violation("both servers may grant at once (witness mode)".into());
+                let gates: Vec<String> = (0..2)
+                    .map(|s| {
+                        let srv = &self.servers[s];
+                        let live = srv.live.as_ref().expect("granting");
+                        let at = clock(self.base, srv.rate, now);
+                        format!(
+                            "s{s} {:?} (role {}, epoch {}, lease ends in {:?})",
+                            live.core.decision(at).gate,
+                            live.machine.state().as_str(),
+                            live.machine.epoch(),
+                            live.core
+                                .gate_inputs()
+                                .grant_lease
+                                .map(|u| u.checked_duration_since(at))
+                        )
+                    })
+                    .collect();
+                self.violation(format!(
+                    "both servers may grant at once (witness mode): {gates:?}"
+                ));
             }
         }
     }

@@ -98,8 +98,9 @@ struct PeerView {
     counts_us_in_sync: bool,
     /// False once its journal failed.
     can_serve: bool,
-    /// Its last `sent_ms` and when it arrived, echoed back for the RTT.
-    echo: Option<(u64, Instant)>,
+    /// Its last `sent_ms`, when it arrived and its incarnation, echoed
+    /// back (round trip, and the grant lease the echo renews).
+    echo: Option<(u64, Instant, u64)>,
     rtt_ms: Option<u64>,
 }
 
@@ -126,6 +127,8 @@ pub struct RoleMachine {
     digest: String,
     /// False once this server's journal failed: it never serves again.
     can_serve: bool,
+    /// Random per process start (see [`Start::incarnation`]).
+    incarnation: u64,
     needs_recovery: bool,
     ring: Ring,
     peer: PeerView,
@@ -183,7 +186,9 @@ impl RoleMachine {
             durable: start.last.seq,
             digest: start.digest,
             can_serve: true,
+            incarnation: start.incarnation,
             needs_recovery: start.needs_recovery,
+
             ring: Ring::new(RING_RECORDS),
             link_up: false,
             last_dial: None,
@@ -345,9 +350,13 @@ impl RoleMachine {
             self.last_dial = Some(now);
             self.out.push(Action::DialPeer);
         }
-        let (echo_ms, held_ms) = match self.peer.echo {
-            Some((sent, at)) => (sent, now.saturating_duration_since(at).as_millis() as u64),
-            None => (0, 0),
+        let (echo_ms, held_ms, echo_incarnation) = match self.peer.echo {
+            Some((sent, at, inc)) => (
+                sent,
+                now.saturating_duration_since(at).as_millis() as u64,
+                inc,
+            ),
+            None => (0, 0, 0),
         };
         let heartbeat = PeerMessage::Heartbeat {
             state: self.state,
@@ -358,6 +367,8 @@ impl RoleMachine {
             sent_ms: self.ms_since_start(now),
             echo_ms,
             held_ms,
+            incarnation: self.incarnation,
+            echo_incarnation,
             standby_in_sync: self.follower.in_sync,
             can_serve: self.can_serve,
         };
@@ -419,11 +430,13 @@ impl RoleMachine {
                 sent_ms,
                 echo_ms,
                 held_ms,
+                incarnation,
+                echo_incarnation,
                 standby_in_sync,
                 can_serve,
             } => {
-                if echo_ms > 0 {
-                    let mine = self.ms_since_start(now);
+                let mine = self.ms_since_start(now);
+                if echo_ms > 0 && echo_incarnation == self.incarnation && echo_ms <= mine {
                     self.peer.rtt_ms = Some(mine.saturating_sub(echo_ms).saturating_sub(held_ms));
                     // The standby heard our heartbeat sent at echo_ms.
                     if !state.is_serving() {
@@ -431,7 +444,7 @@ impl RoleMachine {
                         self.renew_lease(sent);
                     }
                 }
-                self.peer.echo = Some((sent_ms, now));
+                self.peer.echo = Some((sent_ms, now, incarnation));
                 if !self.peer_alive() {
                     log::info!(
                         "heard from the other server: {} at epoch {epoch}, record {}",

@@ -83,6 +83,9 @@ impl Bench {
             sent_ms: 1,
             echo_ms: 0,
             held_ms: 0,
+            incarnation: 2,
+            echo_incarnation: 0,
+
             standby_in_sync: true,
             can_serve,
         }));
@@ -385,4 +388,37 @@ fn the_active_server_forwards_its_records_once_the_standby_asked() {
             acked: 2
         })
     )));
+}
+
+#[test]
+fn only_an_echo_of_this_process_renews_the_grant_lease() {
+    let mut p = Bench::new(Role::Primary, true, start(5, 1));
+    p.input(Input::PeerLinkUp);
+    p.run(Duration::from_millis(500));
+    let echo = |incarnation, echo_ms| {
+        Input::Peer(PeerMessage::Heartbeat {
+            state: PeerState::Ready,
+            epoch: 1,
+            last: HistoryMark { seq: 5, epoch: 1 },
+            client_addr: "other:27000".into(),
+            digest: "d".into(),
+            sent_ms: 1,
+            echo_ms,
+            held_ms: 0,
+            incarnation: 2,
+            echo_incarnation: incarnation,
+            standby_in_sync: false,
+            can_serve: true,
+        })
+    };
+    let renews = |actions: &[Action]| {
+        actions
+            .iter()
+            .any(|a| matches!(a, Action::ToLoop(FromWatchdog::GrantLease(_))))
+    };
+    // A previous process of this server (another incarnation), or a time
+    // this process has not reached: neither proves anything.
+    assert!(!renews(&p.input(echo(7, 100))));
+    assert!(!renews(&p.input(echo(1, 60_000))));
+    assert!(renews(&p.input(echo(1, 100))));
 }
