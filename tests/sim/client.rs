@@ -66,6 +66,8 @@ pub struct Client {
     /// Reconnect no earlier than this (back-off).
     pub retry_at: Time,
     pub backoff: Time,
+    /// A request that got no answer within [`IO_TIMEOUT`] (for the checker).
+    pub timed_out: Option<Time>,
     /// Availability: when it last had an answer from a serving server.
     pub last_served: Time,
     pub longest_unserved: Time,
@@ -87,6 +89,7 @@ impl Client {
             stopping: false,
             retry_at: 0,
             backoff: 100_000,
+            timed_out: None,
             last_served: start,
             longest_unserved: 0,
         }
@@ -150,6 +153,8 @@ impl Client {
         }
         if let Some((_, sent)) = &self.pending {
             if now >= sent + IO_TIMEOUT {
+                self.timed_out = Some(*sent);
+
                 return Some(self.move_to(None, now));
             }
             return None;

@@ -161,6 +161,8 @@ pub struct Server {
     pub live: Option<Live>,
     pub frozen: bool,
     pub starts: u64,
+    /// When its process last started (simulated time).
+    pub started_at: Time,
     pub sync_due: bool,
     pub loop_due: bool,
 }
@@ -174,6 +176,8 @@ impl Server {
             live: None,
             frozen: false,
             starts: 0,
+            started_at: 0,
+
             sync_due: false,
             loop_due: false,
         }

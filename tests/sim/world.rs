@@ -185,6 +185,13 @@ pub struct World {
     /// When each client next wakes.
     wakes: Vec<Time>,
     tracing: bool,
+    /// The last time a fault began or ended: the checks that hold only in
+    /// calm weather look at what happened since.
+    disturbed: Time,
+    /// The last time something could have silenced each server to the
+    /// other (it froze, died, restarted or thawed; the pair link was cut,
+    /// slowed or healed).
+    silenced: [Time; 2],
     out: Outcome,
     quiescing: bool,
 }
@@ -221,6 +228,8 @@ impl World {
             deferred: [Vec::new(), Vec::new()],
             wakes: vec![Time::MAX; cfg.clients],
             tracing,
+            disturbed: 0,
+            silenced: [0; 2],
             out: Outcome::default(),
             quiescing: false,
             cfg,
@@ -401,6 +410,7 @@ impl World {
                 }
             }
             Event::ThawWitness => {
+                self.disturbed = self.now;
                 self.witness_frozen = false;
                 self.trace(|| "witness thawed".into());
                 for ev in std::mem::take(&mut self.witness_deferred) {
@@ -408,6 +418,7 @@ impl World {
                 }
             }
             Event::RestartWitness => {
+                self.disturbed = self.now;
                 if self.witness.is_none() {
                     self.trace(|| "witness restarted".into());
                     self.witness = Some(Witness::new(TAKEOVER, clock(self.base, 1.0, self.now)));
@@ -416,6 +427,10 @@ impl World {
             }
             Event::Heal(wire) => self.heal(wire),
             Event::Unslow(wire) => {
+                self.disturbed = self.now;
+                if wire == Wire::Pair {
+                    self.silenced = [self.now; 2];
+                }
                 self.slow.remove(&wire);
             }
         }
@@ -518,8 +533,12 @@ impl World {
     // ----- servers --------------------------------------------------------
 
     fn start_server(&mut self, s: usize) {
+        self.disturbed = self.now;
+        self.silenced[s] = self.now;
         let srv = &mut self.servers[s];
         srv.starts += 1;
+        srv.started_at = self.now;
+
         let seed = (s as u64 + 1) * 1_000_003 + srv.starts * 7919 + self.seq;
         let now = clock(self.base, srv.rate, self.now);
         let unix = self.unix0 + self.now / 1_000_000;
@@ -544,7 +563,12 @@ impl World {
         let Some(live) = &mut self.servers[s].live else {
             return;
         };
+        let was_serving = live.machine.state().is_serving();
         let actions = live.machine.handle(input, now);
+        if !was_serving && live.machine.state().is_serving() {
+            self.check_takeover(s);
+        }
+
         for a in actions {
             self.act(s, a);
         }
@@ -640,6 +664,18 @@ impl World {
         }
         let mut effects = Effects::default();
         live.core.after_requests(now, &mut effects);
+        // A deadline already past after the loop's work would make the
+        // real loop poll without waiting, for ever (a spinning server).
+        if let Some(due) = live.core.next_deadline(now.mono) {
+            if due <= now.mono {
+                let role = live.machine.state().as_str();
+                self.out.violations.push(format!(
+                    "{:>9.3}s VIOLATION: s{s} ({role}) would spin: its next deadline has passed",
+                    self.now as f64 / 1e6
+                ));
+            }
+        }
+
         for (key, reply) in effects.pushes {
             if let Some(conn) = live.conns.get_mut(&(key as u64)) {
                 conn.output
@@ -813,6 +849,17 @@ impl World {
         }
         let now = self.now;
         let act = self.clients[c].step(now, &mut self.rng);
+        if let Some(sent) = self.clients[c].timed_out.take() {
+            // Every request gets an answer: a server that ran, reachable,
+            // all along must have answered within the client's timeout.
+            if self.calm() && self.disturbed + 1_000_000 < sent {
+                let server = self.clients[c].server;
+                self.violation(format!(
+                    "c{c}: a request to s{server} sent at {:.3}s got no answer while nothing failed",
+                    sent as f64 / 1e6
+                ));
+            }
+        }
         if let Some(act) = act {
             self.client_act(c, act);
         }
@@ -901,6 +948,16 @@ impl World {
     fn fault(&mut self, f: Fault) {
         if self.quiescing {
             return;
+        }
+        self.disturbed = self.now;
+        match &f {
+            Fault::Kill(s, _) | Fault::Freeze(s, _) | Fault::DiskFails(s) => {
+                self.silenced[*s] = self.now
+            }
+            Fault::Cut(Wire::Pair, _) | Fault::Slow(Wire::Pair, ..) => {
+                self.silenced = [self.now; 2]
+            }
+            _ => {}
         }
         self.trace(|| format!("FAULT {f:?}"));
         match f {
@@ -996,6 +1053,8 @@ impl World {
     }
 
     fn thaw(&mut self, s: usize) {
+        self.disturbed = self.now;
+        self.silenced[s] = self.now;
         if !self.servers[s].frozen {
             return;
         }
@@ -1017,6 +1076,10 @@ impl World {
     }
 
     fn heal(&mut self, w: Wire) {
+        self.disturbed = self.now;
+        if w == Wire::Pair {
+            self.silenced = [self.now; 2];
+        }
         if !self.cut.remove(&w) {
             return;
         }
@@ -1137,7 +1200,47 @@ impl World {
         }
     }
 
+    /// A server took over: in calm weather the other one must have been
+    /// gone (a takeover beside a running, reachable active server is the
+    /// false takeover a pause or a slow loop could cause).
+    fn check_takeover(&mut self, s: usize) {
+        let other = &self.servers[1 - s];
+        let other_serving = other.running()
+            && other
+                .live
+                .as_ref()
+                .is_some_and(|l| l.machine.state().is_serving());
+        // The taker's own pause is no excuse: that is what it must not
+        // take for the other's silence.
+        let heard_for = self.now.saturating_sub(self.silenced[1 - s]);
+        let up_for = self.now.saturating_sub(self.servers[s].started_at);
+        let long = 2 * TAKEOVER.as_micros() as Time;
+        if other_serving
+            && up_for > long
+
+            && !self.cut.contains(&Wire::Pair)
+            && heard_for > long
+
+        {
+            self.violation(format!(
+                "s{s} took over while s{} served, and nothing had silenced it for {:.1}s",
+                1 - s,
+                heard_for as f64 / 1e6
+            ));
+        }
+
+    }
+
+    /// No fault is under way.
+    fn calm(&self) -> bool {
+        self.cut.is_empty()
+            && self.slow.is_empty()
+            && self.servers.iter().all(|s| s.running())
+            && (!self.cfg.witness || (self.witness.is_some() && !self.witness_frozen))
+    }
+
     fn final_check(&mut self) {
+
         let serving: Vec<usize> = (0..2)
             .filter(|&s| {
                 self.servers[s]

@@ -115,6 +115,8 @@ struct PendingMerge {
 pub struct RoleMachine {
     s: PairSettings,
     clock: AwakeClock,
+    /// Awake time since which this server has been listening.
+    listening_since: Duration,
     /// The time of the input being handled.
     now: Instant,
     started: Instant,
@@ -178,7 +180,9 @@ impl RoleMachine {
                 ..PeerView::default()
             },
             clock,
+            listening_since: Duration::ZERO,
             now,
+
             started: now,
             state: PeerState::Starting,
             epoch: start.epoch,
@@ -234,7 +238,9 @@ impl RoleMachine {
             log::warn!(
                 "this server was not running for {pause:?} (SIGSTOP or a VM pause): silence is counted only from now"
             );
-            // What the other server said meanwhile waits unread.
+            // What the other server said meanwhile waits unread: listen
+            // afresh before concluding anything from its silence.
+            self.listening_since = self.clock.now();
             if self.peer.heard_awake.is_some() {
                 self.peer.heard_awake = Some(self.clock.now());
             }
@@ -277,10 +283,10 @@ impl RoleMachine {
         self.peer_alive() && self.peer.state.is_some_and(|s| s.is_serving())
     }
 
-    /// Awake time since start: a server listens for takeover_after before
-    /// it concludes it is alone.
+    /// A server listens for takeover_after of awake time (since it started,
+    /// or woke from a pause) before it concludes it is alone.
     fn listened_long_enough(&self) -> bool {
-        self.clock.now() >= self.s.takeover_after
+        self.clock.since(self.listening_since) >= self.s.takeover_after
     }
 
     /// The epoch shown for this server (see [`RoleView::epoch`]); the
