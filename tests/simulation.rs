@@ -34,7 +34,6 @@ const REGRESSIONS: &[u64] = &[
     7, 37, 40, 48, 282, 1790, 3213, 5911, 9788, 13798, 18738, 37657, 47701,
 ];
 
-
 /// The run a seed stands for: the mode, the pool, the clients and the faults.
 fn scenario(seed: u64) -> Config {
     let mut rng = Rng::new(seed.wrapping_mul(0x9E37_79B9) ^ 0xF10A7D);

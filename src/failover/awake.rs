@@ -42,7 +42,6 @@ impl AwakeClock {
         // Not running for most of it: count one tick's worth.
         self.awake += self.max_step / 3;
         Some(gap)
-
     }
 
     /// Awake time since the clock started.

@@ -236,7 +236,6 @@ impl Core {
     }
 
     /// What the gate allows at `now`.
-
     pub fn decision(&self, now: Instant) -> Decision {
         gate::decide(&self.gate, now)
     }

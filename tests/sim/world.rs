@@ -1215,20 +1215,13 @@ impl World {
         let heard_for = self.now.saturating_sub(self.silenced[1 - s]);
         let up_for = self.now.saturating_sub(self.servers[s].started_at);
         let long = 2 * TAKEOVER.as_micros() as Time;
-        if other_serving
-            && up_for > long
-
-            && !self.cut.contains(&Wire::Pair)
-            && heard_for > long
-
-        {
+        if other_serving && up_for > long && !self.cut.contains(&Wire::Pair) && heard_for > long {
             self.violation(format!(
                 "s{s} took over while s{} served, and nothing had silenced it for {:.1}s",
                 1 - s,
                 heard_for as f64 / 1e6
             ));
         }
-
     }
 
     /// No fault is under way.
@@ -1240,7 +1233,6 @@ impl World {
     }
 
     fn final_check(&mut self) {
-
         let serving: Vec<usize> = (0..2)
             .filter(|&s| {
                 self.servers[s]
