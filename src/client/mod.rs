@@ -7,13 +7,18 @@
 //! application. The primary's greeting names its peer, so a client given
 //! the primary alone still finds the backup. A background thread sends the
 //! heartbeats of held seats.
+//!
+//! [`roam`]: seats taken away for days, their tokens kept in the user's
+//! roam store, and the offline check.
 
 mod connection;
+pub mod roam;
 
 use crate::codes::Code;
 use crate::licence::Version;
 use crate::protocol::{line, Reply, Request, StatusReport};
 use connection::Connection;
+pub use roam::{RoamError, RoamStore, StoredToken};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -4,6 +4,7 @@
 //! [`vendor`]; operator commands talking to a running server in [`ops`].
 
 pub mod ops;
+mod roam;
 pub mod vendor;
 
 /// Exit code for a denied request or a failed check.
@@ -30,6 +31,15 @@ operator commands (servers from --server HOST:PORT[,HOST:PORT] or $FLOATD_SERVER
   reread                                (admin) reread licences and options
   rotate-log                            (admin) start a new report log
   down [--release]                      (admin) shut the server down (--release: return all seats)
+
+roaming (tokens in --roam-dir DIR, else $FLOATD_ROAM_DIR or ~/.local/share/floatd/roams):
+  roam FEATURE --days N [--version V] [--count N]
+                                        take seats away for N days; prints where the token is kept
+  roam --list                           this user's roams and whether each is good here now (offline)
+  roam --check FEATURE [--version V] [--count N]
+                                        offline: exit 0 when a kept token lets FEATURE run here now
+  roam --extend FEATURE|TOKEN --days N  make a roam last N days from today
+  roam --return [FEATURE|TOKEN]         hand roams back early (every one without an argument)
   common: --server LIST  --user NAME  --host NAME  --client ID  --admin-token-file FILE  --timeout SECS
 ";
 
@@ -60,9 +70,8 @@ pub fn main(args: Vec<std::ffi::OsString>) -> i32 {
     rest.extend(leading);
     match command {
         "keygen" | "sign" | "verify" | "hostid" | "pools" => vendor::run(command, rest),
-        "checkout" | "checkin" | "status" | "remove" | "reread" | "rotate-log" | "down" => {
-            ops::run(command, rest)
-        }
+        "checkout" | "checkin" | "status" | "remove" | "reread" | "rotate-log" | "down"
+        | "roam" => ops::run(command, rest),
         "-h" | "--help" | "help" => {
             print!("{USAGE}");
             0

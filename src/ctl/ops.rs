@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 const DEFAULT_SERVER: &str = "127.0.0.1:27000";
 
 /// Options every operator command takes.
-struct Common {
+pub(super) struct Common {
     servers: Vec<String>,
     identity: Identity,
     admin_token_file: Option<PathBuf>,
@@ -26,7 +26,7 @@ struct Common {
 }
 
 impl Common {
-    fn client(&self) -> Client {
+    pub(super) fn client(&self) -> Client {
         let mut config = ClientConfig::new(self.servers.clone(), self.identity.clone());
         config.failover_timeout = self.timeout;
         Client::new(config)
@@ -110,6 +110,7 @@ pub fn run(command: &str, args: Vec<OsString>) -> i32 {
         "checkin" => one_handle(&common, rest, |h| Request::Checkin { handle: h }, false),
         "remove" => one_handle(&common, rest, |h| Request::Remove { handle: h }, true),
         "status" => status(&common, rest),
+        "roam" => super::roam::run(&common, rest),
         "reread" => admin(&common, rest, Request::Reread),
         "rotate-log" => admin(&common, rest, Request::RotateLog),
         "down" => {
@@ -135,12 +136,18 @@ pub fn run(command: &str, args: Vec<OsString>) -> i32 {
             eprintln!("floatctl {command}: {e}");
             EXIT_ERROR
         }
+        Err(Failure::Refused(msg)) => {
+            eprintln!("floatctl {command}: {msg}");
+            EXIT_DENIED
+        }
     }
 }
 
-enum Failure {
+pub(super) enum Failure {
     Usage(String),
     Client(ClientError),
+    /// A check failed or nothing matched (exit 1).
+    Refused(String),
 }
 
 impl From<ClientError> for Failure {
@@ -377,11 +384,19 @@ pub fn render_status(report: &StatusReport) -> String {
             f.name, f.version, count, f.in_use, f.queue, f.expires, f.share
         );
         for h in &f.holders {
-            let _ = writeln!(
-                out,
-                "    {} {}@{} x{} for {}s (returns in {}s)",
-                h.handle, h.user, h.host, h.count, h.age_secs, h.returns_in_secs
-            );
+            match &h.roam {
+                Some(r) => writeln!(
+                    out,
+                    "    {} {}@{} x{} roaming to {} until {}",
+                    h.handle, h.user, h.host, h.count, r.hostid, r.until
+                ),
+                None => writeln!(
+                    out,
+                    "    {} {}@{} x{} for {}s (returns in {}s)",
+                    h.handle, h.user, h.host, h.count, h.age_secs, h.returns_in_secs
+                ),
+            }
+            .ok();
         }
     }
     out

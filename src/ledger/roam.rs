@@ -22,7 +22,7 @@ use super::event::{Extension, Grant, Reason, Roam};
 use super::policy::{PolicyDenial, Requester};
 use super::{unknown_handle, CheckoutRequest, Event, Gate, GrantRules, Ledger, Now, Refusal};
 use crate::codes::Code;
-use crate::licence::Expiry;
+use crate::licence::{Expiry, Version};
 
 /// Seconds in a day of the calendar roams follow.
 pub const DAY_SECS: u64 = 86_400;
@@ -203,12 +203,15 @@ impl Ledger {
             .filter_map(|&i| self.pools[i].pool.longest_roam())
             .max()
         else {
+            let asked = Version::parse("0").expect("0 is a version");
+            let what = if request.version == asked {
+                feature.to_string()
+            } else {
+                format!("{feature} {}", request.version)
+            };
             return Err(Refusal::new(
                 Code::NotRoamable,
-                format!(
-                    "the licence for {feature} {} does not let its seats roam",
-                    request.version
-                ),
+                format!("the licence for {what} does not let its seats roam"),
             ));
         };
         if roam.days > longest {

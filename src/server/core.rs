@@ -104,6 +104,8 @@ pub struct Core {
     records_since_snapshot: u64,
     /// Checkouts, reclaims and denials, for /metrics.
     pub counters: super::metrics::Counters,
+    /// The pair's roam key, for roam tokens.
+    pub roam: super::roam::RoamDesk,
 }
 
 impl Core {
@@ -138,6 +140,7 @@ impl Core {
             shutdown: None,
             records_since_snapshot: 0,
             counters: Default::default(),
+            roam: Default::default(),
         }
     }
 
@@ -277,6 +280,9 @@ impl Core {
                 | Request::Heartbeat { .. }
                 | Request::Checkin { .. }
                 | Request::Reclaim { .. }
+                | Request::Roam { .. }
+                | Request::RoamExtend { .. }
+                | Request::RoamReturn { .. }
         );
         if needs_session && conn.admin_slot {
             return Some(
@@ -399,6 +405,11 @@ impl Core {
                     Outcome::Queued { .. } => unreachable!("reclaims never queue"),
                 }
             }
+            roam @ (Request::Roam { .. }
+            | Request::RoamExtend { .. }
+            | Request::RoamReturn { .. }) => {
+                super::roam::handle(self, session.expect("checked above"), roam, now)
+            }
             Request::Status => {
                 let report = super::status::build(self, now);
                 let json = serde_json::to_string(&report).expect("status serialises");
@@ -459,7 +470,7 @@ impl Core {
         Some(text)
     }
 
-    fn refused(&self, refusal: &Refusal) -> String {
+    pub(super) fn refused(&self, refusal: &Refusal) -> String {
         let mut line = reply::refused(refusal);
         if matches!(refusal.code, Code::Standby | Code::NotActive) {
             line = line.field_opt("active", self.presence.active_addr.as_ref());

@@ -5,6 +5,7 @@
 //! - [`core`]: requests to replies; owns the ledger and storage.
 //! - [`licences`]: where licences come from (files or the demo).
 //! - [`status`], [`admin`]: the status report and admin access.
+//! - [`roam`]: roam requests and the pair's roam key.
 //! - [`http`], [`metrics`]: the status page and Prometheus metrics port.
 //! - [`notify`]: systemd readiness, watchdog and status notifications.
 
@@ -18,6 +19,7 @@ pub mod metrics;
 pub mod notify;
 pub mod options;
 pub mod output;
+pub mod roam;
 pub mod status;
 
 use crate::codes::Code;
@@ -76,6 +78,7 @@ pub fn run(config: Config) -> Result<(), String> {
     }
     let mut ledger = Ledger::new(served.pools.clone(), config.lease, handle_key);
     ledger.set_options(policy);
+    ledger.set_roam_day(config.roam_day.as_secs());
     if let Some(snapshot) = &recovered.snapshot {
         ledger.restore(snapshot, now);
     }
@@ -164,6 +167,7 @@ pub fn run(config: Config) -> Result<(), String> {
     }
     core.admin_token_always = config.admin_token_always;
     core.options = options;
+    core.roam = roam::RoamDesk::load(&state_dir)?;
     if matches!(config.role, Role::Primary | Role::Backup) {
         let (mut settings, listener) = pair_settings(&config, &local)?;
         settings.peer_client_addr = peer_client_addr;
@@ -502,7 +506,7 @@ fn pair_handle_key(secret: &[u8]) -> HandleKey {
 }
 
 /// Writes a file readable by its owner only, atomically.
-fn write_private(path: &Path, bytes: &[u8]) -> Result<(), String> {
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> Result<(), String> {
     use std::os::unix::fs::OpenOptionsExt;
     let tmp = path.with_extension("tmp");
     let mut file = std::fs::OpenOptions::new()

@@ -1,8 +1,9 @@
 //! Builds the status report from the server's state.
 
 use super::core::Core;
+use crate::civil::format_timestamp;
 use crate::ledger::Now;
-use crate::protocol::status::{FeatureStatus, Holder, StatusReport};
+use crate::protocol::status::{FeatureStatus, Holder, RoamStatus, StatusReport};
 use std::collections::HashMap;
 
 pub fn build(core: &Core, now: Now) -> StatusReport {
@@ -25,6 +26,7 @@ pub fn build(core: &Core, now: Now) -> StatusReport {
                 share: key.share.as_str().to_string(),
                 queue: core.ledger.queue_len(&key.feature),
                 holders: Vec::new(),
+                roaming: 0,
             }
         })
         .collect();
@@ -33,6 +35,17 @@ pub fn build(core: &Core, now: Now) -> StatusReport {
         let Some(&i) = index.get(&g.pool) else {
             continue;
         };
+        // A roam returns by the calendar, not by its lease.
+        let returns_in_secs = match &g.roam {
+            Some(r) => r.until.saturating_sub(now.unix),
+            None => seat
+                .returns_at()
+                .saturating_duration_since(now.mono)
+                .as_secs(),
+        };
+        if g.roam.is_some() {
+            features[i].roaming += g.count as u64;
+        }
         features[i].holders.push(Holder {
             handle: g.handle.clone(),
             user: g.user.clone(),
@@ -40,10 +53,12 @@ pub fn build(core: &Core, now: Now) -> StatusReport {
             client: g.client.clone(),
             count: g.count,
             age_secs: now.unix.saturating_sub(g.at),
-            returns_in_secs: seat
-                .returns_at()
-                .saturating_duration_since(now.mono)
-                .as_secs(),
+            returns_in_secs,
+            roam: g.roam.as_ref().map(|r| RoamStatus {
+                hostid: r.hostid.clone(),
+                from: format_timestamp(r.from),
+                until: format_timestamp(r.until),
+            }),
         });
     }
     for f in &mut features {

@@ -1,0 +1,143 @@
+//! Roam requests (ROAM, ROAM-EXTEND, ROAM-RETURN): the ledger decides and
+//! keeps the seats; this module signs the tokens with the pair's roam key.
+//!
+//! The roam key is an Ed25519 key in the state directory (`roam.key`,
+//! mode 0600, the `vendor.key` format). A server makes one the first time
+//! it grants a roam, if it has none; a pair shares one key, so tokens from
+//! either server verify with the key the client pinned.
+
+use super::conn::Session;
+use super::core::Core;
+use crate::codes::Code;
+use crate::ledger::{Grant, Now, Refusal, RoamRequest};
+use crate::licence::keys::{format_secret_key, generate_signing_key, parse_secret_key};
+use crate::licence::Served;
+use crate::protocol::reply;
+use crate::protocol::Request;
+use crate::roam::RoamToken;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use ed25519_dalek::SigningKey;
+use std::path::Path;
+
+/// The roam key's file name in the state directory.
+pub const ROAM_KEY_FILE: &str = "roam.key";
+
+/// The pair's roam key, once this server has it.
+#[derive(Default)]
+pub struct RoamDesk {
+    key: Option<SigningKey>,
+}
+
+impl RoamDesk {
+    /// Reads the state directory's roam key, if there is one yet.
+    pub fn load(state_dir: &Path) -> Result<RoamDesk, String> {
+        let path = state_dir.join(ROAM_KEY_FILE);
+        let key = match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                Some(parse_secret_key(&text).map_err(|e| format!("{}: {e}", path.display()))?)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(format!("{}: {e}", path.display())),
+        };
+        Ok(RoamDesk { key })
+    }
+
+    /// The key, made and stored on first use (once in the life of a state
+    /// directory: a few milliseconds of file I/O on the loop).
+    fn key(&mut self, state_dir: &Path) -> Result<&SigningKey, String> {
+        if self.key.is_none() {
+            let key = generate_signing_key().map_err(|e| e.0)?;
+            let path = state_dir.join(ROAM_KEY_FILE);
+            super::write_private(&path, format_secret_key(&key).as_bytes())?;
+            log::info!(
+                "made the roam key {} ({})",
+                crate::licence::keys::key_id(&key.verifying_key()),
+                path.display()
+            );
+            self.key = Some(key);
+        }
+        Ok(self.key.as_ref().expect("just set"))
+    }
+}
+
+/// The server pair as tokens name it: the host ids of the first served
+/// licence file's SERVER line and, if it has one, its FAILOVER line. Both
+/// servers of a pair serve the same file, so both give the same name.
+pub fn pair_name(served: &Served) -> String {
+    let Some(file) = served.files.first() else {
+        return "none".into();
+    };
+    match &file.failover {
+        Some(failover) => format!("{}+{}", file.server.hostid, failover.hostid),
+        None => file.server.hostid.to_string(),
+    }
+}
+
+/// Answers a roam request from `session` (the loop's `Core::handle`
+/// calls this for ROAM, ROAM-EXTEND and ROAM-RETURN).
+pub fn handle(core: &mut Core, session: Session, request: Request, now: Now) -> String {
+    let result = match request {
+        Request::Roam {
+            feature,
+            version,
+            count,
+            days,
+            hostid,
+        } => {
+            // The key first: a roam granted without a token to give would
+            // hold seats nobody can use.
+            if let Err(e) = core.roam.key(&core.state_dir) {
+                log::error!("no roam key: {e}");
+                Err(Refusal::new(
+                    Code::Internal,
+                    format!("the server cannot make its roam key: {e}"),
+                ))
+            } else {
+                let request = RoamRequest {
+                    checkout: session.request(feature, version, count, false),
+                    days,
+                    hostid,
+                };
+                core.ledger.roam(&request, now)
+            }
+        }
+        Request::RoamExtend { id, days } => match core.roam.key(&core.state_dir) {
+            Err(e) => Err(Refusal::new(Code::Internal, e)),
+            Ok(_) => core.ledger.extend_roam(&id, days, now),
+        },
+        Request::RoamReturn { id } => {
+            return match core.ledger.return_roam(&id, now) {
+                Ok(grant) => reply::ok()
+                    .field("feature", &grant.feature)
+                    .field("count", grant.count)
+                    .finish(),
+                Err(refusal) => core.refused(&refusal),
+            };
+        }
+        other => unreachable!("not a roam request: {other:?}"),
+    };
+    match result {
+        Ok(grant) => token_reply(core, &grant),
+        Err(refusal) => {
+            core.counters.denied(refusal.code);
+            core.refused(&refusal)
+        }
+    }
+}
+
+/// `OK token=T pubkey=K ...`: the token, the key that signed it (for the
+/// client to pin or compare), and what a person reading it wants to know.
+fn token_reply(core: &mut Core, grant: &Grant) -> String {
+    let pair = pair_name(&core.served);
+    let key = core.roam.key.as_ref().expect("made before the grant");
+    let public = key.verifying_key();
+    let token = RoamToken::from_grant(grant, &pair, &public).expect("a roam's grant");
+    reply::ok()
+        .field("token", token.sign(key))
+        .field("pubkey", STANDARD.encode(public.as_bytes()))
+        .field("feature", &grant.feature)
+        .field("count", grant.count)
+        .field("until", crate::civil::format_timestamp(token.until))
+        .finish()
+}
