@@ -83,6 +83,9 @@ impl StoredToken {
     }
 }
 
+/// A token file and what reading it gave.
+type TokenFile = (PathBuf, Result<SignedToken, String>);
+
 /// The user's roam store.
 #[derive(Clone, Debug)]
 pub struct RoamStore {
@@ -200,7 +203,7 @@ impl RoamStore {
             .collect())
     }
 
-    fn read_all(&self) -> Result<Vec<(PathBuf, Result<SignedToken, String>)>, RoamError> {
+    fn read_all(&self) -> Result<Vec<TokenFile>, RoamError> {
         let entries = match fs::read_dir(&self.dir) {
             Ok(entries) => entries,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
