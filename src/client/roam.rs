@@ -384,10 +384,12 @@ impl Client {
             days,
             hostid: hostid.to_string(),
         })?;
-        self.keep_token(&reply.0, store)
+        self.keep_token(&reply.0, store, true)
     }
 
     /// Makes a stored roam last `days` days from today; keeps the new token.
+    /// (Should the new token be of no use here, the old one is kept: it
+    /// still holds until its own end.)
     pub fn extend_roam(
         &self,
         stored: &StoredToken,
@@ -398,7 +400,7 @@ impl Client {
             id: stored.token().id.clone(),
             days,
         })?;
-        self.keep_token(&reply.0, store)
+        self.keep_token(&reply.0, store, false)
     }
 
     /// Hands a roam back to whichever server is active, and forgets its
@@ -425,9 +427,14 @@ impl Client {
         }
     }
 
-    /// Keeps the token of an `OK token=... pubkey=...` reply; hands the
-    /// roam back at once when the token is of no use here.
-    fn keep_token(&self, reply: &str, store: &RoamStore) -> Result<StoredToken, RoamError> {
+    /// Keeps the token of an `OK token=... pubkey=...` reply. A new roam
+    /// whose token is of no use here is handed back at once (`hand_back`).
+    fn keep_token(
+        &self,
+        reply: &str,
+        store: &RoamStore,
+        hand_back: bool,
+    ) -> Result<StoredToken, RoamError> {
         let parsed = line::parse(reply).map_err(|e| RoamError::Client(ClientError::Protocol(e)))?;
         let (Some(text), Some(pubkey)) = (parsed.get("token"), parsed.get("pubkey")) else {
             return Err(RoamError::Client(ClientError::Protocol(format!(
@@ -437,7 +444,7 @@ impl Client {
         match store.accept(text, pubkey) {
             Ok(stored) => Ok(stored),
             Err(e) => {
-                if let Ok(signed) = SignedToken::parse(text) {
+                if let Some(signed) = SignedToken::parse(text).ok().filter(|_| hand_back) {
                     let _ = self.lock().call(&Request::RoamReturn {
                         id: signed.token.id,
                     });
