@@ -124,16 +124,6 @@ fn this_host() -> HostIds {
     HostIds::detect()
 }
 
-fn roaming_in_status(addr: &str, feature: &str) -> u64 {
-    status_json(addr)["features"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|f| f["name"] == feature)
-        .map(|f| f["roaming"].as_u64().unwrap())
-        .sum()
-}
-
 #[test]
 fn a_roam_is_counted_checked_offline_survives_restarts_and_ends_by_itself() {
     // A 15-second roam day: a one-day roam ends 15 to 30 s after it began.
@@ -150,7 +140,7 @@ fn a_roam_is_counted_checked_offline_survives_restarts_and_ends_by_itself() {
 
     // Counted while roamed: two seats left of three.
     assert_eq!(in_use(&r.addr(), "cad"), 1);
-    assert_eq!(roaming_in_status(&r.addr(), "cad"), 1);
+    assert_eq!(feature_sum(&r.addr(), "cad", "roaming"), 1);
     ok(&r.ctl_as("bob", &["checkout", "cad", "--count", "2"]));
     let denied = refused(&r.ctl_as("cy", &["checkout", "cad"]));
     assert!(denied.contains("NO_SEATS"), "{denied}");
@@ -158,7 +148,7 @@ fn a_roam_is_counted_checked_offline_survives_restarts_and_ends_by_itself() {
     // A crash and a restart keep it: it is in the journal like any seat.
     r.server.as_mut().unwrap().kill9();
     r.restart();
-    assert_eq!(roaming_in_status(&r.addr(), "cad"), 1);
+    assert_eq!(feature_sum(&r.addr(), "cad", "roaming"), 1);
 
     // Both servers down (this is a lone one): the token alone lets the
     // application run, on this machine, in a new client process.
@@ -195,7 +185,7 @@ fn a_roam_is_counted_checked_offline_survives_restarts_and_ends_by_itself() {
     wait_until(
         Duration::from_secs(token.until.saturating_sub(unix_now())) + PATIENCE,
         "the roam to end",
-        || roaming_in_status(&r.addr(), "cad") == 0,
+        || feature_sum(&r.addr(), "cad", "roaming") == 0,
     );
     assert_eq!(in_use(&r.addr(), "cad"), 2, "bob's seats stay");
     let report = r.report();

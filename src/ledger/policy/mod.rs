@@ -238,6 +238,21 @@ impl Options {
         }
     }
 
+    /// The first of `rules` (indexes, in file order) that names `who`.
+    fn first_naming(&self, rules: &[usize], who: Requester) -> Option<&Rule> {
+        rules
+            .iter()
+            .map(|&i| &self.rules[i])
+            .find(|r| self.matches(&r.target, who))
+    }
+
+    /// For an include list: its first rule when it has rules and none of
+    /// them names `who` (the rule a refusal cites).
+    fn left_out_by(&self, rules: &[usize], who: Requester) -> Option<&Rule> {
+        let first = &self.rules[*rules.first()?];
+        self.first_naming(rules, who).is_none().then_some(first)
+    }
+
     /// Seats of the feature `usage` describes that `target` holds: a
     /// user's or host's own, or the sum over a group's members.
     pub fn held_by(&self, target: &Target, usage: &dyn Usage) -> u64 {
@@ -268,35 +283,26 @@ impl Options {
         let Some(rules) = self.by_feature.get(feature) else {
             return Ok(());
         };
-        for &i in &rules.exclude {
-            let rule = &self.rules[i];
-            if self.matches(&rule.target, who) {
-                return Err(self.deny(
-                    Code::Excluded,
-                    rule,
-                    format!(
-                        "{} on {} may not use {feature}: EXCLUDE {}",
-                        who.user, who.host, rule.target
-                    ),
-                ));
-            }
+        if let Some(rule) = self.first_naming(&rules.exclude, who) {
+            return Err(self.deny(
+                Code::Excluded,
+                rule,
+                format!(
+                    "{} on {} may not use {feature}: EXCLUDE {}",
+                    who.user, who.host, rule.target
+                ),
+            ));
         }
-        if let Some(&first) = rules.include.first() {
-            if !rules
-                .include
-                .iter()
-                .any(|&i| self.matches(&self.rules[i].target, who))
-            {
-                return Err(self.deny(
-                    Code::NotIncluded,
-                    &self.rules[first],
-                    format!(
-                        "{feature} is only for the users, hosts and groups its INCLUDE lines name, \
-                         and {} on {} is not among them",
-                        who.user, who.host
-                    ),
-                ));
-            }
+        if let Some(first) = self.left_out_by(&rules.include, who) {
+            return Err(self.deny(
+                Code::NotIncluded,
+                first,
+                format!(
+                    "{feature} is only for the users, hosts and groups its INCLUDE lines name, \
+                     and {} on {} is not among them",
+                    who.user, who.host
+                ),
+            ));
         }
         for &i in &rules.max {
             let rule = &self.rules[i];

@@ -62,12 +62,7 @@ impl Options {
     /// 3): asked for a new roam and for an extension.
     pub fn admit_roam(&self, feature: &str, who: Requester, days: u32) -> Result<(), PolicyDenial> {
         if let Some(rules) = self.by_feature.get(feature) {
-            if let Some(rule) = rules
-                .exclude_roam
-                .iter()
-                .map(|&i| &self.rules[i])
-                .find(|r| self.matches(&r.target, who))
-            {
+            if let Some(rule) = self.first_naming(&rules.exclude_roam, who) {
                 return Err(self.deny(
                     Code::RoamExcluded,
                     rule,
@@ -77,22 +72,16 @@ impl Options {
                     ),
                 ));
             }
-            if let Some(&first) = rules.include_roam.first() {
-                let named = rules
-                    .include_roam
-                    .iter()
-                    .any(|&i| self.matches(&self.rules[i].target, who));
-                if !named {
-                    return Err(self.deny(
-                        Code::RoamExcluded,
-                        &self.rules[first],
-                        format!(
-                            "only the users, hosts and groups INCLUDE_ROAM names may roam \
-                             {feature}, and {} on {} is not among them",
-                            who.user, who.host
-                        ),
-                    ));
-                }
+            if let Some(first) = self.left_out_by(&rules.include_roam, who) {
+                return Err(self.deny(
+                    Code::RoamExcluded,
+                    first,
+                    format!(
+                        "only the users, hosts and groups INCLUDE_ROAM names may roam \
+                         {feature}, and {} on {} is not among them",
+                        who.user, who.host
+                    ),
+                ));
             }
         }
         for limit in self.limits(feature, RoamLimitKind::MaxDays) {
