@@ -83,8 +83,16 @@ impl Roaming {
         floatctl(&all)
     }
 
-    fn report(&self) -> String {
-        report_log(&self.site.path("state"))
+    /// The report log, once it holds every one of `wanted` (its lines
+    /// are written just after their records are durable, so a moment
+    /// after the reply).
+    fn report_with(&self, wanted: &[&str]) -> String {
+        let dir = self.site.path("state");
+        wait_until(PATIENCE, &format!("{wanted:?} in the report log"), || {
+            let report = report_log(&dir);
+            wanted.iter().all(|w| report.contains(w))
+        });
+        report_log(&dir)
     }
 
     fn stop(&mut self) {
@@ -188,9 +196,7 @@ fn a_roam_is_counted_checked_offline_survives_restarts_and_ends_by_itself() {
         || feature_sum(&r.addr(), "cad", "roaming") == 0,
     );
     assert_eq!(in_use(&r.addr(), "cad"), 2, "bob's seats stay");
-    let report = r.report();
-    assert!(report.contains(" roam feature=cad "), "{report}");
-    assert!(report.contains("reason=roam_end"), "{report}");
+    r.report_with(&[" roam feature=cad ", "reason=roam_end"]);
     let why = refused(&r.ctl_offline(&["roam", "--check", "cad"]));
     assert!(why.contains("ended"), "{why}");
 }
@@ -206,7 +212,7 @@ fn a_roam_that_ends_while_the_server_is_down_returns_at_its_start() {
     wait_until(PATIENCE, "the roam to come back", || {
         in_use(&r.addr(), "cad") == 0
     });
-    assert!(r.report().contains("reason=roam_end"), "{}", r.report());
+    r.report_with(&["reason=roam_end"]);
 }
 
 #[test]
@@ -250,18 +256,12 @@ fn every_limit_refuses_with_its_own_code() {
     // The last seat still serves checkouts.
     ok(&r.ctl_as("bob", &["checkout", "cad"]));
     assert_eq!(in_use(&r.addr(), "cad"), 3);
-    let report = r.report();
-    for code in [
-        "NOT_ROAMABLE",
-        "ROAM_TOO_LONG",
-        "ROAM_EXCLUDED",
-        "TOO_MANY_ROAMING",
-    ] {
-        assert!(
-            report.contains(&format!("code={code}")),
-            "{code}:\n{report}"
-        );
-    }
+    r.report_with(&[
+        "code=NOT_ROAMABLE",
+        "code=ROAM_TOO_LONG",
+        "code=ROAM_EXCLUDED",
+        "code=TOO_MANY_ROAMING",
+    ]);
 }
 
 #[test]
@@ -287,12 +287,7 @@ fn early_return_frees_the_seats_at_once_and_extension_moves_the_end() {
     assert!(said.contains("returned 2 seat(s) of cad"), "{said}");
     assert_eq!(in_use(&r.addr(), "cad"), 0);
     assert!(store.tokens().unwrap().is_empty(), "the token is forgotten");
-    assert!(r.report().contains("reason=roam_return"), "{}", r.report());
-    assert!(
-        r.report().contains(" roam_extend feature=cad "),
-        "{}",
-        r.report()
-    );
+    r.report_with(&["reason=roam_return", " roam_extend feature=cad "]);
     let why = refused(&r.ctl(&["roam", "--return", "cad"]));
     assert!(why.contains("no roam token"), "{why}");
 }
@@ -327,7 +322,7 @@ fn roams_show_in_status_metrics_and_the_report_log() {
         .unwrap_or_else(|| panic!("no roaming gauge:\n{metrics}"));
     assert!(line.ends_with(" 1"), "{line}");
 
-    let report = r.report();
+    let report = r.report_with(&[" roam "]);
     let roam_line = report
         .lines()
         .find(|l| l.contains(" roam "))
@@ -349,7 +344,7 @@ fn a_token_signed_by_another_key_than_the_pinned_one_is_handed_back() {
     assert!(why.contains("pinned"), "{why}");
     assert_eq!(in_use(&b.addr(), "cad"), 0, "the roam was handed back");
     assert_eq!(RoamStore::open(&a.store).tokens().unwrap().len(), 1);
-    assert!(b.report().contains("reason=roam_return"), "{}", b.report());
+    b.report_with(&["reason=roam_return"]);
 }
 
 /// GET `path` over HTTP/1.1 and return the body.
