@@ -1,7 +1,7 @@
 # floatd: common tasks. `make test` is the whole test suite (what CI runs).
 CARGO ?= cargo
 
-.PHONY: build test demo demo-witness bench lint release release-static
+.PHONY: build test demo demo-witness bench lint release release-static chaos soak
 
 build:
 	$(CARGO) build --bins
@@ -18,6 +18,18 @@ demo-witness:
 
 bench:
 	$(CARGO) bench --bench floatd_bench
+
+# The reliability run in network namespaces (root; docs/RELIABILITY.md):
+# make chaos SEED=N DURATION=S MODE=witness|two-server|both [FLOODS=1]
+SEED ?=
+DURATION ?=
+MODE ?= witness
+chaos:
+	SEED=$(SEED) DURATION=$(DURATION) MODE=$(MODE) bash scripts/chaos.sh $(if $(FLOODS),--floods)
+
+# Repeated failovers and failbacks under thousands of holders: make soak DURATION=600
+soak:
+	SEED=$(SEED) DURATION=$(or $(DURATION),600) MODE=$(MODE) bash scripts/chaos.sh --soak --floods
 
 lint:
 	$(CARGO) fmt --check

@@ -82,6 +82,8 @@ codes! {
     AdminRequired = "ADMIN_REQUIRED",
     /// The server is at its connection cap.
     Busy = "BUSY",
+    /// The server cannot record seats (its journal failed: a full or broken disk); it grants nothing until restarted, and a grant it could not record is taken back.
+    JournalFailed = "JOURNAL_FAILED",
     /// Something failed inside the server (I/O, a reread that could not load).
     Internal = "INTERNAL",
 }

@@ -36,6 +36,14 @@ impl Role {
         }
     }
 
+    /// The other server of a pair (a primary's is the backup).
+    pub fn other(self) -> Role {
+        match self {
+            Role::Primary => Role::Backup,
+            _ => Role::Primary,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Standalone => "standalone",

@@ -14,6 +14,7 @@
 //! - [`client`]: the blocking client library.
 //! - [`config`]: flags and the TOML config file.
 //! - [`net`]: host name resolution that works in the static build.
+//! - [`sys`]: the peer secret file and systemd notifications (server and witness).
 //! - [`ctl`]: the `floatctl` commands.
 //! - [`load`]: the `floatd-load` load generator.
 #![forbid(unsafe_code)]
@@ -33,3 +34,4 @@ pub mod protocol;
 pub mod report;
 pub mod roam;
 pub mod server;
+pub mod sys;

@@ -18,6 +18,7 @@ pub fn format_line(record: &Record) -> String {
         Event::Grant(g) if g.roam.is_some() => (g.at, "roam"),
         Event::Grant(g) => (g.at, "checkout"),
         Event::RoamExtended(x) => (x.at, "roam_extend"),
+        Event::Adopt(s) => (s.grant.at, "merged"),
         Event::Release(r) => (r.at, "return"),
         Event::Denied(d) => (d.at, "denied"),
         Event::Reread { at, .. } => (*at, "reread"),
@@ -48,6 +49,21 @@ pub fn format_line(record: &Record) -> String {
             .field("handle", &x.handle)
             .field("days", x.days)
             .field("until", format_timestamp(x.until)),
+        Event::Adopt(s) => line
+            .field("feature", &s.grant.feature)
+            .field("version", &s.grant.version)
+            .field("pool", &s.grant.pool.version)
+            .field("count", s.grant.count)
+            .field("user", &s.grant.user)
+            .field("host", &s.grant.host)
+            .field("client", &s.grant.client)
+            .field_opt("hostid", s.grant.roam.as_ref().map(|r| &r.hostid))
+            .field("handle", &s.grant.handle)
+            .field("lease_left_secs", s.lease_left_ms / 1000)
+            .field_opt(
+                "until",
+                s.grant.roam.as_ref().map(|r| format_timestamp(r.until)),
+            ),
         Event::Release(r) => line
             .field("feature", &r.feature)
             .field("version", &r.version)

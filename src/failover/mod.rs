@@ -5,21 +5,26 @@
 //! message types below, over crossbeam channels, and the watchdog wakes the
 //! loop with its `mio::Waker`. The watchdog never touches the ledger.
 //!
+//! - [`role`]: the role state machine: every decision of the pair, pure
+//!   (inputs in, actions out, the time passed in).
+//! - [`watchdog`]: the thread that runs it: channels, links, dialling.
 //! - [`link`]: authenticated connections to the other server (and the witness).
-//! - [`watchdog`]: the thread and its state machine.
 //! - [`ring`]: recent journal records, for a standby catching up.
 //! - [`witness`]: the licence-less tie-breaker of witness mode.
+//! - [`awake`]: time a process was awake to hear, so a pause is not silence.
 
+pub mod awake;
 pub mod link;
 pub mod ring;
+pub mod role;
 pub mod watchdog;
 pub mod witness;
 
 use crate::config::Role;
-use crate::ledger::{Record, SeatSnapshot, Snapshot};
+use crate::ledger::{Merge, Record, Snapshot};
 use crate::protocol::peer::{HistoryMark, PeerState};
 use crate::protocol::status::{ServerStatus, WitnessStatus};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Timings and addresses of a pair.
 #[derive(Clone, Debug)]
@@ -46,6 +51,13 @@ pub struct PairSettings {
     pub fence_after: Duration,
 }
 
+impl PairSettings {
+    /// How often the watchdog looks at the time (and pings when due).
+    pub fn tick(&self) -> Duration {
+        self.ping_interval.min(Duration::from_millis(100))
+    }
+}
+
 /// From the event loop to the watchdog.
 #[derive(Debug)]
 pub enum ToWatchdog {
@@ -57,8 +69,11 @@ pub enum ToWatchdog {
     Snapshot(Snapshot),
     /// Granting stopped for a handback; the last record is `0`.
     StoppedGranting(HistoryMark),
-    /// The seats this server holds, asked for with [`FromWatchdog::StepDown`].
-    Seats(Vec<SeatSnapshot>),
+    /// Stepping down after a split: what the other server must merge
+    /// (answers [`FromWatchdog::StepDown`]).
+    Handover(Merge),
+    /// The merge the other server handed over was applied here.
+    Merged(u64),
     /// Digest of the served pools and options (at start and every reread).
     Digest(String),
     /// Replies wait for the standby's acknowledgement from this record on.
@@ -66,18 +81,15 @@ pub enum ToWatchdog {
     /// The loop was paused (SIGSTOP, a VM pause) for longer than
     /// takeover_after and stopped granting: re-check with the other server.
     Paused,
+    /// The journal failed: this server can make nothing durable any more.
+    JournalFailed,
 }
 
 /// From the watchdog to the event loop.
 #[derive(Debug)]
 pub enum FromWatchdog {
-    /// Serve (or not) in this state and epoch. `active` is where the
-    /// active server is when this one is not it.
-    Role {
-        state: PeerState,
-        epoch: u64,
-        active: Option<String>,
-    },
+    /// Serve (or not) as this says.
+    Role(RoleView),
     /// Standby: records from the active server, to apply and journal.
     Apply(Vec<Record>),
     /// Standby: replace the ledger with the active server's.
@@ -91,17 +103,36 @@ pub enum FromWatchdog {
     /// Hand back to the returning primary: stop granting, tell clients
     /// where to go, then answer [`ToWatchdog::StoppedGranting`].
     StopGranting { active: Option<String> },
-    /// Step down after a partition: answer [`ToWatchdog::Seats`].
+    /// Step down after a split: stop granting, hold clients' requests
+    /// until the other server has this server's seats, and answer
+    /// [`ToWatchdog::Handover`].
     StepDown { active: Option<String> },
-    /// Seats the other server granted while the pair was split: honour them.
-    Merge(Vec<SeatSnapshot>),
-    /// The backup has served alone for longer than backup_max_days.
-    BackupExpired(bool),
+    /// Seats the other server granted or returned while the pair was
+    /// split: merge them, then answer [`ToWatchdog::Merged`].
+    Merge { id: u64, merge: Merge },
+    /// The other server merged this server's handover: send clients there.
+    MergeDone,
     /// Witness mode: grants are allowed until this instant (the loop
     /// checks it before every grant).
-    GrantLease(std::time::Instant),
+    GrantLease(Instant),
     /// What status shows about the pair.
     Status(PairStatus),
+}
+
+/// Where this server stands, as the loop needs it to serve.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RoleView {
+    pub state: PeerState,
+    /// The epoch shown to clients and operators: this server's own while
+    /// it serves, the one of the history it follows while it stands by
+    /// (the other server shows the same number for it).
+    pub epoch: u64,
+    /// Where the active server is, when this one is not it.
+    pub active: Option<String>,
+    /// Serving reclaims only until then (a recovery period).
+    pub recovery_until: Option<Instant>,
+    /// The backup has served alone for longer than backup_max_days.
+    pub backup_expired: bool,
 }
 
 /// What the status report shows about the pair and the witness.

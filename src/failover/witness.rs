@@ -7,25 +7,64 @@
 //! after a restart it spends one `takeover_after` learning from the pings
 //! before it consents to anything, so it needs no disk.
 
+use super::awake::{max_step_for, AwakeClock};
 use super::link::{self, LinkEvent, LinkWriter};
 use crate::config::{Config, Role};
 use crate::protocol::peer::{HistoryMark, PeerMessage, PeerState};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+/// How often the witness looks at the time when no message comes.
+const TICK: Duration = Duration::from_millis(100);
+
 /// What the witness knows of one server.
 #[derive(Default, Clone)]
 struct Seen {
-    last_heard: Option<Instant>,
+    /// Awake time of its last message.
+    heard_awake: Option<Duration>,
     state: Option<PeerState>,
     epoch: u64,
     last: HistoryMark,
 }
 
-/// The witness's decisions, without sockets (tested on its own).
+/// The witness's answer to a ping: what it records.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct View {
+    /// The server recorded as active, if any.
+    pub active: Option<Role>,
+    pub epoch: u64,
+    /// The active server's standby is stale since this entry.
+    pub stale_since: Option<u64>,
+    /// Just started: consents to nothing yet.
+    pub learning: bool,
+}
+
+/// The witness's answer to a claim.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verdict {
+    pub granted: bool,
+    /// The claimant must run a recovery period first.
+    pub recovery: bool,
+    /// Why it was refused (empty when granted).
+    pub why: String,
+}
+
+impl Verdict {
+    fn refused(why: String) -> Verdict {
+        Verdict {
+            granted: false,
+            recovery: false,
+            why,
+        }
+    }
+}
+
+/// The witness's decisions, without sockets (tested on its own). Silence
+/// is judged in awake time ([`AwakeClock`]), so a witness woken from a
+/// pause does not take the servers' silence for their death.
 pub struct Witness {
     takeover_after: Duration,
-    started: Instant,
+    clock: AwakeClock,
     primary: Seen,
     backup: Seen,
     /// Who is active, at which epoch.
@@ -38,7 +77,7 @@ impl Witness {
     pub fn new(takeover_after: Duration, now: Instant) -> Witness {
         Witness {
             takeover_after,
-            started: now,
+            clock: AwakeClock::new(now, max_step_for(TICK)),
             primary: Seen::default(),
             backup: Seen::default(),
             active: None,
@@ -46,8 +85,17 @@ impl Witness {
         }
     }
 
-    fn learning(&self, now: Instant) -> bool {
-        now.duration_since(self.started) < self.takeover_after
+    /// Time passed (called every [`TICK`] and with every message).
+    pub fn tick(&mut self, now: Instant) {
+        if let Some(pause) = self.clock.observe(now) {
+            log::warn!(
+                "the witness was not running for {pause:?}: the servers' silence is counted only from now"
+            );
+        }
+    }
+
+    fn learning(&self) -> bool {
+        self.clock.now() < self.takeover_after
     }
 
     fn seen(&mut self, role: Role) -> &mut Seen {
@@ -58,9 +106,9 @@ impl Witness {
         }
     }
 
-    fn alive(&self, seen: &Seen, now: Instant) -> bool {
-        seen.last_heard
-            .is_some_and(|t| now.duration_since(t) < self.takeover_after)
+    fn alive(&self, seen: &Seen) -> bool {
+        seen.heard_awake
+            .is_some_and(|t| self.clock.since(t) < self.takeover_after)
     }
 
     /// A ping from `role`: records it, returns the answer.
@@ -72,10 +120,12 @@ impl Witness {
         last: HistoryMark,
         stale_since: Option<u64>,
         now: Instant,
-    ) -> (String, u64, Option<u64>, bool) {
-        let learning = self.learning(now);
+    ) -> View {
+        self.tick(now);
+        let learning = self.learning();
+        let heard = self.clock.now();
         let s = self.seen(role);
-        s.last_heard = Some(now);
+        s.heard_awake = Some(heard);
         s.state = Some(state);
         s.epoch = epoch;
         s.last = last;
@@ -97,54 +147,41 @@ impl Witness {
             }
             _ => {}
         }
-        let (active, epoch) = match self.active {
-            Some((r, e)) => (r.as_str().to_string(), e),
-            None => (String::new(), 0),
-        };
-        (active, epoch, self.stale_since, learning)
+        View {
+            active: self.active.map(|(r, _)| r),
+            epoch: self.active.map_or(0, |(_, e)| e),
+            stale_since: self.stale_since,
+            learning,
+        }
     }
 
-    /// May `role` become active at `epoch`? Returns (granted, recovery, why).
-    pub fn claim(
-        &mut self,
-        role: Role,
-        epoch: u64,
-        last: HistoryMark,
-        now: Instant,
-    ) -> (bool, bool, String) {
-        if self.learning(now) {
-            return (
-                false,
-                false,
+    /// May `role` become active at `epoch`?
+    pub fn claim(&mut self, role: Role, epoch: u64, last: HistoryMark, now: Instant) -> Verdict {
+        self.tick(now);
+        if self.learning() {
+            return Verdict::refused(
                 "the witness just started and is still learning who is active".into(),
             );
         }
+        let heard = self.clock.now();
         {
             let s = self.seen(role);
-            s.last_heard = Some(now);
+            s.heard_awake = Some(heard);
             s.last = last;
         }
-        let other_role = if role == Role::Primary {
-            Role::Backup
-        } else {
-            Role::Primary
-        };
+        let other_role = role.other();
         let other = if role == Role::Primary {
             self.backup.clone()
         } else {
             self.primary.clone()
         };
-        let other_alive = self.alive(&other, now);
+        let other_alive = self.alive(&other);
         let other_serving = other_alive && other.state.is_some_and(|s| s.is_serving());
         if other_serving {
-            return (
-                false,
-                false,
-                format!(
-                    "the {other_role} is active (epoch {}) and the witness hears it",
-                    other.epoch
-                ),
-            );
+            return Verdict::refused(format!(
+                "the {other_role} is active (epoch {}) and the witness hears it",
+                other.epoch
+            ));
         }
         let behind = (last.epoch, last.seq) < (other.last.epoch, other.last.seq);
         // The other server stopped serving (handed back) and said so with
@@ -157,15 +194,11 @@ impl Witness {
             Some(_) => self.stale_since.is_some() || behind,
             // Nothing recorded (a fresh witness): only a server known to be
             // at least as far as the other may skip the recovery period.
-            None => other.last_heard.is_none() || behind,
+            None => other.heard_awake.is_none() || behind,
         };
         if let Some((current, e)) = self.active {
             if epoch <= e && current != role {
-                return (
-                    false,
-                    false,
-                    format!("epoch {epoch} is not above the recorded {e}"),
-                );
+                return Verdict::refused(format!("epoch {epoch} is not above the recorded {e}"));
             }
         }
         self.active = Some((role, epoch));
@@ -178,7 +211,11 @@ impl Witness {
                 ""
             }
         );
-        (true, recovery, String::new())
+        Verdict {
+            granted: true,
+            recovery,
+            why: String::new(),
+        }
     }
 }
 
@@ -192,7 +229,7 @@ pub fn run(config: &Config) -> Result<(), String> {
         .peer_secret_file
         .as_ref()
         .ok_or("--role witness needs --peer-secret-file FILE")?;
-    let secret = crate::server::read_secret(secret_path)?;
+    let secret = crate::sys::read_secret(secret_path)?;
     let listener = crate::net::resolve(listen)
         .and_then(|addrs| std::net::TcpListener::bind(addrs.as_slice()))
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
@@ -205,12 +242,11 @@ pub fn run(config: &Config) -> Result<(), String> {
     let mut witness = Witness::new(config.takeover_after, Instant::now());
     let mut links: HashMap<u64, (LinkWriter, Option<Role>)> = HashMap::new();
     // systemd: ready once listening; the loop below pings the watchdog.
-    let mut notifier = crate::server::notify::Notifier::from_env();
+    let mut notifier = crate::sys::notify::Notifier::from_env();
     notifier.ready(format!("witness on {local}"));
-    let wait = notifier
-        .ping_every()
-        .unwrap_or(std::time::Duration::from_secs(1));
+    let wait = notifier.ping_every().unwrap_or(TICK).min(TICK);
     loop {
+        witness.tick(Instant::now());
         let event = match events.recv_timeout(wait) {
             Ok(event) => Some(event),
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => None,
@@ -249,14 +285,16 @@ pub fn run(config: &Config) -> Result<(), String> {
                 last,
                 stale_since,
             } => Role::parse(&r).ok().map(|r| {
-                let (active, epoch, stale_since, learning) =
-                    witness.ping(r, state, epoch, last, stale_since, now);
+                let view = witness.ping(r, state, epoch, last, stale_since, now);
                 PeerMessage::WitnessView {
                     id,
-                    active,
-                    epoch,
-                    stale_since,
-                    learning,
+                    active: view
+                        .active
+                        .map(|r| r.as_str().to_string())
+                        .unwrap_or_default(),
+                    epoch: view.epoch,
+                    stale_since: view.stale_since,
+                    learning: view.learning,
                 }
             }),
             PeerMessage::Claim {
@@ -265,15 +303,18 @@ pub fn run(config: &Config) -> Result<(), String> {
                 epoch,
                 last,
             } => Role::parse(&r).ok().map(|r| {
-                let (granted, recovery, why) = witness.claim(r, epoch, last, now);
-                if !granted {
-                    log::info!("refused {r} becoming active at epoch {epoch}: {why}");
+                let verdict = witness.claim(r, epoch, last, now);
+                if !verdict.granted {
+                    log::info!(
+                        "refused {r} becoming active at epoch {epoch}: {}",
+                        verdict.why
+                    );
                 }
                 PeerMessage::ClaimResult {
                     id,
-                    granted,
-                    recovery,
-                    why,
+                    granted: verdict.granted,
+                    recovery: verdict.recovery,
+                    why: verdict.why,
                 }
             }),
             _ => None,
@@ -297,101 +338,139 @@ mod tests {
 
     const T: Duration = Duration::from_secs(3);
 
+    /// A witness and a clock that ticks it every 100 ms, as its thread does.
+    struct Run {
+        w: Witness,
+        t0: Instant,
+        now: Instant,
+    }
+
+    impl Run {
+        fn new() -> Run {
+            let t0 = Instant::now();
+            Run {
+                w: Witness::new(T, t0),
+                t0,
+                now: t0,
+            }
+        }
+
+        /// Runs (awake) until `secs` after the start.
+        fn at(&mut self, secs: f64) -> Instant {
+            let to = self.t0 + Duration::from_secs_f64(secs);
+            while self.now + TICK <= to {
+                self.now += TICK;
+                self.w.tick(self.now);
+            }
+            self.now = to;
+            to
+        }
+
+        fn ping(
+            &mut self,
+            secs: f64,
+            role: Role,
+            state: PeerState,
+            epoch: u64,
+            last: HistoryMark,
+            stale: Option<u64>,
+        ) -> View {
+            let now = self.at(secs);
+            self.w.ping(role, state, epoch, last, stale, now)
+        }
+
+        fn claim(&mut self, secs: f64, role: Role, epoch: u64, last: HistoryMark) -> Verdict {
+            let now = self.at(secs);
+            self.w.claim(role, epoch, last, now)
+        }
+    }
+
     #[test]
     fn consents_to_nothing_while_learning() {
-        let t0 = Instant::now();
-        let mut w = Witness::new(T, t0);
-        assert!(!w.claim(Role::Primary, 1, mark(0, 0), t0).0);
+        let mut r = Run::new();
+        assert!(!r.claim(0.0, Role::Primary, 1, mark(0, 0)).granted);
     }
 
     #[test]
     fn the_backup_takes_over_only_when_the_witness_lost_the_primary_too() {
-        let t0 = Instant::now();
-        let mut w = Witness::new(T, t0);
-        let at = |s: u64| t0 + Duration::from_secs(s);
-        w.ping(Role::Backup, PeerState::Ready, 0, mark(5, 1), None, at(3));
-        assert!(w.claim(Role::Primary, 1, mark(5, 1), at(3)).0);
-        w.ping(Role::Primary, PeerState::Active, 1, mark(9, 1), None, at(4));
+        let mut r = Run::new();
+        r.ping(3.0, Role::Backup, PeerState::Ready, 0, mark(5, 1), None);
+        assert!(r.claim(3.0, Role::Primary, 1, mark(5, 1)).granted);
+        r.ping(4.0, Role::Primary, PeerState::Active, 1, mark(9, 1), None);
         // The primary is alive here: no takeover.
-        let (granted, _, why) = w.claim(Role::Backup, 2, mark(9, 1), at(5));
-        assert!(!granted, "{why}");
+        let v = r.claim(5.0, Role::Backup, 2, mark(9, 1));
+        assert!(!v.granted, "{}", v.why);
         // Silent for takeover_after: consent, in sync.
-        let (granted, recovery, _) = w.claim(Role::Backup, 2, mark(9, 1), at(8));
-        assert!(granted && !recovery);
+        let v = r.claim(8.0, Role::Backup, 2, mark(9, 1));
+        assert!(v.granted && !v.recovery);
         // A primary coming back cannot serve beside the active backup.
-        w.ping(Role::Backup, PeerState::Active, 2, mark(12, 2), None, at(9));
-        assert!(!w.claim(Role::Primary, 3, mark(9, 1), at(9)).0);
+        r.ping(9.0, Role::Backup, PeerState::Active, 2, mark(12, 2), None);
+        assert!(!r.claim(9.0, Role::Primary, 3, mark(9, 1)).granted);
+    }
+
+    #[test]
+    fn a_paused_witness_does_not_take_silence_for_death() {
+        let mut r = Run::new();
+        r.ping(3.0, Role::Backup, PeerState::Ready, 0, mark(5, 1), None);
+        assert!(r.claim(3.0, Role::Primary, 1, mark(5, 1)).granted);
+        r.ping(4.0, Role::Primary, PeerState::Active, 1, mark(9, 1), None);
+        // Frozen for ten seconds: no tick. The backup's claim is the first
+        // thing it reads on waking; the primary's pings wait unread.
+        let woke = r.t0 + Duration::from_secs(14);
+        r.now = woke;
+        let v = r.w.claim(Role::Backup, 2, mark(9, 1), woke);
+        assert!(!v.granted, "consented right after a pause: {v:?}");
+        // Silence it was awake to hear does count.
+        let v = r.claim(17.5, Role::Backup, 2, mark(9, 1));
+        assert!(v.granted);
     }
 
     #[test]
     fn a_stale_standby_takes_over_with_a_recovery_period() {
-        let t0 = Instant::now();
-        let mut w = Witness::new(T, t0);
-        let at = |s: u64| t0 + Duration::from_secs(s);
-        w.ping(Role::Backup, PeerState::Ready, 0, mark(1, 1), None, at(3));
-        assert!(w.claim(Role::Primary, 1, mark(1, 1), at(3)).0);
-        let (_, _, stale, _) = w.ping(
+        let mut r = Run::new();
+        r.ping(3.0, Role::Backup, PeerState::Ready, 0, mark(1, 1), None);
+        assert!(r.claim(3.0, Role::Primary, 1, mark(1, 1)).granted);
+        let v = r.ping(
+            4.0,
             Role::Primary,
             PeerState::Active,
             1,
             mark(20, 1),
             Some(4),
-            at(4),
         );
-        assert_eq!(stale, Some(4));
-        let (granted, recovery, _) = w.claim(Role::Backup, 2, mark(4, 1), at(8));
-        assert!(granted && recovery);
+        assert_eq!(v.stale_since, Some(4));
+        let v = r.claim(8.0, Role::Backup, 2, mark(4, 1));
+        assert!(v.granted && v.recovery);
     }
 
     #[test]
     fn a_primary_taking_back_from_a_backup_that_stopped_needs_no_recovery() {
-        let t0 = Instant::now();
-        let mut w = Witness::new(T, t0);
-        let at = |s: u64| t0 + Duration::from_secs(s);
-        w.ping(
+        let mut r = Run::new();
+        r.ping(
+            3.0,
             Role::Backup,
             PeerState::Active,
             2,
             mark(30, 2),
             Some(10),
-            at(3),
         );
         assert!(
-            !w.claim(Role::Primary, 3, mark(30, 2), at(4)).0,
+            !r.claim(4.0, Role::Primary, 3, mark(30, 2)).granted,
             "the backup still serves"
         );
-        w.ping(
-            Role::Backup,
-            PeerState::Syncing,
-            2,
-            mark(31, 2),
-            None,
-            at(5),
-        );
-        let (granted, recovery, _) = w.claim(Role::Primary, 3, mark(31, 2), at(5));
-        assert!(granted && !recovery);
+        r.ping(5.0, Role::Backup, PeerState::Syncing, 2, mark(31, 2), None);
+        let v = r.claim(5.0, Role::Primary, 3, mark(31, 2));
+        assert!(v.granted && !v.recovery);
     }
 
     #[test]
     fn a_restarted_witness_relearns_the_active_server() {
-        let t0 = Instant::now();
-        let mut w = Witness::new(T, t0);
-        let (active, epoch, _, learning) =
-            w.ping(Role::Backup, PeerState::Active, 4, mark(7, 4), None, t0);
-        assert!(learning);
-        assert_eq!((active.as_str(), epoch), ("backup", 4));
+        let mut r = Run::new();
+        let v = r.ping(0.0, Role::Backup, PeerState::Active, 4, mark(7, 4), None);
+        assert!(v.learning);
+        assert_eq!((v.active, v.epoch), (Some(Role::Backup), 4));
         // After learning, the primary still cannot serve beside it.
-        w.ping(
-            Role::Backup,
-            PeerState::Active,
-            4,
-            mark(7, 4),
-            None,
-            t0 + Duration::from_secs(3),
-        );
-        assert!(
-            !w.claim(Role::Primary, 5, mark(3, 1), t0 + Duration::from_secs(4))
-                .0
-        );
+        r.ping(3.0, Role::Backup, PeerState::Active, 4, mark(7, 4), None);
+        assert!(!r.claim(4.0, Role::Primary, 5, mark(3, 1)).granted);
     }
 }

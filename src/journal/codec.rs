@@ -54,7 +54,9 @@ use std::fmt;
 
 /// The version of the journal, record and snapshot encodings. Version 2
 /// added roams (a grant's `roam`, the `roam_extended` event, the
-/// `roam_return` and `roam_end` reasons).
+/// `roam_return` and `roam_end` reasons) and what a merge after a split
+/// records (the `adopt` event, the `journal_failed` reason, a snapshot's
+/// `returned`).
 pub const FORMAT_VERSION: u32 = 2;
 
 /// The first line of a journal file.
@@ -495,6 +497,13 @@ pub(crate) mod tests {
                     lease_left_ms: 1000 * i as u64,
                     hold_left_ms: 7,
                     checked_in: i % 2 == 1,
+                })
+                .collect(),
+            returned: (0..seats / 2)
+                .map(|i| crate::ledger::Returned {
+                    handle: format!("r{i}.tag"),
+                    reason: crate::ledger::Reason::Checkin,
+                    left_ms: 100 * i as u64,
                 })
                 .collect(),
         }

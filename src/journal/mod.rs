@@ -56,6 +56,7 @@
 
 pub mod codec;
 pub mod recover;
+pub mod storage;
 pub mod writer;
 
 pub use codec::{
@@ -66,4 +67,5 @@ pub use recover::{
     load_snapshot, recover, Cut, CutReason, RecoverError, Recovered, JOURNAL_FILE, SNAPSHOT_FILE,
     SNAPSHOT_TMP_FILE,
 };
+pub use storage::{MemJournal, MemState, Storage};
 pub use writer::{Durability, Journal, JournalStats};

@@ -79,6 +79,15 @@ pub enum CutReason {
     OutOfOrder { expected: u64, found: u64 },
 }
 
+impl Cut {
+    /// Whether records any client was told of may be gone: anything but a
+    /// tail torn by a crash mid-write (nothing torn was ever durable, so
+    /// no client heard of it).
+    pub fn may_have_lost_records(&self) -> bool {
+        !matches!(self.reason, CutReason::Torn | CutReason::TornHeader)
+    }
+}
+
 impl fmt::Display for CutReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -68,6 +68,9 @@ pub enum Reason {
     LicenceGone,
     /// The server shut down and its seats do not survive (no state directory).
     Shutdown,
+    /// Granted, but the journal failed before it was recorded: the client
+    /// was told so and never got the seat.
+    JournalFailed,
     /// The client returned a roam before its end.
     RoamReturn,
     /// A roam's last day ended.
@@ -75,6 +78,13 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// Returned because someone asked (the client, an operator, a licence
+    /// change), not because a lease ran out: a merge after a split must
+    /// not bring such a seat back.
+    pub fn by_request(self) -> bool {
+        !matches!(self, Reason::Expired)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Reason::Checkin => "checkin",
@@ -82,6 +92,7 @@ impl Reason {
             Reason::Removed => "removed",
             Reason::LicenceGone => "licence_gone",
             Reason::Shutdown => "shutdown",
+            Reason::JournalFailed => "journal_failed",
             Reason::RoamReturn => "roam_return",
             Reason::RoamEnd => "roam_end",
         }
@@ -143,6 +154,9 @@ pub struct Extension {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Event {
     Grant(Grant),
+    /// A seat the other server of the pair granted while the two were
+    /// split, taken over with the lease it had left there.
+    Adopt(super::SeatSnapshot),
     Release(Return),
     Denied(Denial),
     /// A roam was extended.
@@ -184,7 +198,7 @@ impl Event {
     pub fn changes_seats(&self) -> bool {
         matches!(
             self,
-            Event::Grant(_) | Event::Release(_) | Event::RoamExtended(_)
+            Event::Grant(_) | Event::Adopt(_) | Event::Release(_) | Event::RoamExtended(_)
         )
     }
 }

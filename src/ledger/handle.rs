@@ -30,27 +30,47 @@ pub struct HandleClaim<'a> {
     pub client: &'a str,
 }
 
-/// Handle ids drawn from the OS per `getrandom` call (one syscall per
-/// this many grants instead of one per grant).
-const IDS_PER_FILL: usize = 32;
+/// Bytes of randomness in a handle's id.
+pub const HANDLE_ID_BYTES: usize = ID_BYTES;
+
+/// Where handle ids come from. The ledger does no I/O: the server hands it
+/// the operating system's randomness (`crate::sys::OsEntropy`); tests and
+/// the simulation hand it a seeded generator ([`SeededEntropy`]).
+pub trait Entropy: Send {
+    fn fill(&mut self, buf: &mut [u8]) -> Result<(), String>;
+}
+
+/// A deterministic generator (SplitMix64) for tests and the simulation:
+/// the same seed gives the same handles.
+pub struct SeededEntropy(u64);
+
+impl SeededEntropy {
+    pub fn new(seed: u64) -> SeededEntropy {
+        SeededEntropy(seed)
+    }
+}
+
+impl Entropy for SeededEntropy {
+    fn fill(&mut self, buf: &mut [u8]) -> Result<(), String> {
+        for chunk in buf.chunks_mut(8) {
+            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^= z >> 31;
+            chunk.copy_from_slice(&z.to_le_bytes()[..chunk.len()]);
+        }
+        Ok(())
+    }
+}
 
 /// The secret key that makes handles self-certifying.
+#[derive(Clone)]
 pub struct HandleKey {
     key: [u8; 32],
     /// The HMAC keyed once (its inner and outer pads hashed), cloned for
     /// every tag instead of re-keyed.
     keyed: Hmac<Sha256>,
-    /// OS randomness fetched in bulk for handle ids; `used` bytes are spent.
-    random: [u8; ID_BYTES * IDS_PER_FILL],
-    used: usize,
-}
-
-/// A clone starts with no random bytes of its own: two copies must never
-/// hand out the same ids.
-impl Clone for HandleKey {
-    fn clone(&self) -> HandleKey {
-        HandleKey::from_bytes(self.key)
-    }
 }
 
 impl HandleKey {
@@ -58,33 +78,18 @@ impl HandleKey {
         HandleKey {
             key: bytes,
             keyed: <Hmac<Sha256> as KeyInit>::new_from_slice(&bytes).expect("any key length"),
-            random: [0; ID_BYTES * IDS_PER_FILL],
-            used: ID_BYTES * IDS_PER_FILL,
         }
-    }
-
-    /// A fresh random key.
-    pub fn random() -> std::io::Result<HandleKey> {
-        let mut key = [0u8; 32];
-        getrandom::fill(&mut key).map_err(std::io::Error::other)?;
-        Ok(HandleKey::from_bytes(key))
     }
 
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.key
     }
 
-    /// Issues a new handle for a grant.
-    pub fn issue(&mut self, claim: &HandleClaim) -> std::io::Result<String> {
-        if self.used == self.random.len() {
-            getrandom::fill(&mut self.random).map_err(std::io::Error::other)?;
-            self.used = 0;
-        }
-        let id = &self.random[self.used..self.used + ID_BYTES];
-        self.used += ID_BYTES;
+    /// The handle for a grant, with the random id `id`.
+    pub fn issue(&self, id: [u8; ID_BYTES], claim: &HandleClaim) -> String {
         let id = URL_SAFE_NO_PAD.encode(id);
         let tag = URL_SAFE_NO_PAD.encode(self.tag(&id, claim));
-        Ok(format!("{id}.{tag}"))
+        format!("{id}.{tag}")
     }
 
     /// True when `handle` was issued under this key for exactly `claim`.
@@ -148,8 +153,8 @@ mod tests {
 
     #[test]
     fn a_handle_verifies_only_for_its_own_grant_and_key() {
-        let mut key = HandleKey::from_bytes([7; 32]);
-        let handle = key.issue(&claim()).unwrap();
+        let key = HandleKey::from_bytes([7; 32]);
+        let handle = key.issue([3; ID_BYTES], &claim());
         assert!(handle.len() <= MAX_HANDLE_LEN);
         assert!(key.verify(&handle, &claim()));
         assert!(!HandleKey::from_bytes([8; 32]).verify(&handle, &claim()));
@@ -171,14 +176,22 @@ mod tests {
     }
 
     #[test]
-    fn ids_stay_distinct_across_refills_of_the_random_pool() {
-        let mut key = HandleKey::from_bytes([9; 32]);
-        let ids: std::collections::HashSet<String> = (0..IDS_PER_FILL * 3 + 1)
-            .map(|_| key.issue(&claim()).unwrap())
-            .collect();
-        assert_eq!(ids.len(), IDS_PER_FILL * 3 + 1);
+    fn seeded_ids_are_distinct_and_repeatable() {
+        let key = HandleKey::from_bytes([9; 32]);
+        let draw = |seed| {
+            let mut e = SeededEntropy::new(seed);
+            (0..100)
+                .map(|_| {
+                    let mut id = [0u8; ID_BYTES];
+                    e.fill(&mut id).unwrap();
+                    key.issue(id, &claim())
+                })
+                .collect::<Vec<_>>()
+        };
+        let ids: std::collections::HashSet<String> = draw(1).into_iter().collect();
+        assert_eq!(ids.len(), 100);
         assert!(ids.iter().all(|h| key.verify(h, &claim())));
-        let mut copy = key.clone();
-        assert_ne!(copy.issue(&claim()).unwrap(), key.issue(&claim()).unwrap());
+        assert_eq!(draw(1), draw(1));
+        assert_ne!(draw(1), draw(2));
     }
 }

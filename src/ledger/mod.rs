@@ -12,12 +12,15 @@
 
 mod event;
 mod handle;
+mod merge;
 pub mod policy;
 mod pools;
 mod roam;
 
 pub use event::{Denial, Event, Extension, Grant, Reason, Record, Return, Roam};
-pub use handle::{HandleClaim, HandleKey, MAX_HANDLE_LEN};
+pub use handle::{Entropy, HandleClaim, HandleKey, SeededEntropy, HANDLE_ID_BYTES, MAX_HANDLE_LEN};
+use merge::ReturnedSeats;
+pub use merge::{Merge, MergeOutcome, Returned};
 pub use policy::Options;
 pub use roam::{RoamRequest, DAY_SECS};
 
@@ -156,12 +159,24 @@ pub struct SeatSnapshot {
 }
 
 /// The ledger's whole state at one sequence number.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Snapshot {
     /// The last record included.
     pub seq: u64,
     pub epoch: u64,
     pub seats: Vec<SeatSnapshot>,
+    /// Seats returned lately by their clients, so that a merge after a
+    /// split never brings them back.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub returned: Vec<Returned>,
+}
+
+/// A queued checkout decided, and the record its reply waits for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Woken {
+    pub waiter: WaiterId,
+    pub outcome: Outcome,
+    pub wait_for: Option<u64>,
 }
 
 /// A pool with its use, for status displays.
@@ -218,6 +233,10 @@ pub struct Ledger {
     options: Options,
     lease: Duration,
     handle_key: HandleKey,
+    /// Randomness for handle ids, handed in: the ledger does no I/O.
+    entropy: Box<dyn Entropy>,
+    /// Seats returned lately (checked in, removed), remembered for merges.
+    returned: ReturnedSeats,
     gate: Gate,
     next_seq: u64,
     /// The epoch this server writes records with.
@@ -226,7 +245,9 @@ pub struct Ledger {
     /// the history this ledger holds).
     last_epoch: u64,
     outbox: Vec<Record>,
-    woken: Vec<(WaiterId, Outcome)>,
+    woken: Vec<Woken>,
+    /// The last seat-changing record made since [`Ledger::take_change`].
+    changed: Option<u64>,
     /// Roams by their end (wall clock, Unix seconds), then handle.
     roam_ends: BTreeSet<(u64, String)>,
     /// Seats out roaming, per feature.
@@ -236,7 +257,12 @@ pub struct Ledger {
 }
 
 impl Ledger {
-    pub fn new(pools: Vec<Pool>, lease: Duration, handle_key: HandleKey) -> Ledger {
+    pub fn new(
+        pools: Vec<Pool>,
+        lease: Duration,
+        handle_key: HandleKey,
+        entropy: Box<dyn Entropy>,
+    ) -> Ledger {
         let mut ledger = Ledger {
             pools: Vec::new(),
             pool_index: HashMap::new(),
@@ -248,12 +274,15 @@ impl Ledger {
             options: Options::default(),
             lease,
             handle_key,
+            entropy,
+            returned: ReturnedSeats::default(),
             gate: Gate::Open,
             next_seq: 1,
             epoch: 1,
             last_epoch: 0,
             outbox: Vec::new(),
             woken: Vec::new(),
+            changed: None,
             roam_ends: BTreeSet::new(),
             roaming: HashMap::new(),
             roam_day: DAY_SECS,
@@ -497,24 +526,6 @@ impl Ledger {
         }
     }
 
-    /// Takes over seats another server granted (after a partition healed):
-    /// each seat not held here is recorded as granted, under its handle,
-    /// even beyond a pool's count; new checkouts then wait until use falls
-    /// below it. Returns how many were new here.
-    pub fn adopt(&mut self, seats: &[SeatSnapshot], now: Now) -> usize {
-        let mut adopted = 0;
-        for s in seats {
-            if self.seats.contains_key(&s.grant.handle) {
-                continue;
-            }
-            let mut grant = s.grant.clone();
-            grant.lease_ms = self.lease.as_millis() as u64;
-            self.commit(Event::Grant(grant), now);
-            adopted += 1;
-        }
-        adopted
-    }
-
     /// Returns every seat whose lease (or min_checkout hold) has run out.
     pub fn expire_due(&mut self, now: Now) {
         while let Some(Reverse((at, _))) = self.deadlines.peek() {
@@ -525,6 +536,9 @@ impl Ledger {
             let Some(seat) = self.seats.get(&handle) else {
                 continue;
             };
+            if seat.grant.roam.is_some() {
+                continue; // ends by the calendar (`end_roams`)
+            }
             let due = seat.returns_at();
             if due > now.mono {
                 self.deadlines.push(Reverse((due, handle)));
@@ -545,6 +559,20 @@ impl Ledger {
     /// at least every few hundred milliseconds anyway.
     pub fn next_deadline(&self) -> Option<Instant> {
         self.deadlines.peek().map(|Reverse((at, _))| *at)
+    }
+
+    /// Rebuilds the ledger on start: the snapshot, then the journal's
+    /// records after it, then a full lease for every seat (clients could
+    /// not heartbeat while the server was down).
+    pub fn replay(&mut self, snapshot: Option<&Snapshot>, records: &[Record], now: Now) {
+        if let Some(snapshot) = snapshot {
+            self.restore(snapshot, now);
+        }
+        for record in records {
+            self.apply(record, now);
+        }
+        self.epoch = self.epoch.max(self.last_epoch);
+        self.grant_grace(now);
     }
 
     /// Gives every seat a full lease from now: after a restart or a
@@ -568,7 +596,17 @@ impl Ledger {
             event,
         };
         self.apply(&record, now);
+        if record.event.changes_seats() {
+            self.changed = Some(record.seq);
+        }
         self.outbox.push(record);
+    }
+
+    /// The record the reply to the last request must wait for (durable,
+    /// and acknowledged by an in-sync standby) before it may leave: the
+    /// last seat change made since the previous call, if any.
+    pub fn take_change(&mut self) -> Option<u64> {
+        self.changed.take()
     }
 
     /// Applies a record (made here, replayed from the journal or received
@@ -583,8 +621,16 @@ impl Ledger {
         self.last_epoch = record.epoch;
         match &record.event {
             Event::Grant(grant) => self.add_seat(grant.clone(), now),
-            Event::Release(ret) => self.drop_seat(&ret.handle),
             Event::RoamExtended(ext) => self.apply_extension(ext),
+            Event::Adopt(seat) => self.adopt_seat(seat, now),
+            Event::Release(ret) => {
+                self.drop_seat(&ret.handle);
+                if ret.reason.by_request() {
+                    let keep = (self.lease * 2).max(Duration::from_secs(60));
+                    self.returned
+                        .remember(&ret.handle, ret.reason, now.mono + keep);
+                }
+            }
             Event::Denied(_)
             | Event::Reread { .. }
             | Event::Started { .. }
@@ -601,7 +647,7 @@ impl Ledger {
     }
 
     /// Takes the queued checkouts decided since the last call.
-    pub fn take_woken(&mut self) -> Vec<(WaiterId, Outcome)> {
+    pub fn take_woken(&mut self) -> Vec<Woken> {
         std::mem::take(&mut self.woken)
     }
 
@@ -715,14 +761,18 @@ impl Ledger {
                     if let Some(q) = self.queues.get_mut(feature) {
                         q.pop_front();
                     }
-                    let outcome = match result {
-                        Ok(grant) => Outcome::Granted(grant),
+                    let (outcome, wait_for) = match result {
+                        Ok(grant) => (Outcome::Granted(grant), Some(self.last_seq())),
                         Err(refusal) => {
                             self.record_denial(&request, &refusal, None, now);
-                            Outcome::Denied(refusal)
+                            (Outcome::Denied(refusal), None)
                         }
                     };
-                    self.woken.push((id, outcome));
+                    self.woken.push(Woken {
+                        waiter: id,
+                        outcome,
+                        wait_for,
+                    });
                 }
             }
         }
@@ -877,19 +927,23 @@ impl Ledger {
         let version = request.version.to_string();
         let handle = match reuse_handle {
             Some(h) => h.to_string(),
-            None => self
-                .handle_key
-                .issue(&HandleClaim {
-                    feature,
-                    version: &version,
-                    count: request.count,
-                    user: &request.user,
-                    host: &request.host,
-                    client: &request.client,
-                })
-                .map_err(|e| {
+            None => {
+                let mut id = [0u8; HANDLE_ID_BYTES];
+                self.entropy.fill(&mut id).map_err(|e| {
                     Refusal::new(Code::Internal, format!("no randomness for a handle: {e}"))
-                })?,
+                })?;
+                self.handle_key.issue(
+                    id,
+                    &HandleClaim {
+                        feature,
+                        version: &version,
+                        count: request.count,
+                        user: &request.user,
+                        host: &request.host,
+                        client: &request.client,
+                    },
+                )
+            }
         };
         let grant = Grant {
             handle,
@@ -979,6 +1033,7 @@ impl Ledger {
             seq: self.last_seq(),
             epoch: self.last_epoch,
             seats,
+            returned: self.returned.snapshot(now.mono),
         }
     }
 
@@ -995,6 +1050,7 @@ impl Ledger {
             seat.hold_until = now.mono + Duration::from_millis(s.hold_left_ms);
             seat.checked_in = s.checked_in;
         }
+        self.returned = ReturnedSeats::restore(&snapshot.returned, now.mono);
         self.next_seq = snapshot.seq + 1;
         self.last_epoch = snapshot.epoch;
         self.epoch = self.epoch.max(snapshot.epoch);

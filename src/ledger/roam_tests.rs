@@ -1,7 +1,7 @@
 //! The ledger's roaming rules, in memory, with a hand-driven clock.
 
 use super::*;
-use crate::ledger::{HandleKey, Options, Outcome, Record, WaiterId};
+use crate::ledger::{HandleKey, Options, Outcome, Record, SeededEntropy, WaiterId};
 use crate::licence::{Count, Expiry, Pool, PoolKey, RoamAllowance, Share, Version};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -36,6 +36,7 @@ fn ledger(pools: Vec<Pool>) -> Ledger {
         pools,
         Duration::from_secs(60),
         HandleKey::from_bytes([3; 32]),
+        Box::new(SeededEntropy::new(3)),
     )
 }
 
@@ -355,4 +356,42 @@ fn replay_snapshot_and_takeover_keep_roams_exactly() {
     restored.expire_due(later(now, b_until - T0));
     assert_eq!((used(&restored), restored.roaming("cad")), (1, 1));
     assert_eq!(reasons(&restored.take_records()), ["roam_end"]);
+}
+
+#[test]
+fn a_merge_after_a_split_keeps_roams_and_their_later_ends() {
+    let now = start();
+    let pools = || vec![pool(4, &[(9, 4)], Share::None, Expiry::Permanent)];
+    let mut a = ledger(pools());
+    let shared = a.roam(&ask("s", 1, 2), now).unwrap();
+    let back = a.roam(&ask("r", 1, 2), now).unwrap();
+    let mut b = ledger(pools());
+    for record in a.take_records() {
+        b.apply(&record, now);
+    }
+    // Split: the other side extends one roam, takes one back and grants one.
+    let then = later(now, 3600);
+    let extended = b.extend_roam(&shared.handle, 9, then).unwrap();
+    b.return_roam(&back.handle, then).unwrap();
+    let new = b.roam(&ask("n", 1, 3), then).unwrap();
+    let merged = a.merge(&b.merge_offer(then), then);
+    assert_eq!(
+        (merged.adopted, merged.extended, merged.returned),
+        (1, 1, 1)
+    );
+    let ends: Vec<(String, u64)> = a
+        .roams()
+        .map(|g| (g.handle.clone(), g.roam.as_ref().unwrap().until))
+        .collect();
+    let until = |g: &Grant| g.roam.as_ref().unwrap().until;
+    let mut wanted = vec![
+        (new.handle.clone(), until(&new)),
+        (shared.handle.clone(), until(&extended)),
+    ];
+    wanted.sort_by_key(|(_, u)| *u);
+    assert_eq!(ends, wanted);
+    assert_eq!((used(&a), a.roaming("cad")), (2, 2));
+    // Leases do not touch them: a minute without heartbeats changes nothing.
+    a.expire_due(later(then, 120));
+    assert_eq!(used(&a), 2);
 }

@@ -20,6 +20,7 @@ fn ledger(pools: Vec<Pool>) -> Ledger {
         pools,
         Duration::from_secs(60),
         HandleKey::from_bytes([1; 32]),
+        Box::new(SeededEntropy::new(1)),
     )
 }
 
@@ -298,8 +299,8 @@ fn queue_grants_in_fifo_order_and_blocks_overtaking() {
     l.checkin(&a.handle, now).unwrap();
     let woken = l.take_woken();
     assert_eq!(woken.len(), 1);
-    assert_eq!(woken[0].0, WaiterId(2));
-    let b_grant = match &woken[0].1 {
+    assert_eq!(woken[0].waiter, WaiterId(2));
+    let b_grant = match &woken[0].outcome {
         Outcome::Granted(g) => g.clone(),
         other => panic!("{other:?}"),
     };
@@ -309,7 +310,7 @@ fn queue_grants_in_fifo_order_and_blocks_overtaking() {
         Code::NoSeats
     );
     l.checkin(&b_grant.handle, now).unwrap();
-    assert_eq!(l.take_woken()[0].0, WaiterId(3));
+    assert_eq!(l.take_woken()[0].waiter, WaiterId(3));
     assert_eq!(l.queue_len("cad"), 0);
 }
 
@@ -364,6 +365,7 @@ fn reclaim_renews_known_handles_and_regrants_proven_unknown_ones() {
         pools,
         Duration::from_secs(60),
         HandleKey::from_bytes([2; 32]),
+        Box::new(SeededEntropy::new(1)),
     );
     assert_eq!(
         denied(stranger.reclaim(&g.handle, &r, now)),

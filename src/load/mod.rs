@@ -13,7 +13,10 @@
 //! - [`status`]: a blocking STATUS request with a deadline.
 //! - [`procfs`]: the server's RSS, the pid listening on a port.
 //! - [`null_server`]: a server that answers at once, to measure the client.
+//! - [`chaos`]: `floatd-load chaos`, the reliability run in network
+//!   namespaces (scripts/chaos.sh, docs/RELIABILITY.md).
 
+pub mod chaos;
 pub mod null_server;
 pub mod options;
 pub mod procfs;
@@ -104,6 +107,9 @@ pub struct FailoverReport {
 
 /// The `floatd-load` program; returns its exit code.
 pub fn main(args: Vec<OsString>) -> i32 {
+    if args.first().is_some_and(|a| a == "chaos") {
+        return chaos::main(args[1..].to_vec());
+    }
     let opts = match Options::parse(args) {
         Ok(Some(o)) => o,
         Ok(None) => {

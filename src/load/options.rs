@@ -6,6 +6,7 @@ use std::time::Duration;
 pub const USAGE: &str = "\
 usage: floatd-load [--server LIST] [--clients N] [--threads M] [--duration S] [options]
        floatd-load --null-server ADDR [--resp] [--duration S]
+       floatd-load chaos --help        (the reliability run: scripts/chaos.sh)
 
 Runs N client connections over M threads against floatd for a bounded time
 and reports throughput, latency percentiles, errors and seats held.

@@ -15,7 +15,7 @@
 //! reordered within one (counter), cut short or altered (length, MAC) is
 //! rejected.
 
-use crate::ledger::{Record, SeatSnapshot, Snapshot};
+use crate::ledger::{Record, Returned, SeatSnapshot, Snapshot};
 use hmac::{Hmac, KeyInit, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
@@ -107,6 +107,10 @@ pub enum PeerMessage {
         /// From an active server: whether it counts the standby in sync
         /// (waits for its acknowledgements before answering grants).
         standby_in_sync: bool,
+        /// False once the sender's journal failed: it will not serve again
+        /// until restarted, so the other server leads.
+        #[serde(default = "yes")]
+        can_serve: bool,
     },
     /// Journal records for the standby, in order.
     Records { records: Vec<Record> },
@@ -120,9 +124,18 @@ pub enum PeerMessage {
     HandbackRequest,
     /// The backup stopped granting; its last record is `last`.
     HandedBack { last: HistoryMark },
-    /// A server stepping down after a partition hands over the seats it
-    /// granted, so the one that stays active honours them.
-    Merge { seats: Vec<SeatSnapshot> },
+    /// A server stepping down after a split hands over its seats and the
+    /// seats its clients returned, so the one that stays active follows
+    /// what clients did on both sides. Answered with `MergeDone`.
+    Merge {
+        #[serde(default)]
+        id: u64,
+        seats: Vec<SeatSnapshot>,
+        #[serde(default)]
+        returned: Vec<Returned>,
+    },
+    /// The merge `id` was applied: its clients may be sent over.
+    MergeDone { id: u64 },
     /// Server to witness, every ping interval: where it stands. From the
     /// server the witness records as active, `stale_since` sets (or, when
     /// `None`, clears) the record that its standby is stale since that entry.
@@ -160,6 +173,10 @@ pub enum PeerMessage {
         recovery: bool,
         why: String,
     },
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// Builds and checks frames for one connection and direction.

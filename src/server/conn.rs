@@ -1,4 +1,6 @@
-//! One client connection: socket, buffers, session and deadlines.
+//! One client connection: its socket, buffers and deadlines
+//! ([`Conn`]), and the state its requests change ([`ClientState`]), kept
+//! apart so requests can be handled (and tested) without a socket.
 
 use super::output::Output;
 use crate::ledger::CheckoutRequest;
@@ -59,51 +61,65 @@ pub enum LineResult {
     NotUtf8,
 }
 
-pub struct Conn {
-    pub socket: TcpStream,
+/// What a connection's requests change: who it is and what it may do.
+#[derive(Clone, Debug)]
+pub struct ClientState {
     pub peer: SocketAddr,
-    input: Vec<u8>,
-    /// Bytes at the front of `input` already consumed as lines.
-    consumed: usize,
-    /// Where to resume looking for a newline.
-    scanned: usize,
-    pub output: Output,
     pub session: Option<Session>,
     /// May make admin requests (loopback, or presented the admin token).
     pub admin: bool,
     /// Accepted past the connection cap into a slot kept for loopback
     /// admins: only status and admin requests are served.
     pub admin_slot: bool,
+    /// Close once the output is flushed; read nothing more.
+    pub closing: bool,
+    /// Queued checkouts of this connection, by waiter id.
+    pub waiters: Vec<u64>,
+}
+
+impl ClientState {
+    pub fn new(peer: SocketAddr, admin: bool) -> ClientState {
+        ClientState {
+            peer,
+            session: None,
+            admin,
+            admin_slot: false,
+            closing: false,
+            waiters: Vec::new(),
+        }
+    }
+}
+
+pub struct Conn {
+    pub socket: TcpStream,
+    input: Vec<u8>,
+    /// Bytes at the front of `input` already consumed as lines.
+    consumed: usize,
+    /// Where to resume looking for a newline.
+    scanned: usize,
+    pub output: Output,
+    pub client: ClientState,
     pub last_input: Instant,
     /// Since when a started line has been waiting for its newline.
     pub partial_since: Option<Instant>,
     /// The socket may hold unread bytes (edge-triggered readiness).
     pub readable: bool,
-    /// Close once the output is flushed; read nothing more.
-    pub closing: bool,
     pub interest: Interest,
-    /// Queued checkouts of this connection, by waiter id.
-    pub waiters: Vec<u64>,
 }
 
 impl Conn {
     pub fn new(socket: TcpStream, peer: SocketAddr, admin: bool, now: Instant) -> Conn {
         Conn {
             socket,
-            peer,
             input: Vec::new(),
             consumed: 0,
             scanned: 0,
             output: Output::default(),
-            session: None,
-            admin,
-            admin_slot: false,
+            client: ClientState::new(peer, admin),
             last_input: now,
             partial_since: None,
             readable: true,
-            closing: false,
             interest: Interest::READABLE,
-            waiters: Vec::new(),
         }
     }
 

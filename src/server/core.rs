@@ -1,40 +1,80 @@
-//! What the server does with a request: the ledger, storage and role
-//! behind the event loop. Socket handling stays in `event_loop`; this
-//! module turns request lines into replies and ledger changes.
+//! What the server does with requests, without sockets: the ledger, the
+//! storage and the gate behind the event loop. The loop reads lines and
+//! writes replies; this module turns lines into replies and ledger changes
+//! and says when each reply may leave.
+//!
+//! - [`super::requests`]: each request, one by one.
+//! - [`super::pairing`]: what the watchdog tells the loop.
+//! - [`super::gate`]: whether this server may grant now.
 
-use super::admin;
-use super::conn::{Conn, Session};
+use super::conn::ClientState;
+use super::gate::{self, Decision, GateInputs};
 use super::licences::LicenceSource;
 use super::options::OptionsSource;
 use crate::codes::Code;
-use crate::failover::{FromWatchdog, PairStatus, ToWatchdog};
-use crate::journal::Journal;
-use crate::ledger::{CheckinOutcome, Event, Gate, Ledger, Now, Outcome, Reason, Refusal, WaiterId};
+use crate::failover::{PairStatus, ToWatchdog};
+use crate::journal::Storage;
+use crate::ledger::{Event, Gate, Ledger, Now, Outcome, Reason, Refusal, WaiterId, Woken};
 use crate::licence::Served;
-use crate::protocol::peer::{HistoryMark, PeerState};
+use crate::protocol::peer::HistoryMark;
 use crate::protocol::reply::{self, Greeting};
-use crate::protocol::{Request, PROTOCOL_VERSION};
+use crate::protocol::PROTOCOL_VERSION;
 use crossbeam_channel::{Receiver, Sender};
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// A reply, and what must happen before it may leave.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reply {
+    pub text: String,
+    /// The record it reports must be durable (and acknowledged) first.
+    pub wait_for: Option<u64>,
+    /// A new grant's handle: if it can never become durable, the seat is
+    /// taken back and the client told so instead.
+    pub grant: Option<String>,
+}
+
+impl Reply {
+    /// A reply that may leave at once.
+    pub fn now(text: String) -> Reply {
+        Reply {
+            text,
+            wait_for: None,
+            grant: None,
+        }
+    }
+}
 
 /// Replies for other connections than the one being served, made while
 /// finishing an iteration.
 #[derive(Default)]
 pub struct Effects {
-    /// (connection key, line, sequence number it waits for)
-    pub pushes: Vec<(usize, String, Option<u64>)>,
+    /// (connection key, reply)
+    pub pushes: Vec<(usize, Reply)>,
     /// A line for every connection (e.g. `* MOVED`).
     pub broadcast: Option<String>,
+    /// Requests held during a handover may be read again.
+    pub resume_requests: bool,
 }
 
-/// How the server presents itself (greeting, status); the failover code
-/// updates it when the role changes.
+/// When held replies may leave.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Release {
+    /// Those waiting for this record or an earlier one.
+    Upto(u64),
+    /// The journal failed: every held reply leaves now (see
+    /// [`super::output::Output::fail`]).
+    Failed,
+}
+
+/// How the server presents itself (greeting, status).
 #[derive(Clone, Debug)]
 pub struct Presence {
     pub role: String,
     pub state: String,
+    /// The epoch shown (one number for both servers' view of this one).
+    pub epoch: u64,
     pub server: String,
     pub peer_addr: Option<String>,
     pub active_addr: Option<String>,
@@ -43,28 +83,24 @@ pub struct Presence {
 /// The loop's end of the watchdog's channels, and what it last said.
 pub struct PairLink {
     pub tx: Sender<ToWatchdog>,
-    pub rx: Receiver<FromWatchdog>,
-    pub state: PeerState,
+    pub rx: Receiver<crate::failover::FromWatchdog>,
     /// Active: replies wait for the standby's acknowledgement.
     pub wait_for_acks: bool,
     pub acked: u64,
-    /// Standby: the durable sequence number last told to the watchdog.
+    /// The durable sequence number last told to the watchdog.
     pub durable_told: u64,
     pub status: PairStatus,
-    pub backup_expired: bool,
 }
 
 impl PairLink {
-    pub fn new(tx: Sender<ToWatchdog>, rx: Receiver<FromWatchdog>) -> PairLink {
+    pub fn new(tx: Sender<ToWatchdog>, rx: Receiver<crate::failover::FromWatchdog>) -> PairLink {
         PairLink {
             tx,
             rx,
-            state: PeerState::Starting,
             wait_for_acks: false,
             acked: 0,
             durable_told: 0,
             status: PairStatus::default(),
-            backup_expired: false,
         }
     }
 }
@@ -74,7 +110,7 @@ const SNAPSHOT_EVERY: u64 = 10_000;
 
 pub struct Core {
     pub ledger: Ledger,
-    pub journal: Journal,
+    pub journal: Box<dyn Storage>,
     pub state_dir: PathBuf,
     pub licences: LicenceSource,
     /// Where the options file is found; reread with the licences.
@@ -87,21 +123,21 @@ pub struct Core {
     pub connections: usize,
     /// The failover pair, when this server is one of two.
     pub pair: Option<PairLink>,
-    /// Witness mode: grants are allowed until this instant, and only then.
-    pub grant_lease: Option<Instant>,
-    /// Witness mode is on (grants need a grant lease).
-    pub fenced_mode: bool,
-    /// Paused past takeover_after: no grants until the watchdog re-checked.
-    paused: bool,
+    /// Everything the gate is decided from ([`gate::decide`]).
+    pub(super) gate: GateInputs,
     /// When the loop last woke, to notice a pause (SIGSTOP, VM pause).
     last_wake: Instant,
     /// A pause longer than this may have let the other server take over.
-    pub pause_limit: std::time::Duration,
+    pub pause_limit: Duration,
     /// Queued checkouts: waiter id -> connection key.
-    waiters: HashMap<u64, usize>,
-    next_waiter: u64,
+    pub(super) waiters: HashMap<u64, usize>,
+    pub(super) next_waiter: u64,
     shutdown: Option<bool>,
     records_since_snapshot: u64,
+    journal_failure_logged: bool,
+    /// Stepping down: requests wait (unread) until the other server has
+    /// this server's seats, or until then.
+    pub(super) handover_until: Option<Instant>,
     /// Checkouts, reclaims and denials, for /metrics.
     pub counters: super::metrics::Counters,
     /// The pair's roam key, for roam tokens.
@@ -111,7 +147,7 @@ pub struct Core {
 impl Core {
     pub fn new(
         ledger: Ledger,
-        journal: Journal,
+        journal: Box<dyn Storage>,
         state_dir: PathBuf,
         licences: LicenceSource,
         served: Served,
@@ -130,18 +166,40 @@ impl Core {
             started: Instant::now(),
             connections: 0,
             pair: None,
-            grant_lease: None,
-            fenced_mode: false,
-            paused: false,
+            gate: GateInputs::default(),
             last_wake: Instant::now(),
-            pause_limit: std::time::Duration::from_secs(3),
+            pause_limit: Duration::from_secs(3),
             waiters: HashMap::new(),
             next_waiter: 1,
             shutdown: None,
             records_since_snapshot: 0,
+            journal_failure_logged: false,
+            handover_until: None,
             counters: Default::default(),
             roam: Default::default(),
         }
+    }
+
+    /// Joins a pair: seat requests wait for the watchdog's first word.
+    pub fn join_pair(&mut self, link: PairLink, fenced: bool, pause_limit: Duration) {
+        self.pair = Some(link);
+        self.gate.pair = Some(crate::failover::RoleView {
+            state: crate::protocol::peer::PeerState::Starting,
+            epoch: self.ledger.last_epoch(),
+            active: None,
+            recovery_until: None,
+            backup_expired: false,
+        });
+        self.gate.fenced = fenced;
+        self.pause_limit = pause_limit;
+        self.presence.state = "starting".into();
+    }
+
+    /// A standalone server whose journal may have lost records serves
+    /// reclaims only for one lease first.
+    pub fn recover_until(&mut self, until: Instant) {
+        self.gate.recovery_until = Some(until);
+        self.presence.state = "recovering".into();
     }
 
     pub fn greeting(&self) -> String {
@@ -149,7 +207,7 @@ impl Core {
             proto: PROTOCOL_VERSION,
             role: self.presence.role.clone(),
             state: self.presence.state.clone(),
-            epoch: self.ledger.epoch(),
+            epoch: self.presence.epoch,
             server: self.presence.server.clone(),
             peer: self.presence.peer_addr.clone(),
             active: self.presence.active_addr.clone(),
@@ -162,18 +220,53 @@ impl Core {
         loopback && !self.admin_token_always
     }
 
-    pub fn next_deadline(&self) -> Option<Instant> {
-        self.ledger.next_deadline()
+    /// What the gate allows at `now`.
+    pub fn decision(&self, now: Instant) -> Decision {
+        gate::decide(&self.gate, now)
     }
 
-    /// Replies up to this journal sequence number may be sent: durable
-    /// here, and acknowledged by the standby while it is in sync.
-    pub fn released_seq(&mut self) -> u64 {
-        let durable = self.journal.durable_seq();
-        match &self.pair {
-            Some(p) if p.state.is_serving() && p.wait_for_acks => durable.min(p.acked),
-            _ => durable,
+    /// Sets the ledger's gate for this moment, from every input: called
+    /// before every request and before the loop's own grants. The only
+    /// place the gate is set.
+    pub(super) fn refresh_gate(&mut self, now: Instant) -> Decision {
+        self.gate.journal_failed = self.journal.failure().is_some();
+        self.gate.shutting_down = self.shutdown.is_some();
+        self.gate.handing_over = self.handover_until.is_some();
+        let decision = self.decision(now);
+        if *self.ledger.gate() != decision.gate {
+            self.ledger.set_gate(decision.gate.clone());
         }
+        decision
+    }
+
+    /// When the loop must wake next for work of this core: a lease that
+    /// runs out (only where leases are returned now: a standby's seats
+    /// wait for the active server's records) or a handover that ends.
+    pub fn next_deadline(&self, now: Instant) -> Option<Instant> {
+        let leases = self
+            .decision(now)
+            .expire
+            .then(|| self.ledger.next_deadline())
+            .flatten();
+        [leases, self.handover_until].into_iter().flatten().min()
+    }
+
+    /// When held replies may leave: durable here, and acknowledged by the
+    /// standby while it is in sync.
+    pub fn release(&self) -> Release {
+        if self.journal.failure().is_some() {
+            return Release::Failed;
+        }
+        let durable = self.journal.durable_seq();
+        Release::Upto(match &self.pair {
+            Some(p) if self.serving() && p.wait_for_acks => durable.min(p.acked),
+            _ => durable,
+        })
+    }
+
+    /// Requests are read, except while stepping down.
+    pub fn accepting_requests(&self) -> bool {
+        self.handover_until.is_none()
     }
 
     /// Called as soon as the loop wakes, before any request: a serving
@@ -187,17 +280,13 @@ impl Core {
             return;
         }
         log::warn!("the server was paused for {gap:?}: no grants until the pair is re-checked");
-        self.paused = true;
-        self.ledger.set_gate(Gate::Closed(Refusal::new(
-            Code::NotActive,
-            "this server was paused and is checking with the other server; retry shortly",
-        )));
+        self.gate.paused = true;
         self.tell_watchdog(ToWatchdog::Paused);
     }
 
     /// Whether this server serves clients now (always, standalone).
     pub fn serving(&self) -> bool {
-        self.pair.as_ref().is_none_or(|p| p.state.is_serving())
+        self.gate.serving()
     }
 
     /// The last record this server holds.
@@ -205,20 +294,6 @@ impl Core {
         HistoryMark {
             seq: self.ledger.last_seq(),
             epoch: self.ledger.last_epoch(),
-        }
-    }
-
-    /// The refusal a standby gives seat requests.
-    fn not_serving(&self) -> Refusal {
-        match &self.presence.active_addr {
-            Some(active) => Refusal::new(
-                Code::Standby,
-                format!("this server is standing by; the active server is {active}"),
-            ),
-            None => Refusal::new(
-                Code::NotActive,
-                "this server is not serving now and knows no active server; try the other one",
-            ),
         }
     }
 
@@ -232,244 +307,22 @@ impl Core {
         self.shutdown.is_some()
     }
 
-    /// Answers one request line. Returns the reply and the journal sequence
-    /// number it must wait for, or `None` when the reply comes later.
+    /// Answers one request line, or `None` when the answer comes later
+    /// (a queued checkout).
     pub fn handle_line(
         &mut self,
-        conn: &mut Conn,
-        conn_key: usize,
+        client: &mut ClientState,
+        key: usize,
         line: &str,
         now: Now,
-    ) -> Option<(String, Option<u64>)> {
-        let request = match Request::parse(line) {
-            Ok(r) => r,
-            Err(why) => return Some((reply::err(Code::BadRequest, &why).finish(), None)),
-        };
-        let seq_before = self.ledger.last_seq();
-        let text = self.handle(conn, conn_key, request, now)?;
-        let seq_after = self.ledger.last_seq();
-        let wait_for = (seq_after > seq_before).then_some(seq_after);
-        Some((text, wait_for))
+    ) -> Option<Reply> {
+        match crate::protocol::Request::parse(line) {
+            Ok(request) => self.handle(client, key, request, now),
+            Err(why) => Some(Reply::now(reply::err(Code::BadRequest, &why).finish())),
+        }
     }
 
-    fn handle(
-        &mut self,
-        conn: &mut Conn,
-        conn_key: usize,
-        request: Request,
-        now: Now,
-    ) -> Option<String> {
-        self.refresh_gate(now.mono);
-        if self.shutdown.is_some()
-            && !matches!(request, Request::Status | Request::Ping | Request::Quit)
-        {
-            return Some(reply::err(Code::ShuttingDown, "the server is shutting down").finish());
-        }
-        if request.is_admin() && !conn.admin {
-            return Some(
-                reply::err(
-                    Code::AdminRequired,
-                    "admin requests need loopback access or the admin token (AUTH <token>)",
-                )
-                .finish(),
-            );
-        }
-        let needs_session = matches!(
-            request,
-            Request::Checkout { .. }
-                | Request::Heartbeat { .. }
-                | Request::Checkin { .. }
-                | Request::Reclaim { .. }
-                | Request::Roam { .. }
-                | Request::RoamExtend { .. }
-                | Request::RoamReturn { .. }
-        );
-        if needs_session && conn.admin_slot {
-            return Some(
-                reply::err(
-                    Code::Busy,
-                    "this connection holds a slot kept for operators; only status and admin requests are served",
-                )
-                .finish(),
-            );
-        }
-        if needs_session && !self.serving() {
-            let refusal = self.not_serving();
-            if matches!(request, Request::Checkout { .. } | Request::Reclaim { .. }) {
-                self.counters.denied(refusal.code);
-            }
-            return Some(self.refused(&refusal));
-        }
-        let session = match (&conn.session, needs_session) {
-            (Some(s), _) => Some(s.clone()),
-            (None, true) => {
-                return Some(
-                    reply::err(
-                        Code::NotGreeted,
-                        "send HELLO proto=1 client=ID user=NAME host=NAME first",
-                    )
-                    .finish(),
-                )
-            }
-            (None, false) => None,
-        };
-        let text = match request {
-            Request::Hello {
-                proto,
-                client,
-                user,
-                host,
-            } => {
-                if proto != PROTOCOL_VERSION {
-                    return Some(
-                        reply::err(
-                            Code::ProtocolVersion,
-                            &format!("this server speaks protocol {PROTOCOL_VERSION}, not {proto}"),
-                        )
-                        .field("proto", PROTOCOL_VERSION)
-                        .finish(),
-                    );
-                }
-                conn.session = Some(Session { client, user, host });
-                reply::ok()
-                    .field("proto", PROTOCOL_VERSION)
-                    .field("lease_ms", self.ledger.lease().as_millis())
-                    .finish()
-            }
-            Request::Auth { token } => match &self.admin_token {
-                Some(expected) if admin::token_matches(expected, &token) => {
-                    conn.admin = true;
-                    reply::ok().field("admin", "yes").finish()
-                }
-                _ => {
-                    log::warn!("wrong admin token from {}", conn.peer);
-                    reply::err(Code::AdminRequired, "wrong admin token").finish()
-                }
-            },
-            Request::Checkout {
-                feature,
-                version,
-                count,
-                wait,
-            } => {
-                let request = session
-                    .expect("checked above")
-                    .request(feature, version, count, wait);
-                let waiter = self.next_waiter;
-                self.next_waiter += 1;
-                match self.ledger.checkout(request, WaiterId(waiter), now) {
-                    Outcome::Granted(grant) => {
-                        self.counters.checkouts += 1;
-                        reply::granted(reply::ok(), &grant).finish()
-                    }
-                    Outcome::Queued { position } => {
-                        self.waiters.insert(waiter, conn_key);
-                        conn.waiters.push(waiter);
-                        reply::queued(waiter, position).finish()
-                    }
-                    Outcome::Denied(refusal) => {
-                        self.counters.denied(refusal.code);
-                        self.refused(&refusal)
-                    }
-                }
-            }
-            Request::Heartbeat { handle } => match self.ledger.heartbeat(&handle, now) {
-                Ok(lease) => reply::ok().field("lease_ms", lease.as_millis()).finish(),
-                Err(refusal) => self.refused(&refusal),
-            },
-            Request::Checkin { handle } => match self.ledger.checkin(&handle, now) {
-                Ok(CheckinOutcome::Returned) => reply::ok().finish(),
-                Ok(CheckinOutcome::HeldFor(left)) => {
-                    reply::ok().field("held_ms", left.as_millis()).finish()
-                }
-                Err(refusal) => self.refused(&refusal),
-            },
-            Request::Reclaim {
-                handle,
-                feature,
-                version,
-                count,
-            } => {
-                let request = session
-                    .expect("checked above")
-                    .request(feature, version, count, false);
-                match self.ledger.reclaim(&handle, &request, now) {
-                    Outcome::Granted(grant) => {
-                        self.counters.reclaims += 1;
-                        reply::granted(reply::ok(), &grant).finish()
-                    }
-                    Outcome::Denied(refusal) => {
-                        self.counters.denied(refusal.code);
-                        self.refused(&refusal)
-                    }
-                    Outcome::Queued { .. } => unreachable!("reclaims never queue"),
-                }
-            }
-            roam @ (Request::Roam { .. }
-            | Request::RoamExtend { .. }
-            | Request::RoamReturn { .. }) => {
-                super::roam::handle(self, session.expect("checked above"), roam, now)
-            }
-            Request::Status => {
-                let report = super::status::build(self, now);
-                let json = serde_json::to_string(&report).expect("status serialises");
-                format!("STATUS {json}\n")
-            }
-            Request::Ping => "PONG\n".to_string(),
-            Request::Quit => {
-                conn.closing = true;
-                reply::ok().field("bye", "yes").finish()
-            }
-            Request::Remove { handle } => match self.ledger.remove(&handle, Reason::Removed, now) {
-                Ok(grant) => {
-                    log::info!(
-                        "operator at {} removed seat {} ({} of {} held by {}@{})",
-                        conn.peer,
-                        handle,
-                        grant.count,
-                        grant.feature,
-                        grant.user,
-                        grant.host
-                    );
-                    reply::ok().finish()
-                }
-                Err(refusal) => self.refused(&refusal),
-            },
-            Request::Reread => match self.reread(now) {
-                Ok(pools) => reply::ok()
-                    .field("pools", pools)
-                    .field_opt("options", self.options.in_use.as_ref().map(|p| p.display()))
-                    .finish(),
-                Err(e) => {
-                    let why = format!(
-                        "reread failed, still serving the previous licences and options: {e}"
-                    );
-                    log::error!("{why} (asked by {})", conn.peer);
-                    reply::err(Code::Internal, &why).finish()
-                }
-            },
-            Request::Down { release } => {
-                log::info!(
-                    "operator at {} asked the server to shut down{}",
-                    conn.peer,
-                    if release {
-                        ", returning every seat"
-                    } else {
-                        ""
-                    }
-                );
-                self.request_shutdown(release);
-                reply::ok().finish()
-            }
-            Request::RotateLog => {
-                let to = crate::report::rotated_path(&self.state_dir, now.unix);
-                self.journal.rotate_report(to.clone());
-                reply::ok().field("rotated", to.display()).finish()
-            }
-        };
-        Some(text)
-    }
-
+    /// The error line for a refusal (with where to go, for a standby).
     pub(super) fn refused(&self, refusal: &Refusal) -> String {
         let mut line = reply::refused(refusal);
         if matches!(refusal.code, Code::Standby | Code::NotActive) {
@@ -478,59 +331,42 @@ impl Core {
         line.finish()
     }
 
-    /// Rereads licences and options; returns the number of pools served.
-    /// Either both are replaced or, when either fails to load, neither.
-    /// New options apply to checkouts from now on; seats out stay out.
-    pub fn reread(&mut self, now: Now) -> Result<usize, String> {
-        let served = self.licences.load()?;
-        let options = self.options.load(&served)?;
-        let pools = served.pools.len();
-        // Options first: the queues served by set_pools obey the new ones.
-        self.ledger.set_options(options);
-        self.ledger.set_pools(served.pools.clone(), now);
-        self.served = served;
-        // A standby makes no records: the active server's say.
-        if self.serving() {
-            self.ledger.commit(
-                Event::Reread {
-                    pools,
-                    at: now.unix,
-                },
-                now,
-            );
-        }
-        self.tell_watchdog(ToWatchdog::Digest(self.digest()));
-        log::info!("reread: serving {pools} pool(s)");
-        Ok(pools)
-    }
-
-    /// Housekeeping after the requests of an iteration: expiries, queued
-    /// checkouts decided, records to storage.
+    /// Housekeeping after the requests of an iteration: the watchdog's
+    /// word, expiries, queued checkouts decided, records to storage.
     pub fn after_requests(&mut self, now: Now, effects: &mut Effects) {
         self.drain_watchdog(now, effects);
-        self.refresh_gate(now.mono);
-        if self.serving() && !matches!(self.ledger.gate(), Gate::Closed(_)) {
+        if self.handover_until.is_some_and(|until| now.mono >= until) {
+            log::warn!("the other server did not confirm it has this server's seats: answering clients anyway");
+            self.end_handover(effects);
+        }
+        if self.refresh_gate(now.mono).expire {
             self.ledger.expire_due(now);
         }
-        for (WaiterId(id), outcome) in self.ledger.take_woken() {
-            let Some(conn_key) = self.waiters.remove(&id) else {
+        for Woken {
+            waiter: WaiterId(id),
+            outcome,
+            wait_for,
+        } in self.ledger.take_woken()
+        {
+            let Some(key) = self.waiters.remove(&id) else {
                 continue;
             };
-            let (text, wait_for) = match outcome {
+            let reply = match outcome {
                 Outcome::Granted(grant) => {
                     self.counters.checkouts += 1;
-                    (
-                        reply::push_granted(id, &grant).finish(),
-                        Some(self.ledger.last_seq()),
-                    )
+                    Reply {
+                        text: reply::push_granted(id, &grant).finish(),
+                        wait_for,
+                        grant: Some(grant.handle),
+                    }
                 }
                 Outcome::Denied(refusal) => {
                     self.counters.denied(refusal.code);
-                    (reply::push_denied(id, &refusal).finish(), None)
+                    Reply::now(reply::push_denied(id, &refusal).finish())
                 }
                 Outcome::Queued { .. } => continue,
             };
-            effects.pushes.push((conn_key, text, wait_for));
+            effects.pushes.push((key, reply));
         }
         if self.shutdown.is_some() {
             self.refuse_waiters(effects);
@@ -547,15 +383,37 @@ impl Core {
             self.records_since_snapshot = 0;
             self.journal.snapshot(self.ledger.snapshot(now));
         }
-        if let Some(failure) = self.journal.failure() {
-            if !matches!(self.ledger.gate(), Gate::Closed(_)) {
-                log::error!("journal failed ({failure}); refusing grants until restarted");
-                self.ledger.set_gate(Gate::Closed(Refusal::new(
-                    Code::Internal,
-                    format!("the server cannot record seats: {failure}"),
-                )));
-            }
+        self.notice_journal_failure();
+        // Changes made here are waited for by their own replies (above);
+        // the next request's reply waits only for its own.
+        self.ledger.take_change();
+    }
+
+    /// The journal failed: say so once; a pair hands over to its standby.
+    fn notice_journal_failure(&mut self) {
+        let Some(failure) = self.journal.failure() else {
+            return;
+        };
+        if self.journal_failure_logged {
+            return;
         }
+        self.journal_failure_logged = true;
+        log::error!(
+            "journal failed ({failure}): granting nothing until restarted; grants not yet recorded are taken back"
+        );
+        self.tell_watchdog(ToWatchdog::JournalFailed);
+    }
+
+    /// A new grant whose reply can never become durable: takes the seat
+    /// back and returns the reply the client gets instead.
+    pub fn take_back(&mut self, handle: &str, now: Now) -> String {
+        let _ = self.ledger.remove(handle, Reason::JournalFailed, now);
+        self.flush_records();
+        reply::err(
+            Code::JournalFailed,
+            "the seat could not be recorded (the server's journal failed) and was not granted; retry, the other server may serve",
+        )
+        .finish()
     }
 
     /// Digest of what this server serves (pools and options): the two
@@ -579,7 +437,7 @@ impl Core {
     }
 
     /// Hands the records made so far to the journal (and the watchdog).
-    fn flush_records(&mut self) {
+    pub(super) fn flush_records(&mut self) {
         let records = self.ledger.take_records();
         if records.is_empty() {
             return;
@@ -591,220 +449,23 @@ impl Core {
         self.journal.append(records);
     }
 
-    fn tell_watchdog(&self, msg: ToWatchdog) {
+    pub(super) fn tell_watchdog(&self, msg: ToWatchdog) {
         if let Some(p) = &self.pair {
             let _ = p.tx.send(msg);
         }
     }
 
-    fn drain_watchdog(&mut self, now: Now, effects: &mut Effects) {
-        let Some(pair) = &self.pair else { return };
-        let messages: Vec<FromWatchdog> = pair.rx.try_iter().collect();
-        for msg in messages {
-            self.on_watchdog(msg, now, effects);
-        }
-    }
-
-    fn on_watchdog(&mut self, msg: FromWatchdog, now: Now, effects: &mut Effects) {
-        match msg {
-            FromWatchdog::Role {
-                state,
-                epoch,
-                active,
-            } => self.take_role(state, epoch, active, now, effects),
-            FromWatchdog::Apply(records) => {
-                for r in &records {
-                    self.ledger.apply(r, now);
-                }
-                self.journal.append(records);
-            }
-            FromWatchdog::Reset(snapshot) => {
-                self.ledger.restore(&snapshot, now);
-                if let Some(p) = &mut self.pair {
-                    p.durable_told = 0;
-                }
-                self.journal.reset(snapshot);
-            }
-            FromWatchdog::Standby {
-                wait_for_acks,
-                acked,
-            } => {
-                let Some(p) = &mut self.pair else { return };
-                let starts_waiting = wait_for_acks && !p.wait_for_acks;
-                p.wait_for_acks = wait_for_acks;
-                p.acked = acked;
-                if starts_waiting {
-                    // Records made from now on are answered only once
-                    // acknowledged; the watchdog clears a stale record
-                    // at the witness once the standby has these.
-                    let from = self.ledger.last_seq();
-                    self.tell_watchdog(ToWatchdog::HoldingFrom(from));
-                }
-            }
-            FromWatchdog::SendSnapshot => {
-                self.flush_records();
-                let snapshot = self.ledger.snapshot(now);
-                self.tell_watchdog(ToWatchdog::Snapshot(snapshot));
-            }
-            FromWatchdog::StopGranting { active } => {
-                self.stop_serving(active, effects);
-                self.flush_records();
-                self.tell_watchdog(ToWatchdog::StoppedGranting(self.history()));
-            }
-            FromWatchdog::StepDown { active } => {
-                self.stop_serving(active, effects);
-                self.flush_records();
-                let seats = self.ledger.snapshot(now).seats;
-                self.tell_watchdog(ToWatchdog::Seats(seats));
-            }
-            FromWatchdog::Merge(seats) => {
-                let adopted = self.ledger.adopt(&seats, now);
-                log::warn!(
-                    "honouring {adopted} seat(s) the other server granted while the pair was split"
-                );
-            }
-            FromWatchdog::BackupExpired(expired) => {
-                if let Some(p) = &mut self.pair {
-                    p.backup_expired = expired;
-                }
-                if self.serving() {
-                    self.ledger.set_gate(self.serving_gate());
-                }
-            }
-            FromWatchdog::GrantLease(until) => {
-                self.grant_lease = Some(until);
-            }
-            FromWatchdog::Status(status) => {
-                self.presence.peer_addr = status.advertise_peer.clone();
-                if let Some(p) = &mut self.pair {
-                    p.status = status;
-                }
-            }
-        }
-    }
-
-    /// True when witness mode forbids granting now: no grant lease, or it
-    /// ran out (checked on the monotonic clock before every grant).
-    fn fenced(&self, now: Instant) -> bool {
-        self.fenced_mode && self.grant_lease.is_none_or(|until| now >= until)
-    }
-
-    /// Sets the ledger's gate for this moment: called before every request
-    /// and before the loop's own grants (queued checkouts).
-    fn refresh_gate(&mut self, now: Instant) {
-        if self.pair.is_none() || !self.serving() || self.paused {
-            return;
-        }
-        let gate = self.serving_gate_at(now);
-        if *self.ledger.gate() != gate {
-            self.ledger.set_gate(gate);
-        }
-    }
-
-    /// The gate of a serving server in its current state.
-    fn serving_gate(&self) -> Gate {
-        self.serving_gate_at(Instant::now())
-    }
-
-    fn serving_gate_at(&self, now: Instant) -> Gate {
-        if self.fenced(now) {
-            return Gate::Closed(Refusal::new(
-                Code::NotActive,
-                "this server cannot confirm it is still the active one (no grant lease: the other server and the witness are out of reach); retry shortly",
-            ));
-        }
-        match &self.pair {
-            Some(p) if p.state == PeerState::Recovering => Gate::ReclaimOnly(Refusal::new(
-                Code::Recovering,
-                "this server just took over and honours reclaims only until its recovery period ends; retry shortly",
-            )),
-            Some(p) if p.backup_expired => Gate::ReclaimOnly(Refusal::new(
-                Code::BackupExpired,
-                "this backup has served alone past backup_max_days; new checkouts are refused until the primary returns",
-            )),
-            _ => Gate::Open,
-        }
-    }
-
-    /// Applies a role decision of the watchdog.
-    fn take_role(
-        &mut self,
-        state: PeerState,
-        epoch: u64,
-        active: Option<String>,
-        now: Now,
-        effects: &mut Effects,
-    ) {
-        let was_serving = self.serving();
-        let previous = self.pair.as_ref().map(|p| p.state);
-        if let Some(p) = &mut self.pair {
-            p.state = state;
-        }
-        self.presence.state = state.as_str().to_string();
-        if state.is_serving() {
-            if !was_serving {
-                // Witness mode holds answers for the standby until the
-                // witness records it stale; the watchdog says when.
-                let fenced_mode = self.fenced_mode;
-                if let Some(p) = &mut self.pair {
-                    p.wait_for_acks = fenced_mode;
-                    p.acked = 0;
-                }
-            }
-            self.paused = false;
-            self.presence.active_addr = None;
-            self.ledger.set_epoch(epoch);
-            if !was_serving {
-                // Clients could not heartbeat while nobody served.
-                self.ledger.grant_grace(now);
-            }
-            self.ledger.set_gate(self.serving_gate());
-            if previous != Some(state) {
-                self.ledger.commit(
-                    Event::Activated {
-                        server: self.presence.server.clone(),
-                        state: state.as_str().to_string(),
-                        at: now.unix,
-                    },
-                    now,
-                );
-            }
-        } else if was_serving {
-            self.stop_serving(active, effects);
-        } else {
-            self.presence.active_addr = active;
-            self.ledger.set_gate(Gate::Closed(self.not_serving()));
-        }
-    }
-
-    /// Stops granting; tells every client where the active server is.
-    fn stop_serving(&mut self, active: Option<String>, effects: &mut Effects) {
-        self.presence.active_addr = active.clone();
-        if let Some(p) = &mut self.pair {
-            p.wait_for_acks = false;
-            if p.state.is_serving() {
-                p.state = PeerState::Syncing;
-                self.presence.state = p.state.as_str().to_string();
-            }
-        }
-        self.ledger.set_gate(Gate::Closed(self.not_serving()));
-        if let Some(active) = active {
-            effects.broadcast = Some(reply::push_moved(&active).finish());
-        }
-    }
-
     fn refuse_waiters(&mut self, effects: &mut Effects) {
         let refusal = Refusal::new(Code::ShuttingDown, "the server is shutting down");
-        for (id, conn_key) in self.waiters.drain() {
-            effects
-                .pushes
-                .push((conn_key, reply::push_denied(id, &refusal).finish(), None));
+        for (id, key) in self.waiters.drain() {
+            let text = reply::push_denied(id, &refusal).finish();
+            effects.pushes.push((key, Reply::now(text)));
         }
     }
 
     /// Forgets a closed connection's queued checkouts.
-    pub fn connection_closed(&mut self, conn: &Conn) {
-        for id in &conn.waiters {
+    pub fn connection_closed(&mut self, client: &ClientState) {
+        for id in &client.waiters {
             if self.waiters.remove(id).is_some() {
                 self.ledger.cancel_wait(WaiterId(*id));
             }
@@ -836,5 +497,10 @@ impl Core {
             .map_err(|e| format!("closing the journal: {e}"))?;
         log::info!("stopped cleanly");
         Ok(())
+    }
+
+    /// The gate the ledger holds now (for status and tests).
+    pub fn gate(&self) -> &Gate {
+        self.ledger.gate()
     }
 }

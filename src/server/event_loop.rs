@@ -7,13 +7,14 @@
 //! replies whose records have become durable.
 
 use super::conn::{Conn, LineResult, ReadOutcome};
-use super::core::{Core, Effects};
+use super::core::{Core, Effects, Release, Reply};
 use super::http::HttpServer;
-use super::notify::{self, Notifier};
 use super::output::HIGH_WATER;
+use super::status::systemd_status;
 use crate::codes::Code;
 use crate::ledger::Now;
 use crate::protocol::reply;
+use crate::sys::notify::Notifier;
 use mio::event::Event;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Registry, Token, Waker};
@@ -119,7 +120,7 @@ impl EventLoop {
     pub fn run(mut self) -> Result<(), String> {
         let mut events = Events::with_capacity(1024);
         // Licences are loaded and every port is bound: tell systemd.
-        self.notifier.ready(notify::server_status(&self.core));
+        self.notifier.ready(systemd_status(&self.core));
         loop {
             let timeout = self.poll_timeout();
             if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
@@ -154,9 +155,12 @@ impl EventLoop {
     }
 
     fn poll_timeout(&self) -> Duration {
+        if !self.dirty.is_empty() {
+            return Duration::ZERO; // output made while flushing waits for it
+        }
         let now = Instant::now();
         let mut timeout = TICK;
-        if let Some(at) = self.core.next_deadline() {
+        if let Some(at) = self.core.next_deadline(now) {
             timeout = timeout.min(at.saturating_duration_since(now));
         }
         if let Some(at) = self.notifier.next_deadline() {
@@ -217,7 +221,7 @@ impl EventLoop {
         let entry = self.conns.vacant_entry();
         let key = entry.key();
         let mut conn = Conn::new(socket, peer, self.core.admin_by_default(loopback), now.mono);
-        conn.admin_slot = admin_slot;
+        conn.client.admin_slot = admin_slot;
         if let Err(e) = self.poll.registry().register(
             &mut conn.socket,
             Token(FIRST_CONN + key),
@@ -226,7 +230,8 @@ impl EventLoop {
             log::warn!("cannot register connection from {peer}: {e}");
             return;
         }
-        conn.output.push(self.core.greeting().as_bytes(), None);
+        conn.output
+            .push(self.core.greeting().as_bytes(), None, None);
         entry.insert(conn);
         self.core.connections = self.conns.len();
         self.dirty.push(key);
@@ -254,14 +259,16 @@ impl EventLoop {
             let Some(conn) = self.conns.get_mut(key) else {
                 return;
             };
-            if conn.closing || conn.output.pending() >= HIGH_WATER {
+            if conn.client.closing
+                || conn.output.pending() >= HIGH_WATER
+                || !self.core.accepting_requests()
+            {
                 break;
             }
             match conn.take_line(now.mono) {
                 Some(LineResult::Line(line)) => {
-                    let reply = self.core.handle_line(conn, key, &line, now);
-                    if let Some((text, wait_for)) = reply {
-                        conn.output.push(text.as_bytes(), wait_for);
+                    if let Some(reply) = self.core.handle_line(&mut conn.client, key, &line, now) {
+                        push(conn, reply);
                     }
                     produced = true;
                     continue;
@@ -275,14 +282,14 @@ impl EventLoop {
                         ),
                     )
                     .finish();
-                    conn.output.push(text.as_bytes(), None);
-                    conn.closing = true;
+                    conn.output.push(text.as_bytes(), None, None);
+                    conn.client.closing = true;
                     produced = true;
                     break;
                 }
                 Some(LineResult::NotUtf8) => {
                     let text = reply::err(Code::BadRequest, "request line is not UTF-8").finish();
-                    conn.output.push(text.as_bytes(), None);
+                    conn.output.push(text.as_bytes(), None, None);
                     produced = true;
                     continue;
                 }
@@ -295,17 +302,17 @@ impl EventLoop {
                 Ok(ReadOutcome::Data(_)) => continue,
                 Ok(ReadOutcome::WouldBlock) => break,
                 Ok(ReadOutcome::Eof) => {
-                    conn.closing = true;
+                    conn.client.closing = true;
                     break;
                 }
                 Err(e) => {
-                    log::debug!("read from {} failed: {e}", conn.peer);
+                    log::debug!("read from {} failed: {e}", conn.client.peer);
                     self.close(key);
                     return;
                 }
             }
         }
-        if produced || self.conns.get(key).is_some_and(|c| c.closing) {
+        if produced || self.conns.get(key).is_some_and(|c| c.client.closing) {
             self.dirty.push(key);
         }
     }
@@ -318,24 +325,36 @@ impl EventLoop {
         }
         let mut effects = Effects::default();
         self.core.after_requests(now, &mut effects);
-        for (conn_key, text, wait_for) in effects.pushes {
-            if let Some(conn) = self.conns.get_mut(conn_key) {
-                conn.output.push(text.as_bytes(), wait_for);
-                self.dirty.push(conn_key);
+        for (key, reply) in effects.pushes {
+            if let Some(conn) = self.conns.get_mut(key) {
+                push(conn, reply);
+                self.dirty.push(key);
             }
         }
         if let Some(line) = effects.broadcast {
             for (key, conn) in self.conns.iter_mut() {
-                conn.output.push(line.as_bytes(), None);
+                conn.output.push(line.as_bytes(), None, None);
                 self.dirty.push(key);
             }
         }
-        let released = self.core.released_seq();
+        let release = self.core.release();
         for (key, conn) in self.conns.iter_mut() {
-            if conn.output.is_holding() {
-                conn.output.release(released);
-                self.dirty.push(key);
+            if !conn.output.is_holding() {
+                continue;
             }
+            match release {
+                Release::Upto(seq) => conn.output.release(seq),
+                Release::Failed => {
+                    let core = &mut self.core;
+                    conn.output.fail(|handle| core.take_back(handle, now));
+                }
+            }
+            self.dirty.push(key);
+        }
+        if effects.resume_requests {
+            // Requests that arrived during a handover were left unread.
+            let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
+            self.dirty.extend(keys);
         }
         if self.core.shutdown_requested() && self.draining_since.is_none() {
             self.begin_drain(now);
@@ -349,17 +368,20 @@ impl EventLoop {
             }
         }
         let core = &self.core;
-        self.notifier.tick(now.mono, || notify::server_status(core));
+        self.notifier.tick(now.mono, || systemd_status(core));
     }
 
+    /// Flushes every connection marked dirty. Output made meanwhile (a
+    /// flush that drained below the mark serves more requests) marks its
+    /// connection again, for the next iteration, which then polls without
+    /// waiting.
     fn flush_dirty(&mut self, now: Now) {
         let mut dirty = std::mem::take(&mut self.dirty);
         dirty.sort_unstable();
         dirty.dedup();
-        for key in dirty.drain(..) {
+        for key in dirty {
             self.flush(key, now);
         }
-        self.dirty = dirty;
     }
 
     /// Writes what a connection may send, then closes it or updates its
@@ -369,11 +391,11 @@ impl EventLoop {
             return;
         };
         if let Err(e) = conn.output.flush_to(&mut conn.socket) {
-            log::debug!("write to {} failed: {e}", conn.peer);
+            log::debug!("write to {} failed: {e}", conn.client.peer);
             self.close(key);
             return;
         }
-        if conn.closing && conn.output.pending() == 0 {
+        if conn.client.closing && conn.output.pending() == 0 {
             self.close(key);
             return;
         }
@@ -390,8 +412,9 @@ impl EventLoop {
                 return;
             }
         }
-        // Output drained below the mark: go back to requests left unread.
-        if conn.output.pending() < HIGH_WATER && !conn.closing && conn.readable {
+        // Output drained below the mark: go back to requests left unread,
+        // in the input buffer or still in the socket.
+        if conn.output.pending() < HIGH_WATER && !conn.client.closing {
             self.service(key, now);
         }
     }
@@ -400,7 +423,7 @@ impl EventLoop {
         if let Some(mut conn) = self.conns.try_remove(key) {
             self.core.connections = self.conns.len();
             let _ = deregister(self.poll.registry(), &mut conn.socket);
-            self.core.connection_closed(&conn);
+            self.core.connection_closed(&conn.client);
         }
     }
 
@@ -422,10 +445,10 @@ impl EventLoop {
                     "request line not finished in time; closing",
                 )
                 .finish();
-                conn.output.push(text.as_bytes(), None);
-                conn.closing = true;
+                conn.output.push(text.as_bytes(), None, None);
+                conn.client.closing = true;
                 self.dirty.push(key);
-            } else if now.duration_since(conn.last_input) > idle && conn.waiters.is_empty() {
+            } else if now.duration_since(conn.last_input) > idle && conn.client.waiters.is_empty() {
                 doomed.push(key);
             }
         }
@@ -444,7 +467,7 @@ impl EventLoop {
             let _ = deregister(self.poll.registry(), listener);
         }
         for (key, conn) in self.conns.iter_mut() {
-            conn.closing = true;
+            conn.client.closing = true;
             self.dirty.push(key);
         }
     }
@@ -491,6 +514,12 @@ pub fn accept_next(
             }
         }
     }
+}
+
+/// Queues a reply on a connection, held as the reply says.
+fn push(conn: &mut Conn, reply: Reply) {
+    conn.output
+        .push(reply.text.as_bytes(), reply.wait_for, reply.grant);
 }
 
 fn deregister(registry: &Registry, source: &mut impl mio::event::Source) -> io::Result<()> {

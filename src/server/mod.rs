@@ -7,29 +7,29 @@
 //! - [`status`], [`admin`]: the status report and admin access.
 //! - [`roam`]: roam requests and the pair's roam key.
 //! - [`http`], [`metrics`]: the status page and Prometheus metrics port.
-//! - [`notify`]: systemd readiness, watchdog and status notifications.
 
 pub mod admin;
 pub mod conn;
 pub mod core;
 pub mod event_loop;
+pub mod gate;
 pub mod http;
 pub mod licences;
 pub mod metrics;
-pub mod notify;
 pub mod options;
 pub mod output;
+mod pairing;
+mod requests;
 pub mod roam;
 pub mod status;
 
-use crate::codes::Code;
 use crate::config::{Config, Role};
+use crate::failover::role::Start;
 use crate::failover::{watchdog, PairSettings};
 use crate::journal;
 use crate::ledger::{Event, HandleKey, Ledger, Now};
-use crate::ledger::{Gate, Refusal};
 use crate::licence::Side;
-use crate::protocol::peer::PeerState;
+use crate::sys::read_secret;
 use core::PairLink;
 use core::{Core, Presence};
 use event_loop::{EventLoop, LoopSettings};
@@ -68,25 +68,35 @@ pub fn run(config: Config) -> Result<(), String> {
         _ => load_or_create_handle_key(&state_dir)?,
     };
     let recovered = journal::recover(&state_dir).map_err(|e| e.to_string())?;
+    // A torn tail held nothing any client was told of; a cut anywhere
+    // else may have lost records of seats that are out.
+    let lost_records = recovered
+        .cut
+        .as_ref()
+        .is_some_and(|c| c.may_have_lost_records());
     if let Some(cut) = &recovered.cut {
-        log::warn!("journal: {cut}");
+        if lost_records {
+            log::error!(
+                "journal: {cut}; seats given out may have been lost with it: reclaims only for one lease before new grants"
+            );
+        } else {
+            log::warn!("journal: {cut}");
+        }
     }
     match crate::report::catch_up(&state_dir, &recovered.records) {
         Ok(0) => {}
         Ok(n) => log::info!("report log: wrote {n} line(s) a crash had kept from it"),
         Err(e) => log::error!("report log: catching up after a crash failed: {e}"),
     }
-    let mut ledger = Ledger::new(served.pools.clone(), config.lease, handle_key);
+    let mut ledger = Ledger::new(
+        served.pools.clone(),
+        config.lease,
+        handle_key,
+        Box::new(crate::sys::OsEntropy::new()),
+    );
     ledger.set_options(policy);
     ledger.set_roam_day(config.roam_day.as_secs());
-    if let Some(snapshot) = &recovered.snapshot {
-        ledger.restore(snapshot, now);
-    }
-    for record in &recovered.records {
-        ledger.apply(record, now);
-    }
-    // Clients could not heartbeat while the server was down.
-    ledger.grant_grace(now);
+    ledger.replay(recovered.snapshot.as_ref(), &recovered.records, now);
     if ledger.seat_count() > 0 {
         log::info!(
             "restored {} seat(s) from {} (journal at {})",
@@ -145,6 +155,7 @@ pub fn run(config: Config) -> Result<(), String> {
     let presence = Presence {
         role: config.role.as_str().to_string(),
         state: "active".into(),
+        epoch: ledger.epoch(),
         server: server_name,
         peer_addr: None,
         active_addr: None,
@@ -156,7 +167,7 @@ pub fn run(config: Config) -> Result<(), String> {
     let start_epoch = ledger.last_epoch();
     let mut core = Core::new(
         ledger,
-        journal,
+        Box::new(journal),
         state_dir.clone(),
         licences,
         served,
@@ -176,22 +187,20 @@ pub fn run(config: Config) -> Result<(), String> {
             .map_err(|e| format!("peer port: {e}"))?;
         let (to_watchdog, from_loop) = crossbeam_channel::unbounded();
         let (to_loop, from_watchdog) = crossbeam_channel::unbounded();
-        core.presence.state = PeerState::Starting.as_str().to_string();
         core.presence.peer_addr = settings.peer_client_addr.clone();
-        core.ledger.set_gate(Gate::Closed(Refusal::new(
-            Code::NotActive,
-            "this server is starting and looking for the other server of its pair",
-        )));
-        core.pair = Some(PairLink::new(to_watchdog, from_watchdog));
-        core.pause_limit = config.takeover_after;
-        core.fenced_mode = config.witness.is_some();
+        core.join_pair(
+            PairLink::new(to_watchdog, from_watchdog),
+            config.witness.is_some(),
+            config.takeover_after,
+        );
         watchdog::spawn(
             settings,
             listener,
-            watchdog::Start {
+            Start {
                 last: start_mark,
                 epoch: start_epoch,
                 digest: core.digest(),
+                needs_recovery: lost_records,
             },
             watchdog::LoopPort {
                 to_loop,
@@ -202,6 +211,9 @@ pub fn run(config: Config) -> Result<(), String> {
         .map_err(|e| format!("watchdog thread: {e}"))?;
         println!("floatd peer link on {peer_addr}");
     } else {
+        if lost_records {
+            core.recover_until(now.mono + config.lease);
+        }
         core.ledger.commit(Event::Started { at: now.unix }, now);
     }
 
@@ -286,20 +298,6 @@ fn advertised_addr(config: &Config, local: &SocketAddr) -> String {
         return format!("{host}:{}", local.port());
     }
     local.to_string()
-}
-
-/// Reads the peer link's shared secret: the file's first line, trimmed.
-pub fn read_secret(path: &Path) -> Result<Vec<u8>, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("peer secret file {}: {e}", path.display()))?;
-    let secret = text.lines().next().unwrap_or("").trim();
-    if secret.len() < 16 {
-        return Err(format!(
-            "peer secret file {}: the secret must be at least 16 characters (e.g. `head -c 32 /dev/urandom | base64`)",
-            path.display()
-        ));
-    }
-    Ok(secret.as_bytes().to_vec())
 }
 
 /// File descriptors kept for everything but client connections: std
@@ -488,7 +486,9 @@ fn load_or_create_handle_key(dir: &Path) -> Result<HandleKey, String> {
             Ok(HandleKey::from_bytes(bytes))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let key = HandleKey::random().map_err(|e| format!("randomness: {e}"))?;
+            let key = HandleKey::from_bytes(
+                crate::sys::random_key().map_err(|e| format!("randomness: {e}"))?,
+            );
             write_private(&path, key.as_bytes())?;
             Ok(key)
         }

@@ -2,9 +2,11 @@
 //!
 //! A reply that reports a seat change (a grant, a checkin) may only leave
 //! once the change is durable (journal fsync) and, with a standby in sync,
-//! acknowledged by it. Such a reply is pushed behind a barrier naming the
-//! journal sequence number it waits for; everything after it waits too, so
-//! replies still come back in order.
+//! acknowledged by it. Such a reply is held, naming the journal sequence
+//! number it waits for; everything after it waits too, so replies still
+//! come back in order. When the journal fails, held replies can never be
+//! released that way: [`Output::fail`] lets each out, replacing each new
+//! grant (whose seat the server takes back) with the error it gets instead.
 
 use std::collections::VecDeque;
 use std::io::{self, Write};
@@ -13,61 +15,103 @@ use std::io::{self, Write};
 /// (back-pressure on a client that pipelines without reading replies).
 pub const HIGH_WATER: usize = 256 * 1024;
 
+/// A held reply: where it ends in the held bytes, and what it waits for.
+struct Mark {
+    end: usize,
+    wait_for: Option<u64>,
+    /// A new grant's handle: taken back if the reply can never leave as is.
+    grant: Option<String>,
+}
+
 #[derive(Default)]
 pub struct Output {
+    /// Bytes that may be sent.
     buf: Vec<u8>,
     /// Bytes at the front of `buf` already written to the socket.
     sent: usize,
-    /// (sequence number, offset in `buf`) of each held reply, in order.
-    held: VecDeque<(u64, usize)>,
+    /// Held replies, back to back; `held_from` bytes at the front are out.
+    held: Vec<u8>,
+    held_from: usize,
+    marks: VecDeque<Mark>,
 }
 
 impl Output {
-    /// Appends a reply, held until `wait_for` is released if given.
-    pub fn push(&mut self, reply: &[u8], wait_for: Option<u64>) {
-        if let Some(seq) = wait_for {
-            match self.held.back() {
-                // A later barrier that waits for no more than one already
-                // queued adds nothing: the earlier one holds this reply too.
-                Some(&(last, _)) if last >= seq => {}
-                _ => self.held.push_back((seq, self.buf.len())),
-            }
+    /// Appends a reply. It is held until `wait_for` is released, if given;
+    /// `grant` names the handle of a new grant (see [`Output::fail`]).
+    pub fn push(&mut self, reply: &[u8], wait_for: Option<u64>, grant: Option<String>) {
+        if self.marks.is_empty() && wait_for.is_none() {
+            self.buf.extend_from_slice(reply);
+            return;
         }
-        self.buf.extend_from_slice(reply);
+        self.held.extend_from_slice(reply);
+        self.marks.push_back(Mark {
+            end: self.held.len(),
+            wait_for,
+            grant,
+        });
     }
 
-    /// Releases every reply waiting for `seq` or less.
+    /// Releases every reply waiting for `seq` or less (and those behind).
     pub fn release(&mut self, seq: u64) {
-        while self.held.front().is_some_and(|&(s, _)| s <= seq) {
-            self.held.pop_front();
+        let mut end = self.held_from;
+        while let Some(m) = self.marks.front() {
+            if m.wait_for.is_some_and(|w| w > seq) {
+                break;
+            }
+            end = m.end;
+            self.marks.pop_front();
+        }
+        self.move_out(end);
+    }
+
+    /// The journal failed: held replies can never become durable. Each
+    /// leaves now, except that a new grant's is replaced with what
+    /// `take_back(handle)` returns (the server takes that seat back).
+    pub fn fail(&mut self, mut take_back: impl FnMut(&str) -> String) {
+        let mut from = self.held_from;
+        while let Some(m) = self.marks.pop_front() {
+            match &m.grant {
+                Some(handle) => self.buf.extend_from_slice(take_back(handle).as_bytes()),
+                None => self.buf.extend_from_slice(&self.held[from..m.end]),
+            }
+            from = m.end;
+        }
+        self.held.clear();
+        self.held_from = 0;
+    }
+
+    fn move_out(&mut self, end: usize) {
+        if end > self.held_from {
+            self.buf.extend_from_slice(&self.held[self.held_from..end]);
+            self.held_from = end;
+        }
+        if self.marks.is_empty() {
+            self.held.clear();
+            self.held_from = 0;
         }
     }
 
     /// True while some reply is held back.
     pub fn is_holding(&self) -> bool {
-        !self.held.is_empty()
+        !self.marks.is_empty()
     }
 
     /// Unsent bytes, held or not.
     pub fn pending(&self) -> usize {
-        self.buf.len() - self.sent
+        (self.buf.len() - self.sent) + (self.held.len() - self.held_from)
     }
 
     /// True when bytes are ready to be written now.
     pub fn has_sendable(&self) -> bool {
-        self.sendable_end() > self.sent
-    }
-
-    fn sendable_end(&self) -> usize {
-        self.held.front().map_or(self.buf.len(), |&(_, at)| at)
+        self.buf.len() > self.sent
     }
 
     /// Writes what may be sent until the socket would block. Returns the
     /// bytes written; `WouldBlock` is not an error here.
     pub fn flush_to(&mut self, socket: &mut impl Write) -> io::Result<usize> {
         let mut written = 0;
-        while self.sent < self.sendable_end() {
-            match socket.write(&self.buf[self.sent..self.sendable_end()]) {
+        while self.sent < self.buf.len() {
+            match socket.write(&self.buf[self.sent..]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => {
                     self.sent += n;
@@ -78,23 +122,14 @@ impl Output {
                 Err(e) => return Err(e),
             }
         }
-        self.compact();
-        Ok(written)
-    }
-
-    /// Drops written bytes from the front once they are worth moving.
-    fn compact(&mut self) {
         if self.sent == self.buf.len() {
             self.buf.clear();
             self.sent = 0;
-            self.held.clear();
         } else if self.sent > 16 * 1024 && self.sent * 2 > self.buf.len() {
             self.buf.drain(..self.sent);
-            for h in &mut self.held {
-                h.1 -= self.sent;
-            }
             self.sent = 0;
         }
+        Ok(written)
     }
 }
 
@@ -122,17 +157,21 @@ mod tests {
         }
     }
 
+    fn sock() -> Narrow {
+        Narrow {
+            got: vec![],
+            room: 1000,
+        }
+    }
+
     #[test]
     fn held_replies_and_everything_after_wait_for_their_barrier() {
         let mut out = Output::default();
-        let mut sock = Narrow {
-            got: vec![],
-            room: 1000,
-        };
-        out.push(b"a\n", None);
-        out.push(b"b\n", Some(5));
-        out.push(b"c\n", None);
-        out.push(b"d\n", Some(7));
+        let mut sock = sock();
+        out.push(b"a\n", None, None);
+        out.push(b"b\n", Some(5), None);
+        out.push(b"c\n", None, None);
+        out.push(b"d\n", Some(7), None);
         out.flush_to(&mut sock).unwrap();
         assert_eq!(sock.got, b"a\n");
         out.release(6);
@@ -147,13 +186,34 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_journal_lets_every_reply_out_and_takes_new_grants_back() {
+        let mut out = Output::default();
+        let mut sock = sock();
+        out.push(b"OK handle=h1\n", Some(3), Some("h1".into()));
+        out.push(b"OK lease_ms=5\n", None, None);
+        out.push(b"OK\n", Some(4), None);
+        let mut taken = Vec::new();
+        out.fail(|h| {
+            taken.push(h.to_string());
+            format!("ERR JOURNAL_FAILED {h}\n")
+        });
+        out.flush_to(&mut sock).unwrap();
+        assert_eq!(taken, ["h1"]);
+        assert_eq!(sock.got, b"ERR JOURNAL_FAILED h1\nOK lease_ms=5\nOK\n");
+        assert!(!out.is_holding());
+        out.push(b"e\n", None, None);
+        out.flush_to(&mut sock).unwrap();
+        assert!(sock.got.ends_with(b"OK\ne\n"));
+    }
+
+    #[test]
     fn partial_writes_keep_the_tail() {
         let mut out = Output::default();
         let mut sock = Narrow {
             got: vec![],
             room: 3,
         };
-        out.push(b"hello\n", None);
+        out.push(b"hello\n", None, None);
         assert_eq!(out.flush_to(&mut sock).unwrap(), 3);
         assert!(out.has_sendable());
         sock.room = 100;

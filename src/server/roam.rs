@@ -7,7 +7,7 @@
 //! either server verify with the key the client pinned.
 
 use super::conn::Session;
-use super::core::Core;
+use super::core::{Core, Reply};
 use crate::codes::Code;
 use crate::ledger::{Grant, Now, Refusal, RoamRequest};
 use crate::licence::keys::{format_secret_key, generate_signing_key, parse_secret_key};
@@ -74,9 +74,28 @@ pub fn pair_name(served: &Served) -> String {
     }
 }
 
-/// Answers a roam request from `session` (the loop's `Core::handle`
-/// calls this for ROAM, ROAM-EXTEND and ROAM-RETURN).
-pub fn handle(core: &mut Core, session: Session, request: Request, now: Now) -> String {
+/// Answers a roam request from `session` (`Core::serve` calls this for
+/// ROAM, ROAM-EXTEND and ROAM-RETURN). A reply that reports a change waits
+/// for its record, like a grant's.
+pub fn handle(core: &mut Core, session: Session, request: Request, now: Now) -> Reply {
+    let new_roam = matches!(request, Request::Roam { .. });
+    let (text, granted) = answer(core, session, request, now);
+    Reply {
+        text,
+        wait_for: core.ledger.take_change(),
+        // A new roam's seats are taken back should its record never
+        // become durable; an extension's or a return's need nothing.
+        grant: granted.filter(|_| new_roam),
+    }
+}
+
+/// The reply's text, and the handle of the roam it reports, if any.
+fn answer(
+    core: &mut Core,
+    session: Session,
+    request: Request,
+    now: Now,
+) -> (String, Option<String>) {
     let result = match request {
         Request::Roam {
             feature,
@@ -107,21 +126,22 @@ pub fn handle(core: &mut Core, session: Session, request: Request, now: Now) -> 
             Ok(_) => core.ledger.extend_roam(&id, days, now),
         },
         Request::RoamReturn { id } => {
-            return match core.ledger.return_roam(&id, now) {
+            let text = match core.ledger.return_roam(&id, now) {
                 Ok(grant) => reply::ok()
                     .field("feature", &grant.feature)
                     .field("count", grant.count)
                     .finish(),
                 Err(refusal) => core.refused(&refusal),
             };
+            return (text, None);
         }
         other => unreachable!("not a roam request: {other:?}"),
     };
     match result {
-        Ok(grant) => token_reply(core, &grant),
+        Ok(grant) => (token_reply(core, &grant), Some(grant.handle)),
         Err(refusal) => {
             core.counters.denied(refusal.code);
-            core.refused(&refusal)
+            (core.refused(&refusal), None)
         }
     }
 }

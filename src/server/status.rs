@@ -80,7 +80,7 @@ pub fn build(core: &Core, now: Now) -> StatusReport {
         server: core.presence.server.clone(),
         role: core.presence.role.clone(),
         state: core.presence.state.clone(),
-        epoch: core.ledger.epoch(),
+        epoch: core.presence.epoch,
         uptime_secs: core.started.elapsed().as_secs(),
         lease_secs: core.ledger.lease().as_secs(),
         connections: core.connections,
@@ -90,4 +90,31 @@ pub fn build(core: &Core, now: Now) -> StatusReport {
         witness,
         alerts,
     }
+}
+
+/// The STATUS= text of a licence server: role, state, epoch, seats in use.
+pub fn systemd_status(core: &Core) -> String {
+    let mut used = 0u64;
+    let mut total = 0u64;
+    let mut uncounted = 0u64;
+    for view in core.ledger.pools() {
+        match view.pool.limit() {
+            Some(limit) => {
+                used += view.used;
+                total += limit;
+            }
+            None => uncounted += view.used,
+        }
+    }
+    let mut text = format!(
+        "{} {}, epoch {}: {used} of {total} seats in use",
+        core.presence.role, core.presence.state, core.presence.epoch
+    );
+    if uncounted > 0 {
+        text.push_str(&format!(" (+{uncounted} uncounted)"));
+    }
+    if core.journal.failure().is_some() {
+        text.push_str("; JOURNAL FAILED, no grants");
+    }
+    text
 }

@@ -560,6 +560,8 @@ pub fn feature_status<'a>(
 pub struct GoodClient {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     rounds: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// Total and worst round-trip time so far, in microseconds.
+    latency_us: std::sync::Arc<(std::sync::atomic::AtomicU64, std::sync::atomic::AtomicU64)>,
     thread: Option<std::thread::JoinHandle<Result<u64, String>>>,
 }
 
@@ -575,7 +577,8 @@ impl GoodClient {
         let rounds = Arc::new(AtomicU64::new(0));
         let mut client = LineClient::hello(addr, "good", "goodhost");
         let feature = feature.to_string();
-        let (stop2, rounds2) = (stop.clone(), rounds.clone());
+        let latency_us = Arc::new((AtomicU64::new(0), AtomicU64::new(0)));
+        let (stop2, rounds2, latency2) = (stop.clone(), rounds.clone(), latency_us.clone());
         let thread = std::thread::spawn(move || {
             let started = Instant::now();
             let mut n = 0;
@@ -583,6 +586,7 @@ impl GoodClient {
                 && n < Self::MAX_ROUNDS
                 && started.elapsed() < Self::MAX_RUN
             {
+                let round = Instant::now();
                 let out = client.ask(&format!("CHECKOUT {feature}"));
                 let handle =
                     field(&out, "handle").ok_or_else(|| format!("round {n}: checkout: {out}"))?;
@@ -594,6 +598,9 @@ impl GoodClient {
                 if back != "OK" {
                     return Err(format!("round {n}: checkin: {back}"));
                 }
+                let us = round.elapsed().as_micros() as u64;
+                latency2.0.fetch_add(us, Ordering::SeqCst);
+                latency2.1.fetch_max(us, Ordering::SeqCst);
                 n += 1;
                 rounds2.store(n, Ordering::SeqCst);
             }
@@ -602,8 +609,24 @@ impl GoodClient {
         GoodClient {
             stop,
             rounds,
+            latency_us,
             thread: Some(thread),
         }
+    }
+
+    /// Its round trips so far and their mean and worst latency, for test
+    /// output (never asserted: timings are no pass/fail criterion).
+    pub fn latency(&self) -> String {
+        use std::sync::atomic::Ordering;
+        let n = self.rounds().max(1);
+        let total = self.latency_us.0.load(Ordering::SeqCst);
+        let worst = self.latency_us.1.load(Ordering::SeqCst);
+        format!(
+            "good client: {} round trips (checkout, heartbeat, checkin), mean {:.2} ms, worst {:.2} ms",
+            self.rounds(),
+            total as f64 / n as f64 / 1000.0,
+            worst as f64 / 1000.0
+        )
     }
 
     /// Round trips completed so far.

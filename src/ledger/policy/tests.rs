@@ -1,5 +1,5 @@
 use super::*;
-use crate::ledger::{CheckoutRequest, HandleKey, Ledger, Now, Outcome, WaiterId};
+use crate::ledger::{CheckoutRequest, HandleKey, Ledger, Now, Outcome, SeededEntropy, WaiterId};
 use crate::licence::{Count, Expiry, Pool, PoolKey, Share, Version};
 use std::path::Path;
 use std::time::Duration;
@@ -367,6 +367,7 @@ fn ledger(seats: u32, options: &str) -> Ledger {
         vec![pool],
         Duration::from_secs(60),
         HandleKey::from_bytes([7; 32]),
+        Box::new(SeededEntropy::new(1)),
     );
     l.set_options(opts(options));
     l
@@ -485,8 +486,8 @@ fn a_reserved_seat_goes_to_its_target_even_while_others_wait_for_it() {
     l.checkin(&e, Now::current()).unwrap();
     let woken = l.take_woken();
     assert_eq!(woken.len(), 1);
-    assert_eq!(woken[0].0, WaiterId(7));
-    assert!(matches!(woken[0].1, Outcome::Granted(_)));
+    assert_eq!(woken[0].waiter, WaiterId(7));
+    assert!(matches!(woken[0].outcome, Outcome::Granted(_)));
     l.checkin(&b, Now::current()).unwrap();
     assert!(matches!(waiting(&mut l, "eve", 8), Outcome::Queued { .. }));
     assert_eq!(
@@ -505,6 +506,6 @@ fn without_reservations_nobody_overtakes_the_queue() {
     l.checkin(&h, Now::current()).unwrap();
     let woken = l.take_woken();
     assert_eq!(woken.len(), 1);
-    assert!(matches!(woken[0].1, Outcome::Granted(_)));
+    assert!(matches!(woken[0].outcome, Outcome::Granted(_)));
     assert_eq!(refusal(checkout(&mut l, "alice", "x", 1)).0, Code::NoSeats);
 }

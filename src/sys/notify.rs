@@ -5,7 +5,6 @@
 //! change and at most once a second. Without `NOTIFY_SOCKET` (not run by
 //! systemd) every call is a no-op.
 
-use super::core::Core;
 use sd_notify::NotifyState;
 use std::time::{Duration, Instant};
 
@@ -107,33 +106,4 @@ fn send(states: &[NotifyState]) {
     if let Err(e) = sd_notify::notify(states) {
         log::debug!("sd_notify: {e}");
     }
-}
-
-/// The STATUS= text of a licence server: role, state, epoch, seats in use.
-pub fn server_status(core: &Core) -> String {
-    let mut used = 0u64;
-    let mut total = 0u64;
-    let mut uncounted = 0u64;
-    for view in core.ledger.pools() {
-        match view.pool.limit() {
-            Some(limit) => {
-                used += view.used;
-                total += limit;
-            }
-            None => uncounted += view.used,
-        }
-    }
-    let mut text = format!(
-        "{} {}, epoch {}: {used} of {total} seats in use",
-        core.presence.role,
-        core.presence.state,
-        core.ledger.epoch()
-    );
-    if uncounted > 0 {
-        text.push_str(&format!(" (+{uncounted} uncounted)"));
-    }
-    if core.journal.failure().is_some() {
-        text.push_str("; JOURNAL FAILED, no grants");
-    }
-    text
 }

@@ -1,0 +1,1 @@
+//! The role machine on its own: inputs in, actions out, time passed in.

@@ -1,0 +1,188 @@
+//! What the watchdog tells the loop, carried out on the ledger: roles,
+//! replication, handback, stepping down and merging after a split.
+
+use super::core::{Core, Effects};
+use crate::failover::{FromWatchdog, RoleView, ToWatchdog};
+use crate::ledger::{Event, Now, Snapshot};
+use crate::protocol::reply;
+
+impl Core {
+    pub(super) fn drain_watchdog(&mut self, now: Now, effects: &mut Effects) {
+        let Some(pair) = &self.pair else { return };
+        let messages: Vec<FromWatchdog> = pair.rx.try_iter().collect();
+        for msg in messages {
+            self.on_watchdog(msg, now, effects);
+        }
+    }
+
+    fn on_watchdog(&mut self, msg: FromWatchdog, now: Now, effects: &mut Effects) {
+        match msg {
+            FromWatchdog::Role(view) => self.take_role(view, now, effects),
+            FromWatchdog::Apply(records) => {
+                for r in &records {
+                    self.ledger.apply(r, now);
+                }
+                self.journal.append(records);
+            }
+            FromWatchdog::Reset(snapshot) => self.reset(snapshot, now),
+            FromWatchdog::Standby {
+                wait_for_acks,
+                acked,
+            } => {
+                let Some(p) = &mut self.pair else { return };
+                let starts_waiting = wait_for_acks && !p.wait_for_acks;
+                p.wait_for_acks = wait_for_acks;
+                p.acked = acked;
+                if starts_waiting {
+                    // Records made from now on are answered only once
+                    // acknowledged; the watchdog clears a stale record
+                    // at the witness once the standby has these.
+                    let from = self.ledger.last_seq();
+                    self.tell_watchdog(ToWatchdog::HoldingFrom(from));
+                }
+            }
+            FromWatchdog::SendSnapshot => {
+                self.flush_records();
+                let snapshot = self.ledger.snapshot(now);
+                self.tell_watchdog(ToWatchdog::Snapshot(snapshot));
+            }
+            FromWatchdog::StopGranting { active } => {
+                self.stop_serving(active, effects);
+                self.flush_records();
+                self.tell_watchdog(ToWatchdog::StoppedGranting(self.history()));
+            }
+            FromWatchdog::StepDown { active } => self.step_down(active, now),
+            FromWatchdog::Merge { id, merge } => {
+                let outcome = self.ledger.merge(&merge, now);
+                log::warn!(
+                    "merged the other server's seats: {} taken over, {} renewed, {} returned there, {} kept returned",
+                    outcome.adopted,
+                    outcome.extended,
+                    outcome.returned,
+                    outcome.kept_returned
+                );
+                self.flush_records();
+                self.tell_watchdog(ToWatchdog::Merged(id));
+            }
+            FromWatchdog::MergeDone => {
+                if self.handover_until.is_some() {
+                    self.end_handover(effects);
+                }
+            }
+            FromWatchdog::GrantLease(until) => self.gate.grant_lease = Some(until),
+            FromWatchdog::Status(status) => {
+                self.presence.peer_addr = status.advertise_peer.clone();
+                if let Some(p) = &mut self.pair {
+                    p.status = status;
+                }
+            }
+        }
+    }
+
+    /// Takes the history of the active server whole.
+    fn reset(&mut self, snapshot: Snapshot, now: Now) {
+        self.ledger.restore(&snapshot, now);
+        if let Some(p) = &mut self.pair {
+            p.durable_told = 0;
+        }
+        self.journal.reset(snapshot);
+    }
+
+    /// Applies the watchdog's view of this server's role.
+    fn take_role(&mut self, view: RoleView, now: Now, effects: &mut Effects) {
+        let was_serving = self.serving();
+        let previous = self.gate.pair.as_ref().map(|p| p.state);
+        let serving = view.state.is_serving();
+        self.presence.state = view.state.as_str().to_string();
+        self.presence.epoch = view.epoch;
+        // The role message follows the watchdog's re-check after a pause.
+        self.gate.paused = false;
+        if serving {
+            if !was_serving {
+                // Witness mode holds answers for the standby until the
+                // witness records it stale; the watchdog says when.
+                let fenced = self.gate.fenced;
+                if let Some(p) = &mut self.pair {
+                    p.wait_for_acks = fenced;
+                    p.acked = 0;
+                }
+                // Clients could not heartbeat while nobody served.
+                self.ledger.grant_grace(now);
+            }
+            self.presence.active_addr = None;
+            self.ledger.set_epoch(view.epoch);
+            let state = view.state;
+            self.gate.pair = Some(view);
+            if previous != Some(state) {
+                self.ledger.commit(
+                    Event::Activated {
+                        server: self.presence.server.clone(),
+                        state: state.as_str().to_string(),
+                        at: now.unix,
+                    },
+                    now,
+                );
+            }
+        } else {
+            let active = view.active.clone();
+            self.gate.pair = Some(view);
+            if was_serving {
+                self.stop_serving(active, effects);
+            } else if self.handover_until.is_none() {
+                self.presence.active_addr = active;
+            }
+        }
+        self.refresh_gate(now.mono);
+    }
+
+    /// Stops granting; tells every client where the active server is.
+    pub(super) fn stop_serving(&mut self, active: Option<String>, effects: &mut Effects) {
+        self.presence.active_addr = active.clone();
+        if let Some(p) = &mut self.pair {
+            p.wait_for_acks = false;
+        }
+        if let Some(view) = &mut self.gate.pair {
+            if view.state.is_serving() {
+                view.state = crate::protocol::peer::PeerState::Syncing;
+                self.presence.state = view.state.as_str().to_string();
+            }
+            view.active = active.clone();
+        }
+        if let Some(active) = active {
+            effects.broadcast = Some(reply::push_moved(&active).finish());
+        }
+    }
+
+    /// Steps down after a split: stops granting at once, holds clients'
+    /// requests (unread) until the other server has merged this one's
+    /// seats, so no client is sent there before its seat is, and hands the
+    /// seats to the watchdog.
+    fn step_down(&mut self, active: Option<String>, now: Now) {
+        let limit = self.pause_limit.max(std::time::Duration::from_secs(1));
+        self.handover_until = Some(now.mono + limit);
+        self.presence.active_addr = active.clone();
+        if let Some(view) = &mut self.gate.pair {
+            view.state = crate::protocol::peer::PeerState::Syncing;
+            view.active = active;
+        }
+        if let Some(p) = &mut self.pair {
+            p.wait_for_acks = false;
+        }
+        self.refresh_gate(now.mono);
+        self.flush_records();
+        let merge = self.ledger.merge_offer(now);
+        self.tell_watchdog(ToWatchdog::Handover(merge));
+    }
+
+    /// The handover is over (merged, or given up on): requests are read
+    /// again and answered with where the active server is.
+    pub(super) fn end_handover(&mut self, effects: &mut Effects) {
+        self.handover_until = None;
+        effects.resume_requests = true;
+        let active = self.gate.active_addr().cloned();
+        self.presence.active_addr = active.clone();
+        if let Some(active) = active {
+            effects.broadcast = Some(reply::push_moved(&active).finish());
+        }
+    }
+}

@@ -1,0 +1,281 @@
+//! Each client request, from parsed line to reply. Every request gets an
+//! answer; one that changes seats says which record it waits for.
+
+use super::admin;
+use super::conn::ClientState;
+use super::core::{Core, Reply};
+use super::gate;
+use crate::codes::Code;
+use crate::ledger::{CheckinOutcome, Event, Now, Outcome, Reason, WaiterId};
+use crate::protocol::reply;
+use crate::protocol::{Request, PROTOCOL_VERSION};
+
+impl Core {
+    pub(super) fn handle(
+        &mut self,
+        client: &mut ClientState,
+        key: usize,
+        request: Request,
+        now: Now,
+    ) -> Option<Reply> {
+        self.refresh_gate(now.mono);
+        let text = match self.check_access(client, &request) {
+            Err(text) => text,
+            Ok(()) => return self.serve(client, key, request, now),
+        };
+        Some(Reply::now(text))
+    }
+
+    /// Who may ask what, and when: the errors that come before a request
+    /// is looked at.
+    fn check_access(&mut self, client: &ClientState, request: &Request) -> Result<(), String> {
+        if self.shutdown_requested()
+            && !matches!(request, Request::Status | Request::Ping | Request::Quit)
+        {
+            return Err(reply::err(Code::ShuttingDown, "the server is shutting down").finish());
+        }
+        if request.is_admin() && !client.admin {
+            return Err(reply::err(
+                Code::AdminRequired,
+                "admin requests need loopback access or the admin token (AUTH <token>)",
+            )
+            .finish());
+        }
+        let needs_session = matches!(
+            request,
+            Request::Checkout { .. }
+                | Request::Heartbeat { .. }
+                | Request::Checkin { .. }
+                | Request::Reclaim { .. }
+                | Request::Roam { .. }
+                | Request::RoamExtend { .. }
+                | Request::RoamReturn { .. }
+        );
+        if !needs_session {
+            return Ok(());
+        }
+        if client.admin_slot {
+            return Err(reply::err(
+                Code::Busy,
+                "this connection holds a slot kept for operators; only status and admin requests are served",
+            )
+            .finish());
+        }
+        if !self.serving() {
+            let refusal = gate::not_serving(&self.gate);
+            if matches!(request, Request::Checkout { .. } | Request::Reclaim { .. }) {
+                self.counters.denied(refusal.code);
+            }
+            return Err(self.refused(&refusal));
+        }
+        if client.session.is_none() {
+            return Err(reply::err(
+                Code::NotGreeted,
+                "send HELLO proto=1 client=ID user=NAME host=NAME first",
+            )
+            .finish());
+        }
+        Ok(())
+    }
+
+    fn serve(
+        &mut self,
+        client: &mut ClientState,
+        key: usize,
+        request: Request,
+        now: Now,
+    ) -> Option<Reply> {
+        let session = client.session.clone();
+        let text = match request {
+            Request::Hello {
+                proto,
+                client: id,
+                user,
+                host,
+            } => {
+                if proto != PROTOCOL_VERSION {
+                    reply::err(
+                        Code::ProtocolVersion,
+                        &format!("this server speaks protocol {PROTOCOL_VERSION}, not {proto}"),
+                    )
+                    .field("proto", PROTOCOL_VERSION)
+                    .finish()
+                } else {
+                    client.session = Some(super::conn::Session {
+                        client: id,
+                        user,
+                        host,
+                    });
+                    reply::ok()
+                        .field("proto", PROTOCOL_VERSION)
+                        .field("lease_ms", self.ledger.lease().as_millis())
+                        .finish()
+                }
+            }
+            Request::Auth { token } => match &self.admin_token {
+                Some(expected) if admin::token_matches(expected, &token) => {
+                    client.admin = true;
+                    reply::ok().field("admin", "yes").finish()
+                }
+                _ => {
+                    log::warn!("wrong admin token from {}", client.peer);
+                    reply::err(Code::AdminRequired, "wrong admin token").finish()
+                }
+            },
+            Request::Checkout {
+                feature,
+                version,
+                count,
+                wait,
+            } => {
+                let request = session?.request(feature, version, count, wait);
+                let waiter = self.next_waiter;
+                self.next_waiter += 1;
+                return Some(match self.ledger.checkout(request, WaiterId(waiter), now) {
+                    Outcome::Granted(grant) => {
+                        self.counters.checkouts += 1;
+                        Reply {
+                            text: reply::granted(reply::ok(), &grant).finish(),
+                            wait_for: self.ledger.take_change(),
+                            grant: Some(grant.handle),
+                        }
+                    }
+                    Outcome::Queued { position } => {
+                        self.waiters.insert(waiter, key);
+                        client.waiters.push(waiter);
+                        Reply::now(reply::queued(waiter, position).finish())
+                    }
+                    Outcome::Denied(refusal) => {
+                        self.counters.denied(refusal.code);
+                        Reply::now(self.refused(&refusal))
+                    }
+                });
+            }
+            Request::Heartbeat { handle } => match self.ledger.heartbeat(&handle, now) {
+                Ok(lease) => reply::ok().field("lease_ms", lease.as_millis()).finish(),
+                Err(refusal) => self.refused(&refusal),
+            },
+            Request::Checkin { handle } => match self.ledger.checkin(&handle, now) {
+                Ok(CheckinOutcome::Returned) => reply::ok().finish(),
+                Ok(CheckinOutcome::HeldFor(left)) => {
+                    reply::ok().field("held_ms", left.as_millis()).finish()
+                }
+                Err(refusal) => self.refused(&refusal),
+            },
+            Request::Reclaim {
+                handle,
+                feature,
+                version,
+                count,
+            } => {
+                let request = session?.request(feature, version, count, false);
+                match self.ledger.reclaim(&handle, &request, now) {
+                    Outcome::Granted(grant) => {
+                        self.counters.reclaims += 1;
+                        reply::granted(reply::ok(), &grant).finish()
+                    }
+                    Outcome::Denied(refusal) => {
+                        self.counters.denied(refusal.code);
+                        self.refused(&refusal)
+                    }
+                    Outcome::Queued { .. } => unreachable!("reclaims never queue"),
+                }
+            }
+            roam @ (Request::Roam { .. }
+            | Request::RoamExtend { .. }
+            | Request::RoamReturn { .. }) => {
+                return Some(super::roam::handle(self, session?, roam, now));
+            }
+            Request::Status => {
+                let report = super::status::build(self, now);
+                let json = serde_json::to_string(&report).expect("status serialises");
+                format!("STATUS {json}\n")
+            }
+            Request::Ping => "PONG\n".to_string(),
+            Request::Quit => {
+                client.closing = true;
+                reply::ok().field("bye", "yes").finish()
+            }
+            Request::Remove { handle } => match self.ledger.remove(&handle, Reason::Removed, now) {
+                Ok(grant) => {
+                    log::info!(
+                        "operator at {} removed seat {} ({} of {} held by {}@{})",
+                        client.peer,
+                        handle,
+                        grant.count,
+                        grant.feature,
+                        grant.user,
+                        grant.host
+                    );
+                    reply::ok().finish()
+                }
+                Err(refusal) => self.refused(&refusal),
+            },
+            Request::Reread => match self.reread(now) {
+                Ok(pools) => reply::ok()
+                    .field("pools", pools)
+                    .field_opt("options", self.options.in_use.as_ref().map(|p| p.display()))
+                    .finish(),
+                Err(e) => {
+                    let why = format!(
+                        "reread failed, still serving the previous licences and options: {e}"
+                    );
+                    log::error!("{why} (asked by {})", client.peer);
+                    reply::err(Code::Internal, &why).finish()
+                }
+            },
+            Request::Down { release } => {
+                log::info!(
+                    "operator at {} asked the server to shut down{}",
+                    client.peer,
+                    if release {
+                        ", returning every seat"
+                    } else {
+                        ""
+                    }
+                );
+                self.request_shutdown(release);
+                reply::ok().finish()
+            }
+            Request::RotateLog => {
+                let to = crate::report::rotated_path(&self.state_dir, now.unix);
+                self.journal.rotate_report(to.clone());
+                reply::ok().field("rotated", to.display()).finish()
+            }
+        };
+        // Checkins, reclaims and removals that changed seats wait for
+        // their record like grants (the ledger says which).
+        Some(Reply {
+            text,
+            wait_for: self.ledger.take_change(),
+            grant: None,
+        })
+    }
+
+    /// Rereads licences and options; returns the number of pools served.
+    /// Either both are replaced or, when either fails to load, neither.
+    /// New options apply to checkouts from now on; seats out stay out.
+    pub fn reread(&mut self, now: Now) -> Result<usize, String> {
+        let served = self.licences.load()?;
+        let options = self.options.load(&served)?;
+        let pools = served.pools.len();
+        self.refresh_gate(now.mono);
+        // Options first: the queues served by set_pools obey the new ones.
+        self.ledger.set_options(options);
+        self.ledger.set_pools(served.pools.clone(), now);
+        self.served = served;
+        // A standby makes no records: the active server's say.
+        if self.serving() {
+            self.ledger.commit(
+                Event::Reread {
+                    pools,
+                    at: now.unix,
+                },
+                now,
+            );
+        }
+        self.tell_watchdog(crate::failover::ToWatchdog::Digest(self.digest()));
+        log::info!("reread: serving {pools} pool(s)");
+        Ok(pools)
+    }
+}
