@@ -18,6 +18,7 @@ pub fn format_line(record: &Record) -> String {
         Event::Grant(g) if g.roam.is_some() => (g.at, "roam"),
         Event::Grant(g) => (g.at, "checkout"),
         Event::RoamExtended(x) => (x.at, "roam_extend"),
+        Event::RoamKey(k) => (k.at, "roam_key"),
         Event::Adopt(s) => (s.grant.at, "merged"),
         Event::Release(r) => (r.at, "return"),
         Event::Denied(d) => (d.at, "denied"),
@@ -86,6 +87,7 @@ pub fn format_line(record: &Record) -> String {
         Event::Activated { server, state, .. } => {
             line.field("server", server).field("state", state)
         }
+        Event::RoamKey(k) => line.field("key", &k.key_id),
         Event::Started { .. } | Event::Stopped { .. } => line,
     };
     line.field("epoch", record.epoch)

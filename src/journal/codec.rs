@@ -53,8 +53,8 @@ use sha2::{Digest, Sha256};
 use std::fmt;
 
 /// The version of the journal, record and snapshot encodings. Version 2
-/// added roams (a grant's `roam`, the `roam_extended` event, the
-/// `roam_return` and `roam_end` reasons) and what a merge after a split
+/// added roams (a grant's `roam`, the `roam_extended` and `roam_key`
+/// events, the `roam_return` and `roam_end` reasons) and what a merge after a split
 /// records (the `adopt` event, the `journal_failed` reason, a snapshot's
 /// `returned`).
 pub const FORMAT_VERSION: u32 = 2;
@@ -459,6 +459,11 @@ pub(crate) mod tests {
                 host: "ws-1".into(),
             }),
         ]);
+        events.push(Event::RoamKey(crate::ledger::RoamKey {
+            key_id: "1f3a9c2e".into(),
+            wrapped: "AAECAwQFBgcICQoLDA0ODw==".into(),
+            at: 1_763_900_000,
+        }));
         for reason in [Reason::RoamReturn, Reason::RoamEnd] {
             events.push(Event::Release(Return {
                 handle: "r1.tag".into(),
@@ -506,6 +511,11 @@ pub(crate) mod tests {
                     left_ms: 100 * i as u64,
                 })
                 .collect(),
+            roam_key: (seats > 0).then(|| crate::ledger::RoamKey {
+                key_id: "1f3a9c2e".into(),
+                wrapped: "AAECAwQFBgcICQoLDA0ODw==".into(),
+                at: 5,
+            }),
         }
     }
 

@@ -133,6 +133,17 @@ pub struct Denial {
     pub roam_days: Option<u32>,
 }
 
+/// The roam key of a server pair, as its journal carries it to the
+/// standby: the secret wrapped under a key derived from the peer secret
+/// (so the journal and the peer link never hold it in the clear), and the
+/// id of its public half.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoamKey {
+    pub key_id: String,
+    pub wrapped: String,
+    pub at: u64,
+}
+
 /// A roam made longer: it now ends at `until`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Extension {
@@ -161,6 +172,8 @@ pub enum Event {
     Denied(Denial),
     /// A roam was extended.
     RoamExtended(Extension),
+    /// The pair signs roam tokens with this key from now on.
+    RoamKey(RoamKey),
     /// Licences (and options) were reread; `pools` is how many now serve.
     Reread {
         pools: usize,

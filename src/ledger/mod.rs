@@ -17,7 +17,7 @@ pub mod policy;
 mod pools;
 mod roam;
 
-pub use event::{Denial, Event, Extension, Grant, Reason, Record, Return, Roam};
+pub use event::{Denial, Event, Extension, Grant, Reason, Record, Return, Roam, RoamKey};
 pub use handle::{Entropy, HandleClaim, HandleKey, SeededEntropy, HANDLE_ID_BYTES, MAX_HANDLE_LEN};
 use merge::ReturnedSeats;
 pub use merge::{Merge, MergeOutcome, Returned};
@@ -169,6 +169,9 @@ pub struct Snapshot {
     /// split never brings them back.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub returned: Vec<Returned>,
+    /// The pair's roam key, as last recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roam_key: Option<RoamKey>,
 }
 
 /// A queued checkout decided, and the record its reply waits for.
@@ -254,6 +257,8 @@ pub struct Ledger {
     roaming: HashMap<String, u64>,
     /// Seconds in a roam day: 86,400, shorter only in tests.
     roam_day: u64,
+    /// The pair's roam key, as last recorded.
+    roam_key: Option<RoamKey>,
 }
 
 impl Ledger {
@@ -286,6 +291,7 @@ impl Ledger {
             roam_ends: BTreeSet::new(),
             roaming: HashMap::new(),
             roam_day: DAY_SECS,
+            roam_key: None,
         };
         ledger.index_pools(pools);
         ledger
@@ -622,6 +628,7 @@ impl Ledger {
         match &record.event {
             Event::Grant(grant) => self.add_seat(grant.clone(), now),
             Event::RoamExtended(ext) => self.apply_extension(ext),
+            Event::RoamKey(key) => self.roam_key = Some(key.clone()),
             Event::Adopt(seat) => self.adopt_seat(seat, now),
             Event::Release(ret) => {
                 self.drop_seat(&ret.handle);
@@ -1034,6 +1041,7 @@ impl Ledger {
             epoch: self.last_epoch,
             seats,
             returned: self.returned.snapshot(now.mono),
+            roam_key: self.roam_key.clone(),
         }
     }
 
@@ -1051,6 +1059,7 @@ impl Ledger {
             seat.checked_in = s.checked_in;
         }
         self.returned = ReturnedSeats::restore(&snapshot.returned, now.mono);
+        self.roam_key = snapshot.roam_key.clone();
         self.next_seq = snapshot.seq + 1;
         self.last_epoch = snapshot.epoch;
         self.epoch = self.epoch.max(snapshot.epoch);

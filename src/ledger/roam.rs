@@ -18,7 +18,7 @@
 //!
 //! The options file narrows it further (`policy::roam`).
 
-use super::event::{Extension, Grant, Reason, Roam};
+use super::event::{Extension, Grant, Reason, Roam, RoamKey};
 use super::policy::{PolicyDenial, Requester};
 use super::{unknown_handle, CheckoutRequest, Event, Gate, GrantRules, Ledger, Now, Refusal};
 use crate::codes::Code;
@@ -158,6 +158,11 @@ impl Ledger {
         let grant = seat.grant.clone();
         self.release(handle, Reason::RoamReturn, now);
         Ok(grant)
+    }
+
+    /// The pair's roam key as its history last recorded it, if it has.
+    pub fn roam_key(&self) -> Option<&RoamKey> {
+        self.roam_key.as_ref()
     }
 
     /// Seats of `feature` out roaming now.

@@ -395,3 +395,22 @@ fn a_merge_after_a_split_keeps_roams_and_their_later_ends() {
     a.expire_due(later(then, 120));
     assert_eq!(used(&a), 2);
 }
+
+#[test]
+fn the_pair_s_roam_key_record_travels_with_snapshots() {
+    let now = start();
+    let mut a = ledger(vec![]);
+    assert!(a.roam_key().is_none());
+    let key = crate::ledger::RoamKey {
+        key_id: "1f3a9c2e".into(),
+        wrapped: "wrapped".into(),
+        at: T0,
+    };
+    a.commit(Event::RoamKey(key.clone()), now);
+    assert_eq!(a.roam_key(), Some(&key));
+    let mut b = ledger(vec![]);
+    b.restore(&a.snapshot(now), now);
+    assert_eq!(b.roam_key(), Some(&key));
+    // Not a seat change: nothing waits for it on its own.
+    assert_eq!(a.take_change(), None);
+}

@@ -3,6 +3,8 @@
 //!
 //! - [`token`]: the token's format, signing by the server pair's roam key,
 //!   and the offline check a client makes (host, dates, pinned key).
+//! - [`key`]: the pair's roam key wrapped for the journal, so the standby
+//!   gets it over the peer link.
 //!
 //! The seat side of a roam (counting, limits, its end by the calendar) is
 //! the ledger's (`ledger::roam`); the server hands out tokens
@@ -10,6 +12,7 @@
 //! (`client::roam`). `docs/ROAMING.md` tells the whole story, with the
 //! threat model.
 
+pub mod key;
 pub mod token;
 
 pub use token::{check_offline, OfflineRefusal, RoamToken, SignedToken, TokenError};

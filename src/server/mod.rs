@@ -178,7 +178,13 @@ pub fn run(config: Config) -> Result<(), String> {
     }
     core.admin_token_always = config.admin_token_always;
     core.options = options;
-    core.roam = roam::RoamDesk::load(&state_dir)?;
+    let roam_wrapping = match (&config.role, &config.peer_secret_file) {
+        (Role::Primary | Role::Backup, Some(path)) => {
+            Some(crate::roam::key::wrapping_key(&read_secret(path)?))
+        }
+        _ => None,
+    };
+    core.roam = roam::RoamDesk::load(&state_dir, roam_wrapping)?;
     if matches!(config.role, Role::Primary | Role::Backup) {
         let (mut settings, listener) = pair_settings(&config, &local)?;
         settings.peer_client_addr = peer_client_addr;

@@ -2,15 +2,18 @@
 //! keeps the seats; this module signs the tokens with the pair's roam key.
 //!
 //! The roam key is an Ed25519 key in the state directory (`roam.key`,
-//! mode 0600, the `vendor.key` format). A server makes one the first time
-//! it grants a roam, if it has none; a pair shares one key, so tokens from
-//! either server verify with the key the client pinned.
+//! mode 0600, the `vendor.key` format). A pair signs with one key, so
+//! tokens from either server verify with the key the client pinned: the
+//! key recorded last in the pair's journal (`Event::RoamKey`, wrapped
+//! under the peer secret; `roam::key`). Before it signs, a server takes
+//! that key if it holds another; records its own if the journal names
+//! none; and makes one if there is none at all (the first roam).
 
 use super::conn::Session;
 use super::core::{Core, Reply};
 use crate::codes::Code;
-use crate::ledger::{Grant, Now, Refusal, RoamRequest};
-use crate::licence::keys::{format_secret_key, generate_signing_key, parse_secret_key};
+use crate::ledger::{Event, Grant, Ledger, Now, Refusal, RoamKey, RoamRequest};
+use crate::licence::keys::{format_secret_key, generate_signing_key, key_id, parse_secret_key};
 use crate::licence::Served;
 use crate::protocol::reply;
 use crate::protocol::Request;
@@ -27,11 +30,14 @@ pub const ROAM_KEY_FILE: &str = "roam.key";
 #[derive(Default)]
 pub struct RoamDesk {
     key: Option<SigningKey>,
+    /// In a pair: the key that wraps the roam key for the journal.
+    wrapping: Option<[u8; 32]>,
 }
 
 impl RoamDesk {
-    /// Reads the state directory's roam key, if there is one yet.
-    pub fn load(state_dir: &Path) -> Result<RoamDesk, String> {
+    /// Reads the state directory's roam key, if there is one yet. A pair
+    /// member passes the wrapping key derived from its peer secret.
+    pub fn load(state_dir: &Path, wrapping: Option<[u8; 32]>) -> Result<RoamDesk, String> {
         let path = state_dir.join(ROAM_KEY_FILE);
         let key = match std::fs::read_to_string(&path) {
             Ok(text) => {
@@ -40,24 +46,65 @@ impl RoamDesk {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(format!("{}: {e}", path.display())),
         };
-        Ok(RoamDesk { key })
+        Ok(RoamDesk { key, wrapping })
     }
 
-    /// The key, made and stored on first use (once in the life of a state
-    /// directory: a few milliseconds of file I/O on the loop).
-    fn key(&mut self, state_dir: &Path) -> Result<&SigningKey, String> {
-        if self.key.is_none() {
-            let key = generate_signing_key().map_err(|e| e.0)?;
-            let path = state_dir.join(ROAM_KEY_FILE);
-            super::write_private(&path, format_secret_key(&key).as_bytes())?;
-            log::info!(
-                "made the roam key {} ({})",
-                crate::licence::keys::key_id(&key.verifying_key()),
-                path.display()
-            );
-            self.key = Some(key);
+    /// Makes this server sign with the pair's key (see the module
+    /// documentation): a few milliseconds of file I/O on the loop, once
+    /// when the key is made or taken over.
+    fn ready(&mut self, ledger: &mut Ledger, state_dir: &Path, now: Now) -> Result<(), String> {
+        let mine = self.key.as_ref().map(|k| key_id(&k.verifying_key()));
+        match ledger.roam_key() {
+            Some(recorded) if Some(&recorded.key_id) == mine.as_ref() => Ok(()),
+            Some(recorded) => {
+                let id = recorded.key_id.clone();
+                let wrapping = self.wrapping.ok_or_else(|| {
+                    format!(
+                        "the journal names the pair's roam key {id}, which this server (without \
+                         a peer secret) cannot read; copy roam.key from the server that made it"
+                    )
+                })?;
+                let key = crate::roam::key::unwrap(&recorded.wrapped, &wrapping, &id)
+                    .map_err(|e| format!("the pair's roam key {id}: {e}"))?;
+                self.install(key, state_dir, "took the pair's roam key")
+            }
+            None => {
+                if self.key.is_none() {
+                    let key = generate_signing_key().map_err(|e| e.0)?;
+                    self.install(key, state_dir, "made the roam key")?;
+                }
+                let (Some(wrapping), Some(key)) = (self.wrapping, &self.key) else {
+                    return Ok(()); // standalone: nobody to tell
+                };
+                let mut nonce = [0u8; 16];
+                getrandom::fill(&mut nonce).map_err(|e| format!("randomness: {e}"))?;
+                ledger.commit(
+                    Event::RoamKey(RoamKey {
+                        key_id: key_id(&key.verifying_key()),
+                        wrapped: crate::roam::key::wrap(key, &wrapping, nonce),
+                        at: now.unix,
+                    }),
+                    now,
+                );
+                Ok(())
+            }
         }
-        Ok(self.key.as_ref().expect("just set"))
+    }
+
+    fn install(&mut self, key: SigningKey, state_dir: &Path, what: &str) -> Result<(), String> {
+        let path = state_dir.join(ROAM_KEY_FILE);
+        super::write_private(&path, format_secret_key(&key).as_bytes())?;
+        let id = key_id(&key.verifying_key());
+        match self.key.as_ref().map(|k| key_id(&k.verifying_key())) {
+            Some(old) => log::warn!(
+                "{what} {id} in place of {old} ({}): tokens signed by {old} fail the offline \
+                 check of users who pinned {id}",
+                path.display()
+            ),
+            None => log::info!("{what} {id} ({})", path.display()),
+        }
+        self.key = Some(key);
+        Ok(())
     }
 }
 
@@ -106,7 +153,7 @@ fn answer(
         } => {
             // The key first: a roam granted without a token to give would
             // hold seats nobody can use.
-            if let Err(e) = core.roam.key(&core.state_dir) {
+            if let Err(e) = core.roam.ready(&mut core.ledger, &core.state_dir, now) {
                 log::error!("no roam key: {e}");
                 Err(Refusal::new(
                     Code::Internal,
@@ -121,10 +168,15 @@ fn answer(
                 core.ledger.roam(&request, now)
             }
         }
-        Request::RoamExtend { id, days } => match core.roam.key(&core.state_dir) {
-            Err(e) => Err(Refusal::new(Code::Internal, e)),
-            Ok(_) => core.ledger.extend_roam(&id, days, now),
-        },
+        Request::RoamExtend { id, days } => {
+            match core.roam.ready(&mut core.ledger, &core.state_dir, now) {
+                Err(e) => {
+                    log::error!("no roam key: {e}");
+                    Err(Refusal::new(Code::Internal, e))
+                }
+                Ok(_) => core.ledger.extend_roam(&id, days, now),
+            }
+        }
         Request::RoamReturn { id } => {
             let text = match core.ledger.return_roam(&id, now) {
                 Ok(grant) => reply::ok()
