@@ -12,6 +12,9 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// The largest config file read.
+const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
 /// Which part a server plays.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
@@ -332,8 +335,8 @@ impl Config {
         Ok(Some(config))
     }
 
-    fn apply_file(&mut self, path: &PathBuf) -> Result<(), String> {
-        let text = std::fs::read_to_string(path)
+    fn apply_file(&mut self, path: &std::path::Path) -> Result<(), String> {
+        let text = crate::files::read_regular_text(path, MAX_CONFIG_BYTES)
             .map_err(|e| format!("config file {}: {e}", path.display()))?;
         self.apply_toml(&text)
             .map_err(|e| format!("config file {}: {e}", path.display()))

@@ -14,6 +14,7 @@
 //! - [`client`]: the blocking client library.
 //! - [`config`]: flags and the TOML config file.
 //! - [`net`]: host name resolution that works in the static build.
+//! - [`files`]: reading operator-named files without blocking on them.
 //! - [`sys`]: the peer secret file and systemd notifications (server and witness).
 //! - [`ctl`]: the `floatctl` commands.
 //! - [`load`]: the `floatd-load` load generator.
@@ -25,6 +26,7 @@ pub mod codes;
 pub mod config;
 pub mod ctl;
 pub mod failover;
+pub mod files;
 pub mod journal;
 pub mod ledger;
 pub mod licence;

@@ -151,7 +151,12 @@ impl ReportLog {
 }
 
 fn open_append(path: &Path) -> io::Result<File> {
-    OpenOptions::new().create(true).append(true).open(path)
+    use std::os::unix::fs::OpenOptionsExt;
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(crate::files::PRIVATE_FILE_MODE)
+        .open(path)
 }
 
 /// How far back from the end of a report log to look for its last line

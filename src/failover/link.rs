@@ -1,27 +1,31 @@
 //! Peer-link connections: blocking sockets with timeouts, one reader
-//! thread per connection that checks every frame and hands the messages to
-//! the watchdog over a channel. Writing happens on the watchdog thread.
+//! thread per proven connection that checks every frame and hands the
+//! messages to the watchdog over a channel. Writing happens on the
+//! watchdog thread.
+//!
+//! Accepted connections wait in the [`lobby`](super::lobby) until their
+//! first frame proves the secret; only then do they get a reader thread
+//! and reach the owner of the link, as [`LinkEvent::Accepted`].
 
-use crate::protocol::peer::{new_challenge, FrameAuth, FrameError, PeerMessage, CHALLENGE_LEN};
+use super::lobby;
+use crate::protocol::peer::{FrameAuth, FrameError, PeerMessage, CHALLENGE_LEN};
 use crossbeam_channel::Sender;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// How long a write to the peer may block before the link counts as broken.
 pub const WRITE_TIMEOUT: Duration = Duration::from_millis(500);
 
-/// Most peer connections read at once: the other server needs one or two
-/// (and the witness one); the cap keeps strangers from costing threads.
-const MAX_READERS: usize = 16;
-
 static NEXT_LINK: AtomicU64 = AtomicU64::new(1);
-static READERS: AtomicUsize = AtomicUsize::new(0);
 
-/// What reader threads report.
+/// What the link threads report, in order per connection.
 #[derive(Debug)]
 pub enum LinkEvent {
+    /// A connection dialled to us proved the secret: its writer. Its first
+    /// message follows as a [`LinkEvent::Message`].
+    Accepted(LinkWriter),
     Message {
         link: u64,
         message: PeerMessage,
@@ -40,6 +44,15 @@ pub struct LinkWriter {
     pub opened: std::time::Instant,
     stream: TcpStream,
     auth: FrameAuth,
+}
+
+impl std::fmt::Debug for LinkWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LinkWriter")
+            .field("id", &self.id)
+            .field("peer", &self.peer)
+            .finish()
+    }
 }
 
 impl LinkWriter {
@@ -86,7 +99,7 @@ pub fn dial(
     let mut challenge = [0u8; CHALLENGE_LEN];
     stream.read_exact(&mut challenge)?;
     stream.set_read_timeout(None)?;
-    let id = NEXT_LINK.fetch_add(1, Ordering::Relaxed);
+    let id = next_id();
     let mut writer = LinkWriter {
         id,
         peer: addr.to_string(),
@@ -95,79 +108,59 @@ pub fn dial(
         auth: FrameAuth::new(secret, challenge, true),
     };
     writer.send(hello)?;
+    // Until the other side's first frame proves the secret, its frames
+    // are held to the small first-frame limit (FrameAuth does that).
     let reader = FrameAuth::new(secret, challenge, true);
-    spawn_reader(id, addr.to_string(), stream, reader, events)?;
+    spawn_reader(id, addr.to_string(), stream, reader, Vec::new(), events)?;
     Ok(writer)
 }
 
-/// Accepts connections on `listener` for ever (on its own thread): sends
-/// each a challenge, passes its writer to `accepted` and reads its frames.
-pub fn serve(
-    listener: TcpListener,
-    secret: Vec<u8>,
-    events: Sender<LinkEvent>,
-    accepted: Sender<LinkWriter>,
-) -> io::Result<()> {
-    std::thread::Builder::new()
-        .name("floatd-peer-accept".into())
-        .spawn(move || {
-            for stream in listener.incoming() {
-                let stream = match stream {
-                    Ok(s) => s,
-                    Err(e) => {
-                        log::warn!("peer link: accept failed: {e}");
-                        std::thread::sleep(Duration::from_millis(100));
-                        continue;
-                    }
-                };
-                let peer = stream
-                    .peer_addr()
-                    .map(|a| a.to_string())
-                    .unwrap_or_else(|_| "?".into());
-                if READERS.load(Ordering::SeqCst) >= MAX_READERS {
-                    log::warn!("peer link: refusing {peer}: {MAX_READERS} peer connections are open already");
-                    let _ = stream.shutdown(Shutdown::Both);
-                    continue;
-                }
-                match accept_one(stream, &peer, &secret, events.clone()) {
-                    Ok(writer) => {
-                        if accepted.send(writer).is_err() {
-                            return; // the watchdog is gone
-                        }
-                    }
-                    Err(e) => log::debug!("peer link from {peer}: {e}"),
-                }
-            }
-        })?;
-    Ok(())
+/// Accepts connections on `listener` for ever, on a thread of its own.
+/// Each sits in the lobby until it proves the secret; then its writer
+/// arrives on `events` as [`LinkEvent::Accepted`], followed by its
+/// messages.
+pub fn serve(listener: TcpListener, secret: Vec<u8>, events: Sender<LinkEvent>) -> io::Result<()> {
+    lobby::spawn(listener, secret, events)
 }
 
-fn accept_one(
-    mut stream: TcpStream,
-    peer: &str,
+fn next_id() -> u64 {
+    NEXT_LINK.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Takes over an accepted connection that proved the secret with its first
+/// frame: announces its writer, then its first message, then reads the
+/// rest. Fails with `BrokenPipe` when the link's owner is gone.
+pub(super) fn adopt_proven(
+    proven: lobby::Proven,
     secret: &[u8],
-    events: Sender<LinkEvent>,
-) -> io::Result<LinkWriter> {
-    stream.set_nodelay(true)?;
+    events: &Sender<LinkEvent>,
+) -> io::Result<()> {
+    let lobby::Proven {
+        stream,
+        peer,
+        challenge,
+        reader,
+        first,
+        leftover,
+    } = proven;
+    stream.set_nonblocking(false)?;
     stream.set_write_timeout(Some(WRITE_TIMEOUT))?;
-    let challenge = new_challenge()?;
-    stream.write_all(&challenge)?;
-    let id = NEXT_LINK.fetch_add(1, Ordering::Relaxed);
+    let id = next_id();
     let writer = LinkWriter {
         id,
-        peer: peer.to_string(),
+        peer: peer.clone(),
         opened: std::time::Instant::now(),
         stream: stream.try_clone()?,
         auth: FrameAuth::new(secret, challenge, false),
     };
-    spawn_reader(
-        id,
-        peer.to_string(),
-        stream,
-        FrameAuth::new(secret, challenge, false),
-        events,
-    )?;
-    Ok(writer)
+    let first = LinkEvent::Message {
+        link: id,
+        message: first,
+    };
+    if events.send(LinkEvent::Accepted(writer)).is_err() || events.send(first).is_err() {
+        return Err(io::ErrorKind::BrokenPipe.into());
+    }
+    spawn_reader(id, peer, stream, reader, leftover, events.clone())
 }
 
 /// Reads frames until the connection ends or a frame fails its checks
@@ -177,14 +170,13 @@ fn spawn_reader(
     peer: String,
     mut stream: TcpStream,
     mut auth: FrameAuth,
+    leftover: Vec<u8>,
     events: Sender<LinkEvent>,
 ) -> io::Result<()> {
-    READERS.fetch_add(1, Ordering::SeqCst);
-    let spawned = std::thread::Builder::new()
+    std::thread::Builder::new()
         .name("floatd-peer-read".into())
         .spawn(move || {
-            let _count = ReaderCount;
-            let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
+            let mut buf: Vec<u8> = leftover;
             let mut chunk = vec![0u8; 64 * 1024];
             let why = loop {
                 match auth.open(&buf) {
@@ -215,18 +207,6 @@ fn spawn_reader(
             };
             let _ = stream.shutdown(Shutdown::Both);
             let _ = events.send(LinkEvent::Closed { link: id, why });
-        });
-    if spawned.is_err() {
-        READERS.fetch_sub(1, Ordering::SeqCst);
-    }
-    spawned.map(|_| ())
-}
-
-/// Counts a live reader thread for as long as it runs.
-struct ReaderCount;
-
-impl Drop for ReaderCount {
-    fn drop(&mut self) {
-        READERS.fetch_sub(1, Ordering::SeqCst);
-    }
+        })
+        .map(|_| ())
 }

@@ -9,12 +9,14 @@
 //!   (inputs in, actions out, the time passed in).
 //! - [`watchdog`]: the thread that runs it: channels, links, dialling.
 //! - [`link`]: authenticated connections to the other server (and the witness).
+//! - [`lobby`]: accepted connections waiting to prove the secret.
 //! - [`ring`]: recent journal records, for a standby catching up.
 //! - [`witness`]: the licence-less tie-breaker of witness mode.
 //! - [`awake`]: time a process was awake to hear, so a pause is not silence.
 
 pub mod awake;
 pub mod link;
+pub mod lobby;
 pub mod ring;
 pub mod role;
 pub mod watchdog;

@@ -23,8 +23,6 @@ use std::time::{Duration, Instant};
 
 /// Proven connections from the other server kept at once (the newest).
 const MAX_INBOUND: usize = 4;
-/// How long an accepted peer connection may stay silent before it is closed.
-const UNAUTHENTICATED_GRACE: Duration = Duration::from_secs(5);
 
 /// The loop's side of the conversation.
 pub struct LoopPort {
@@ -55,12 +53,9 @@ struct Watchdog {
     /// The connection to the witness.
     witness: Option<LinkWriter>,
     /// Connections the other server dialled to us that proved the secret
-    /// (its messages arrive here; a restart leaves an old one until it closes).
+    /// (its messages arrive here; a restart leaves an old one until it
+    /// closes). The link hands over proven connections only.
     inbound: Vec<LinkWriter>,
-    /// Accepted connections that have not yet sent an authentic frame. Only
-    /// proven ones are listened to, so a stranger connecting to the peer
-    /// port can neither speak for the peer nor silence it.
-    pending: Vec<LinkWriter>,
     events_tx: Sender<LinkEvent>,
     dialled_tx: Sender<Dialled>,
     dialling: [bool; 2],
@@ -74,14 +69,8 @@ pub fn spawn(
     port: LoopPort,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     let (events_tx, events_rx) = crossbeam_channel::unbounded();
-    let (accepted_tx, accepted_rx) = crossbeam_channel::unbounded();
     let (dialled_tx, dialled_rx) = crossbeam_channel::unbounded();
-    link::serve(
-        listener,
-        settings.secret.clone(),
-        events_tx.clone(),
-        accepted_tx,
-    )?;
+    link::serve(listener, settings.secret.clone(), events_tx.clone())?;
     let mut w = Watchdog {
         machine: RoleMachine::new(settings.clone(), start, Instant::now()),
         s: settings,
@@ -89,23 +78,17 @@ pub fn spawn(
         out: None,
         witness: None,
         inbound: Vec::new(),
-        pending: Vec::new(),
         events_tx,
         dialled_tx,
         dialling: [false; 2],
     };
     std::thread::Builder::new()
         .name("floatd-watchdog".into())
-        .spawn(move || w.run(events_rx, accepted_rx, dialled_rx))
+        .spawn(move || w.run(events_rx, dialled_rx))
 }
 
 impl Watchdog {
-    fn run(
-        &mut self,
-        events: Receiver<LinkEvent>,
-        accepted: Receiver<LinkWriter>,
-        dialled: Receiver<Dialled>,
-    ) {
+    fn run(&mut self, events: Receiver<LinkEvent>, dialled: Receiver<Dialled>) {
         let ticker = crossbeam_channel::tick(self.s.tick());
         self.feed(Input::Tick);
         loop {
@@ -119,21 +102,12 @@ impl Watchdog {
                         self.on_link(ev);
                     }
                 }
-                recv(accepted) -> w => {
-                    if let Ok(w) = w {
-                        self.pending.push(w);
-                    }
-                }
                 recv(dialled) -> d => {
                     if let Ok(d) = d {
                         self.on_dialled(d);
                     }
                 }
-                recv(ticker) -> _ => {
-                    // Connections that never proved the secret are dropped.
-                    self.pending.retain(|w| w.opened.elapsed() < UNAUTHENTICATED_GRACE);
-                    self.feed(Input::Tick);
-                }
+                recv(ticker) -> _ => self.feed(Input::Tick),
             }
         }
     }
@@ -236,6 +210,13 @@ impl Watchdog {
 
     fn on_link(&mut self, event: LinkEvent) {
         match event {
+            LinkEvent::Accepted(w) => {
+                // The other server dialled (again) and proved the secret.
+                if self.inbound.len() >= MAX_INBOUND {
+                    self.inbound.remove(0);
+                }
+                self.inbound.push(w);
+            }
             LinkEvent::Closed { link, why } => {
                 if self.witness.as_ref().is_some_and(|w| w.id == link) {
                     log::info!("witness link closed: {why}");
@@ -247,20 +228,12 @@ impl Watchdog {
                     self.feed(Input::PeerLinkDown);
                 } else {
                     self.inbound.retain(|w| w.id != link);
-                    self.pending.retain(|w| w.id != link);
                 }
             }
             LinkEvent::Message { link, message } => {
                 if self.witness.as_ref().is_some_and(|w| w.id == link) {
                     self.feed(Input::Witness(message));
                     return;
-                }
-                if let Some(i) = self.pending.iter().position(|w| w.id == link) {
-                    // An authentic frame: the other server dialled (again).
-                    if self.inbound.len() >= MAX_INBOUND {
-                        self.inbound.remove(0);
-                    }
-                    self.inbound.push(self.pending.swap_remove(i));
                 }
                 if self.inbound.iter().any(|w| w.id == link) {
                     self.feed(Input::Peer(message));

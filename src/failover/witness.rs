@@ -232,11 +232,10 @@ pub fn run(config: &Config) -> Result<(), String> {
     let secret = crate::sys::read_secret(secret_path)?;
     let listener = crate::net::resolve(listen)
         .and_then(|addrs| std::net::TcpListener::bind(addrs.as_slice()))
-        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+        .map_err(|e| crate::server::listen_error("for the pair", listen, &e, "--peer-listen"))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     let (events_tx, events) = crossbeam_channel::unbounded();
-    let (accepted_tx, accepted) = crossbeam_channel::unbounded::<LinkWriter>();
-    link::serve(listener, secret, events_tx, accepted_tx).map_err(|e| e.to_string())?;
+    link::serve(listener, secret, events_tx).map_err(|e| e.to_string())?;
     log::info!("witness listening on {local}");
     println!("floatd witness on {local}");
     let mut witness = Witness::new(config.takeover_after, Instant::now());
@@ -256,10 +255,11 @@ pub fn run(config: &Config) -> Result<(), String> {
             format!("witness on {local}: {} server link(s)", links.len())
         });
         let Some(event) = event else { continue };
-        for w in accepted.try_iter() {
-            links.insert(w.id, (w, None));
-        }
         let (link, message) = match event {
+            LinkEvent::Accepted(w) => {
+                links.insert(w.id, (w, None));
+                continue;
+            }
             LinkEvent::Closed { link, .. } => {
                 links.remove(&link);
                 continue;

@@ -14,6 +14,7 @@ use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -149,7 +150,11 @@ impl Journal {
         durability: Durability,
         wake: Box<dyn Fn() + Send>,
     ) -> io::Result<Journal> {
-        fs::create_dir_all(dir)?;
+        std::os::unix::fs::DirBuilderExt::mode(
+            fs::DirBuilder::new().recursive(true),
+            crate::files::PRIVATE_DIR_MODE,
+        )
+        .create(dir)?;
         let path = dir.join(JOURNAL_FILE);
         let file = open_journal(dir, &path, last_seq)?;
         let report_path = dir.join(REPORT_FILE);
@@ -298,6 +303,7 @@ fn open_journal(dir: &Path, path: &Path, last_seq: u64) -> io::Result<File> {
         .read(true)
         .append(true)
         .create(true)
+        .mode(crate::files::PRIVATE_FILE_MODE)
         .open(path)?;
     let len = file.metadata()?.len();
     if len == 0 {
@@ -550,7 +556,12 @@ impl Writer {
     /// Writes `snapshot` to `snapshot.tmp` and fsyncs it; returns its path.
     fn write_snapshot_tmp(&self, snapshot: &Snapshot) -> io::Result<PathBuf> {
         let tmp = self.dir.join(SNAPSHOT_TMP_FILE);
-        let mut file = File::create(&tmp)?;
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(crate::files::PRIVATE_FILE_MODE)
+            .open(&tmp)?;
         file.write_all(&codec::encode_snapshot(snapshot))?;
         file.sync_all()?;
         Ok(tmp)

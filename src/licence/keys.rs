@@ -14,7 +14,7 @@ use base64::Engine as _;
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use std::fmt;
 use std::fs;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// First word of a public key file.
@@ -119,16 +119,8 @@ pub fn parse_secret_key(text: &str) -> Result<SigningKey, String> {
 }
 
 fn read_key_file(path: &Path) -> Result<String, KeyError> {
-    let fail = |e: &dyn fmt::Display| KeyError(format!("{}: {e}", path.display()));
-    let file = fs::File::open(path).map_err(|e| fail(&e))?;
-    let mut text = String::new();
-    file.take(MAX_KEY_FILE_BYTES + 1)
-        .read_to_string(&mut text)
-        .map_err(|e| fail(&e))?;
-    if text.len() as u64 > MAX_KEY_FILE_BYTES {
-        return Err(fail(&"too big for a key file"));
-    }
-    Ok(text)
+    crate::files::read_regular_text(path, MAX_KEY_FILE_BYTES)
+        .map_err(|e| KeyError(format!("{}: {e}", path.display())))
 }
 
 /// Reads a `vendor.pub` file.

@@ -7,8 +7,6 @@ use super::parse::{parse_licence, MAX_FILE_BYTES};
 use super::pools::{serve, LoadError, Problems, Served, Side};
 use super::search::find_licence_files;
 use crate::civil::Date;
-use std::fs;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// A licence file's name (used in messages) and text, for licences that do
@@ -34,6 +32,11 @@ pub struct LoadRequest<'a> {
     pub host: &'a HostIds,
     pub side: Side,
     pub today: Date,
+    /// Every file and directory the licence path names must be readable:
+    /// the operator named them explicitly (`--license`), so a missing one
+    /// is an error rather than a warning. (`FLOATD_LICENSE`, which may be
+    /// meant for clients too, is read leniently.)
+    pub strict: bool,
 }
 
 /// The licence files the search rules find, in order (see
@@ -45,6 +48,14 @@ pub fn find_files(req: &LoadRequest<'_>) -> Vec<PathBuf> {
 /// Finds, reads, parses, verifies and combines the licence files for this
 /// host. `Err` when nothing at all can be served, with every reason.
 pub fn load(req: &LoadRequest<'_>) -> Result<Served, LoadError> {
+    if req.strict {
+        let unreadable = check_named(req.license_path.unwrap_or(""), req.cwd);
+        if !unreadable.is_empty() {
+            return Err(LoadError {
+                reasons: unreadable,
+            });
+        }
+    }
     let found = find_licence_files(req.license_path, req.cwd, req.exe_dir);
     let mut problems = Problems(found.problems);
     if found.files.is_empty() {
@@ -72,6 +83,34 @@ pub fn load(req: &LoadRequest<'_>) -> Result<Served, LoadError> {
         req.side,
         req.today,
     )
+}
+
+/// Why each file or directory the licence path names cannot be read
+/// (empty when all can).
+fn check_named(licence_path: &str, cwd: &Path) -> Vec<String> {
+    let mut reasons = Vec::new();
+    for entry in licence_path.split(':') {
+        if entry.is_empty() || super::search::is_port_at_host(entry) {
+            continue;
+        }
+        let path = cwd.join(entry);
+        let problem = if path.is_dir() {
+            std::fs::read_dir(&path)
+                .err()
+                .map(|e| format!("cannot list the directory: {e}"))
+        } else {
+            crate::files::open_regular(&path, MAX_FILE_BYTES as u64)
+                .err()
+                .map(|e| e.to_string())
+        };
+        if let Some(problem) = problem {
+            reasons.push(format!(
+                "{}: {problem} (named by --license)",
+                path.display()
+            ));
+        }
+    }
+    reasons
 }
 
 /// Like [`load`] for the given files, without the search (`floatctl pools`).
@@ -146,30 +185,10 @@ fn parse_or_report(
     }
 }
 
-/// Reads a licence file, refusing anything over [`MAX_FILE_BYTES`] without
-/// reading it all.
+/// Reads a licence file: a regular file (never a FIFO or a device, which
+/// could block or never end) of at most [`MAX_FILE_BYTES`].
 pub fn read_licence_file(path: &Path) -> Result<Vec<u8>, String> {
-    let file = fs::File::open(path).map_err(|e| format!("cannot read: {e}"))?;
-    let meta = file.metadata().map_err(|e| format!("cannot read: {e}"))?;
-    if meta.is_dir() {
-        return Err("is a directory, not a licence file".into());
-    }
-    let too_big = |size: u64| {
-        format!(
-            "file is {size} bytes; licence files are limited to {MAX_FILE_BYTES} bytes (16 MiB)"
-        )
-    };
-    if meta.len() > MAX_FILE_BYTES as u64 {
-        return Err(too_big(meta.len()));
-    }
-    let mut bytes = Vec::new();
-    file.take(MAX_FILE_BYTES as u64 + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| format!("cannot read: {e}"))?;
-    if bytes.len() > MAX_FILE_BYTES {
-        return Err(too_big(bytes.len() as u64));
-    }
-    Ok(bytes)
+    crate::files::read_regular(path, MAX_FILE_BYTES as u64).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -178,6 +197,7 @@ mod tests {
     use crate::licence::hostid::HostId;
     use crate::licence::signature::sign_licence;
     use ed25519_dalek::SigningKey;
+    use std::fs;
 
     fn setup() -> (tempfile::TempDir, TrustedKeys, HostIds, Date) {
         let key = SigningKey::from_bytes(&[5; 32]);
@@ -215,6 +235,7 @@ mod tests {
             host: &host,
             side: Side::Primary,
             today,
+            strict: false,
         };
         assert_eq!(find_files(&req).len(), 3);
         let served = load(&req).unwrap();
@@ -238,6 +259,7 @@ mod tests {
             host: &host,
             side: Side::Primary,
             today,
+            strict: false,
         };
         let err = load(&req).unwrap_err();
         assert!(
@@ -259,13 +281,55 @@ mod tests {
     }
 
     #[test]
+    fn strict_loading_fails_on_a_named_file_that_cannot_be_read() {
+        let (dir, keys, host, today) = setup();
+        let d = dir.path();
+        // cwd holds extra.lic, which a lenient load would serve instead.
+        let cwd = d.join("cwd");
+        let licence_path = format!("27000@lic1:{}:missing.lic", d.join("etc").display());
+        let req = LoadRequest {
+            license_path: Some(&licence_path),
+            cwd: &cwd,
+            exe_dir: None,
+            keys: &keys,
+            host: &host,
+            side: Side::Primary,
+            today,
+            strict: true,
+        };
+        let err = load(&req).unwrap_err();
+        assert_eq!(err.reasons.len(), 1, "{err}");
+        assert!(
+            err.reasons[0].ends_with("missing.lic: cannot read: No such file or directory (os error 2) (named by --license)"),
+            "{err}"
+        );
+        let lenient = load(&LoadRequest {
+            strict: false,
+            ..req
+        })
+        .unwrap();
+        assert_eq!(lenient.pools[0].limit(), Some(3));
+        assert!(lenient.problems.iter().any(|p| p.contains("missing.lic")));
+        let named = d.join("etc/site.lic").display().to_string();
+        let ok = load(&LoadRequest {
+            license_path: Some(&named),
+            ..req
+        })
+        .unwrap();
+        assert_eq!(ok.pools[0].limit(), Some(3));
+    }
+
+    #[test]
     fn oversized_files_are_refused_before_reading() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("big.lic");
         let file = fs::File::create(&path).unwrap();
         file.set_len(MAX_FILE_BYTES as u64 + 1).unwrap();
         let err = read_licence_file(&path).unwrap_err();
-        assert!(err.contains("limited to 16777216 bytes"), "{err}");
+        assert!(
+            err.contains("the limit is 16777216 bytes (16 MiB)"),
+            "{err}"
+        );
         assert!(read_licence_file(dir.path())
             .unwrap_err()
             .contains("directory"));

@@ -31,6 +31,7 @@
 //!     host: &host,
 //!     side: Side::Primary,
 //!     today: Date::today(),
+//!     strict: false,
 //! })?;
 //! for pool in &served.pools {
 //!     println!("{} {}", pool.key, pool.count);

@@ -112,15 +112,62 @@ impl Search {
                 return;
             }
         };
-        let mut files: Vec<PathBuf> = entries
+        let mut paths: Vec<PathBuf> = entries
             .filter_map(Result::ok)
             .map(|entry| entry.path())
-            .filter(|path| path.extension().is_some_and(|ext| ext == "lic") && path.is_file())
             .collect();
-        files.sort();
-        for path in files {
-            self.file(path);
+        paths.sort();
+        for path in paths {
+            match skip_reason(&path) {
+                None => self.file(path),
+                Some(Skip::NotLic) if report => {
+                    log::info!("{}: skipped: not a *.lic file", path.display())
+                }
+                Some(Skip::NotLic) => log::debug!("{}: skipped: not a *.lic file", path.display()),
+                Some(Skip::NotAFile(why)) => {
+                    let message = format!("{}: skipped: {why}", path.display());
+                    log::warn!("{message}");
+                    self.found.problems.push(message);
+                }
+            }
         }
+    }
+}
+
+/// Why a directory entry is not read as a licence file.
+enum Skip {
+    NotLic,
+    /// Named `*.lic` but not a regular file (a directory, a FIFO...).
+    NotAFile(String),
+}
+
+fn skip_reason(path: &Path) -> Option<Skip> {
+    if path.extension().is_none_or(|ext| ext != "lic") {
+        return Some(Skip::NotLic);
+    }
+    // Follows symbolic links; never opens the file (a FIFO would block).
+    match fs::metadata(path) {
+        Ok(meta) if meta.is_file() => None,
+        Ok(meta) => Some(Skip::NotAFile(format!(
+            "named *.lic but {}",
+            describe(&meta.file_type())
+        ))),
+        Err(e) => Some(Skip::NotAFile(format!("cannot read: {e}"))),
+    }
+}
+
+fn describe(kind: &fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if kind.is_dir() {
+        "a directory"
+    } else if kind.is_fifo() {
+        "a FIFO (named pipe)"
+    } else if kind.is_char_device() || kind.is_block_device() {
+        "a device"
+    } else if kind.is_socket() {
+        "a socket"
+    } else {
+        "not a regular file"
     }
 }
 
@@ -181,7 +228,31 @@ mod tests {
                 "bin/vendor.lic"
             ]
         );
-        assert!(found.problems.is_empty());
+        // lp/sub.lic is a directory named *.lic: skipped, and said so.
+        assert_eq!(found.problems.len(), 1, "{:?}", found.problems);
+        assert!(found.problems[0].ends_with("sub.lic: skipped: named *.lic but a directory"));
+    }
+
+    #[test]
+    fn fifos_named_lic_are_skipped_without_opening_them() {
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path();
+        touch(r, "dir/a.lic");
+        let fifo = r.join("dir/b.lic");
+        assert!(std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success());
+        let found = find_licence_files(Some("dir"), r, None);
+        assert_eq!(relative(&found, r), ["dir/a.lic"]);
+        assert_eq!(
+            found.problems,
+            [format!(
+                "{}: skipped: named *.lic but a FIFO (named pipe)",
+                fifo.display()
+            )]
+        );
     }
 
     #[test]

@@ -22,6 +22,13 @@ use sha2::Sha256;
 
 /// Largest frame payload (a snapshot of many seats fits).
 pub const MAX_FRAME: usize = 64 << 20;
+/// Largest payload of the first frame on a connection: until a frame has
+/// proved the secret, the other side is a stranger, and a stranger gets
+/// no more memory than this (the first frames, `Hello` from a dialler and
+/// a witness's answers, are far smaller).
+pub const MAX_FIRST_FRAME: usize = 4 << 10;
+/// The most bytes a first frame takes on the wire.
+pub const MAX_FIRST_FRAME_BYTES: usize = HEADER_LEN + MAX_FIRST_FRAME + MAC_LEN;
 /// Bytes of the challenge an acceptor sends first.
 pub const CHALLENGE_LEN: usize = 16;
 const MAC_LEN: usize = 32;
@@ -272,7 +279,12 @@ impl FrameAuth {
             return Err(FrameError::Incomplete);
         }
         let len = u32::from_be_bytes(buf[0..4].try_into().expect("4 bytes")) as usize;
-        if len > MAX_FRAME {
+        let limit = if self.received == 0 {
+            MAX_FIRST_FRAME
+        } else {
+            MAX_FRAME
+        };
+        if len > limit {
             return Err(FrameError::TooLong(len));
         }
         let total = HEADER_LEN + len + MAC_LEN;
@@ -379,5 +391,26 @@ mod tests {
         let mut huge = frame;
         huge[0..4].copy_from_slice(&u32::MAX.to_be_bytes());
         assert!(matches!(acceptor.open(&huge), Err(FrameError::TooLong(_))));
+    }
+
+    #[test]
+    fn only_a_small_first_frame_is_accepted_before_the_secret_is_proved() {
+        let big = PeerMessage::Hello {
+            role: "x".repeat(MAX_FIRST_FRAME),
+            format: 1,
+        };
+        let (mut dialer, mut acceptor) = pair(b"secret", b"secret");
+        let frame = dialer.seal(&big);
+        // The header alone is enough to refuse it: nothing more is buffered.
+        assert_eq!(
+            acceptor.open(&frame[..HEADER_LEN]),
+            Err(FrameError::TooLong(frame.len() - HEADER_LEN - MAC_LEN))
+        );
+        // After an authentic first frame, large frames are fine.
+        let (mut dialer, mut acceptor) = pair(b"secret", b"secret");
+        acceptor.open(&dialer.seal(&ack(1))).unwrap();
+        assert_eq!(acceptor.open(&dialer.seal(&big)).unwrap().0, big);
+        let small = dialer.seal(&ack(2));
+        assert!(small.len() <= MAX_FIRST_FRAME_BYTES);
     }
 }

@@ -17,7 +17,7 @@ pub fn token_matches(expected: &str, presented: &str) -> bool {
 /// Reads the admin token file: its first line, trimmed. An empty token is
 /// refused, since it would let anybody in.
 pub fn read_token(path: &Path) -> Result<String, String> {
-    let text = std::fs::read_to_string(path)
+    let text = crate::files::read_regular_text(path, crate::files::SMALL_FILE_BYTES)
         .map_err(|e| format!("admin token file {}: {e}", path.display()))?;
     let token = text.lines().next().unwrap_or("").trim().to_string();
     if token.len() < 8 {

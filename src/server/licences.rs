@@ -13,6 +13,9 @@ pub enum LicenceSource {
     /// directory (docs/LICENCE-FILES.md).
     Files {
         license_path: Option<String>,
+        /// The licence path came from `--license` (or the config file):
+        /// what it names must load.
+        explicit: bool,
         cwd: PathBuf,
         exe_dir: Option<PathBuf>,
         keys: TrustedKeys,
@@ -36,6 +39,7 @@ impl LicenceSource {
         }
         Ok(LicenceSource::Files {
             license_path: search::licence_path_setting(config.license.as_deref()),
+            explicit: config.license.is_some(),
             cwd: std::env::current_dir().map_err(|e| format!("working directory: {e}"))?,
             exe_dir: search::exe_dir(),
             keys,
@@ -58,6 +62,7 @@ impl LicenceSource {
             ),
             LicenceSource::Files {
                 license_path,
+                explicit,
                 cwd,
                 exe_dir,
                 keys,
@@ -71,6 +76,7 @@ impl LicenceSource {
                 host,
                 side: *side,
                 today,
+                strict: *explicit,
             }),
         }
         .map_err(|e| e.to_string())?;

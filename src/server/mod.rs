@@ -7,6 +7,7 @@
 //! - [`status`], [`admin`]: the status report and admin access.
 //! - [`roam`]: roam requests and the pair's roam key.
 //! - [`http`], [`metrics`]: the status page and Prometheus metrics port.
+//! - [`state_dir`]: the state directory: where, locked, private.
 
 pub mod admin;
 pub mod conn;
@@ -21,6 +22,7 @@ pub mod output;
 mod pairing;
 mod requests;
 pub mod roam;
+pub mod state_dir;
 pub mod status;
 
 use crate::config::{Config, Role};
@@ -39,7 +41,7 @@ use mio::Poll;
 use options::OptionsSource;
 use std::io::Write;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// The client port when neither `--port` nor the licence names one.
 pub const DEFAULT_PORT: u16 = 27000;
@@ -60,7 +62,9 @@ pub fn run(config: Config) -> Result<(), String> {
     let policy = options.load(&served)?;
     let now = Now::current();
 
-    let (state_dir, _lock) = open_state_dir(&config)?;
+    // Held to the end: the lock, and (demo) the removal of its directory.
+    let state = state_dir::open(&config)?;
+    let state_dir = state.path.clone();
     // A pair shares its handle key (derived from the peer secret), so each
     // server can verify the other's handles; a lone server keeps its own.
     let handle_key = match (&config.role, &config.peer_secret_file) {
@@ -246,10 +250,7 @@ pub fn run(config: Config) -> Result<(), String> {
     }
     announce(local, &state_dir, config.demo);
     event_loop.run()?;
-    if config.demo && config.state_dir.is_none() {
-        // The demo's seats were never meant to outlive it.
-        let _ = std::fs::remove_dir_all(&state_dir);
-    }
+    drop(state);
     Ok(())
 }
 
@@ -273,7 +274,7 @@ fn pair_settings(
     };
     let listener = crate::net::resolve(&listen)
         .and_then(|addrs| std::net::TcpListener::bind(addrs.as_slice()))
-        .map_err(|e| format!("cannot listen for the peer on {listen}: {e}"))?;
+        .map_err(|e| listen_error("for the other server", &listen, &e, "--peer-listen"))?;
     Ok((
         PairSettings {
             role: config.role,
@@ -373,7 +374,8 @@ fn bind(addr: &str, port: u16) -> Result<TcpListener, String> {
         .into_iter()
         .next()
         .ok_or_else(|| format!("bind address {addr} resolves to nothing"))?;
-    listen(sockaddr, LISTEN_BACKLOG).map_err(|e| format!("cannot listen on {sockaddr}: {e}"))
+    listen(sockaddr, LISTEN_BACKLOG)
+        .map_err(|e| listen_error("for clients", &sockaddr.to_string(), &e, "--port"))
 }
 
 /// Binds the status page and metrics port (`--http ADDR:PORT`).
@@ -384,11 +386,26 @@ fn bind_http(addr: &str) -> Result<(TcpListener, SocketAddr), String> {
         .next()
         .ok_or_else(|| format!("--http {addr} resolves to nothing"))?;
     let listener =
-        listen(sockaddr, 128).map_err(|e| format!("cannot listen for http on {sockaddr}: {e}"))?;
+        listen(sockaddr, 128).map_err(|e| listen_error("for http", addr, &e, "--http"))?;
     let local = listener
         .local_addr()
         .map_err(|e| format!("http port: {e}"))?;
     Ok((listener, local))
+}
+
+/// Why a port could not be bound, and for "address in use" which port and
+/// what to do: another floatd (or something else) holds it, or `flag`
+/// picks another.
+pub fn listen_error(what: &str, addr: &str, e: &std::io::Error, flag: &str) -> String {
+    if e.kind() != std::io::ErrorKind::AddrInUse {
+        return format!("cannot listen {what} on {addr}: {e}");
+    }
+    let port = addr.rsplit_once(':').map_or(addr, |(_, p)| p);
+    format!(
+        "cannot listen {what} on {addr}: port {port} is already in use: another floatd may \
+         be running (`ss -ltnp 'sport = :{port}'` shows what holds it), or choose another port \
+         with {flag}"
+    )
 }
 
 /// Connections the kernel may hold completed for us before we accept them.
@@ -411,73 +428,6 @@ fn listen(sockaddr: SocketAddr, backlog: i32) -> std::io::Result<TcpListener> {
     socket.bind(&sockaddr.into())?;
     socket.listen(backlog)?;
     Ok(TcpListener::from_std(socket.into()))
-}
-
-/// The state directory in use, and the lock that keeps a second server
-/// off it while this one runs.
-fn open_state_dir(config: &Config) -> Result<(PathBuf, std::fs::File), String> {
-    let dir = match (&config.state_dir, config.demo) {
-        (Some(dir), _) => dir.clone(),
-        (None, true) => {
-            let dir = std::env::temp_dir().join(format!("floatd-demo-{}", std::process::id()));
-            log::info!("demo: state in {}", dir.display());
-            dir
-        }
-        (None, false) => default_state_dir(),
-    };
-    std::fs::create_dir_all(&dir).map_err(|e| format!("state directory {}: {e}", dir.display()))?;
-    let lock_path = dir.join("lock");
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .map_err(|e| format!("{}: {e}", lock_path.display()))?;
-    lock.try_lock().map_err(|_| {
-        format!(
-            "state directory {} is in use by another floatd (lock held on {})",
-            dir.display(),
-            lock_path.display()
-        )
-    })?;
-    Ok((dir, lock))
-}
-
-/// `$STATE_DIRECTORY` (systemd), else /var/lib/floatd when it can be used,
-/// else ./floatd-state.
-fn default_state_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("STATE_DIRECTORY") {
-        // systemd may pass several, ':'-separated; the first is ours.
-        let first = dir
-            .to_string_lossy()
-            .split(':')
-            .next()
-            .unwrap_or("")
-            .to_string();
-        if !first.is_empty() {
-            return PathBuf::from(first);
-        }
-    }
-    let system = PathBuf::from("/var/lib/floatd");
-    if std::fs::create_dir_all(&system).is_ok()
-        && std::fs::metadata(&system).is_ok_and(|m| !m.permissions().readonly())
-        && tempfile_probe(&system)
-    {
-        return system;
-    }
-    let local = PathBuf::from("floatd-state");
-    log::warn!(
-        "no --state-dir and /var/lib/floatd is not writable: using {}",
-        local.display()
-    );
-    local
-}
-
-fn tempfile_probe(dir: &Path) -> bool {
-    let probe = dir.join(format!(".probe-{}", std::process::id()));
-    let ok = std::fs::write(&probe, b"").is_ok();
-    let _ = std::fs::remove_file(&probe);
-    ok
 }
 
 /// The key that makes handles self-certifying, kept in the state directory

@@ -12,6 +12,8 @@ use std::path::PathBuf;
 
 /// The options file's name when it sits beside the licence.
 pub const DEFAULT_OPTIONS_FILE: &str = "floatd.opt";
+/// The largest options file read (room for tens of thousands of rules).
+pub const MAX_OPTIONS_BYTES: u64 = 4 << 20;
 
 #[derive(Clone, Debug, Default)]
 pub struct OptionsSource {
@@ -58,7 +60,7 @@ impl OptionsSource {
             self.text.clear();
             return Ok(Options::default());
         };
-        let text = std::fs::read_to_string(&path)
+        let text = crate::files::read_regular_text(&path, MAX_OPTIONS_BYTES)
             .map_err(|e| format!("options file {}: {e}", path.display()))?;
         let options = policy::parse(&text, &path).map_err(|e| format!("options file {e}"))?;
         log::info!("options: {}: {}", path.display(), options.summary());

@@ -8,7 +8,7 @@ use std::path::Path;
 
 /// Reads the peer link's shared secret: the file's first line, trimmed.
 pub fn read_secret(path: &Path) -> Result<Vec<u8>, String> {
-    let text = std::fs::read_to_string(path)
+    let text = crate::files::read_regular_text(path, crate::files::SMALL_FILE_BYTES)
         .map_err(|e| format!("peer secret file {}: {e}", path.display()))?;
     let secret = text.lines().next().unwrap_or("").trim();
     if secret.len() < 16 {
