@@ -377,14 +377,14 @@ impl Client {
                 "this machine has no host id (no machine id, MAC address or host name)".into(),
             )
         })?;
-        let reply = self.lock().call(&Request::Roam {
+        let reply = self.request(&Request::Roam {
             feature: feature.to_string(),
             version: version.clone(),
             count,
             days,
             hostid: hostid.to_string(),
         })?;
-        self.keep_token(&reply.0, store, true)
+        self.keep_token(&reply, store, true)
     }
 
     /// Makes a stored roam last `days` days from today; keeps the new token.
@@ -396,18 +396,18 @@ impl Client {
         days: u32,
         store: &RoamStore,
     ) -> Result<StoredToken, RoamError> {
-        let reply = self.lock().call(&Request::RoamExtend {
+        let reply = self.request(&Request::RoamExtend {
             id: stored.token().id.clone(),
             days,
         })?;
-        self.keep_token(&reply.0, store, false)
+        self.keep_token(&reply, store, false)
     }
 
     /// Hands a roam back to whichever server is active, and forgets its
     /// token. A roam the server no longer holds (it ended, or was returned
     /// or removed) is forgotten too.
     pub fn return_roam(&self, stored: &StoredToken, store: &RoamStore) -> Result<(), RoamError> {
-        let result = self.lock().call(&Request::RoamReturn {
+        let result = self.request(&Request::RoamReturn {
             id: stored.token().id.clone(),
         });
         match result {
@@ -425,6 +425,13 @@ impl Client {
             }
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// One roam request to the active server, walking the server list as
+    /// every call does.
+    fn request(&self, request: &Request) -> Result<String, ClientError> {
+        self.shared
+            .call(request, self.shared.config.failover_timeout)
     }
 
     /// Keeps the token of an `OK token=... pubkey=...` reply. A new roam
@@ -445,7 +452,7 @@ impl Client {
             Ok(stored) => Ok(stored),
             Err(e) => {
                 if let Some(signed) = SignedToken::parse(text).ok().filter(|_| hand_back) {
-                    let _ = self.lock().call(&Request::RoamReturn {
+                    let _ = self.request(&Request::RoamReturn {
                         id: signed.token.id,
                     });
                 }

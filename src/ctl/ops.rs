@@ -242,6 +242,13 @@ fn checkout(common: &Common, args: Vec<OsString>) -> Result<(), Failure> {
         ClientEvent::Lost { handle, reason } => {
             eprintln!("floatctl: seat {handle} lost: {reason}")
         }
+        ClientEvent::Disconnected { server, reason } => {
+            eprintln!("floatctl: lost {server} ({reason}); looking for the active server")
+        }
+        ClientEvent::Expired { handle } => {
+            eprintln!("floatctl: seat {handle}: lease ran out; still trying to reclaim it")
+        }
+        ClientEvent::Trying { server } => eprintln!("floatctl: trying {server}..."),
     });
     client.start_heartbeats();
     let interrupted = Arc::new(AtomicBool::new(false));

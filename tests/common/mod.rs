@@ -257,6 +257,15 @@ impl Drop for Floatd {
     }
 }
 
+/// A standalone server for a site with these FEATURE lines and extra flags.
+pub fn serve(features: &str, extra: &[&str]) -> (Site, Floatd) {
+    let site = Site::new(features);
+    let mut args = site.server_args("state");
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let server = Floatd::start(&args, &site.path("floatd.log"));
+    (site, server)
+}
+
 /// A child's stdout, line by line, read on a thread of its own.
 fn lines_of(stdout: std::process::ChildStdout) -> mpsc::Receiver<String> {
     let (tx, rx) = mpsc::channel();
