@@ -12,7 +12,7 @@
 use super::conn::Session;
 use super::core::{Core, Reply};
 use crate::codes::Code;
-use crate::ledger::{Event, Grant, Ledger, Now, Refusal, RoamKey, RoamRequest};
+use crate::ledger::{Event, Gate, Grant, Ledger, Now, Refusal, RoamKey, RoamRequest};
 use crate::licence::keys::{format_secret_key, generate_signing_key, key_id, parse_secret_key};
 use crate::licence::Served;
 use crate::protocol::reply;
@@ -143,6 +143,27 @@ fn answer(
     request: Request,
     now: Now,
 ) -> (String, Option<String>) {
+    if let Request::RoamReturn { id } = &request {
+        let text = match core.ledger.return_roam(id, now) {
+            Ok(grant) => reply::ok()
+                .field("feature", &grant.feature)
+                .field("count", grant.count)
+                .finish(),
+            Err(refusal) => core.refused(&refusal),
+        };
+        return (text, None);
+    }
+    // The key first: a roam granted without a token to give would hold
+    // seats nobody can use. Only a server that may grant now takes the
+    // pair's key or records it; otherwise the ledger refuses below.
+    if *core.ledger.gate() == Gate::Open {
+        if let Err(e) = core.roam.ready(&mut core.ledger, &core.state_dir, now) {
+            log::error!("no roam key: {e}");
+            let refusal = Refusal::new(Code::Internal, format!("no roam key to sign with: {e}"));
+            core.counters.denied(refusal.code);
+            return (core.refused(&refusal), None);
+        }
+    }
     let result = match request {
         Request::Roam {
             feature,
@@ -151,42 +172,14 @@ fn answer(
             days,
             hostid,
         } => {
-            // The key first: a roam granted without a token to give would
-            // hold seats nobody can use.
-            if let Err(e) = core.roam.ready(&mut core.ledger, &core.state_dir, now) {
-                log::error!("no roam key: {e}");
-                Err(Refusal::new(
-                    Code::Internal,
-                    format!("the server cannot make its roam key: {e}"),
-                ))
-            } else {
-                let request = RoamRequest {
-                    checkout: session.request(feature, version, count, false),
-                    days,
-                    hostid,
-                };
-                core.ledger.roam(&request, now)
-            }
-        }
-        Request::RoamExtend { id, days } => {
-            match core.roam.ready(&mut core.ledger, &core.state_dir, now) {
-                Err(e) => {
-                    log::error!("no roam key: {e}");
-                    Err(Refusal::new(Code::Internal, e))
-                }
-                Ok(_) => core.ledger.extend_roam(&id, days, now),
-            }
-        }
-        Request::RoamReturn { id } => {
-            let text = match core.ledger.return_roam(&id, now) {
-                Ok(grant) => reply::ok()
-                    .field("feature", &grant.feature)
-                    .field("count", grant.count)
-                    .finish(),
-                Err(refusal) => core.refused(&refusal),
+            let request = RoamRequest {
+                checkout: session.request(feature, version, count, false),
+                days,
+                hostid,
             };
-            return (text, None);
+            core.ledger.roam(&request, now)
         }
+        Request::RoamExtend { id, days } => core.ledger.extend_roam(&id, days, now),
         other => unreachable!("not a roam request: {other:?}"),
     };
     match result {
