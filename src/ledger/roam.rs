@@ -61,9 +61,9 @@ impl Ledger {
     }
 
     /// When a roam of `days` days asked for at `unix` ends: the midnight
-    /// after the `days`-th day after today, so a roam lasts at least
-    /// `days` whole days and ends at a midnight (UTC, by this server's
-    /// calendar).
+    /// after the `days`-th day after today, so a roam lasts more than
+    /// `days` whole days (at most one more) and ends at a midnight (UTC,
+    /// by this server's calendar).
     pub fn roam_until(&self, unix: u64, days: u32) -> u64 {
         let day = self.roam_day;
         (unix / day + days as u64 + 1).saturating_mul(day)
