@@ -1,9 +1,10 @@
 //! `floatctl roam`: take seats away for days, list and check the tokens
 //! kept (offline), extend and return roams.
 
-use super::ops::{Common, Failure};
+use super::common::{self, Common};
+use super::{EXIT_DENIED, EXIT_ERROR};
 use crate::civil::{format_timestamp, unix_now_secs};
-use crate::client::{RoamError, RoamStore, StoredToken};
+use crate::client::{ClientError, RoamError, RoamStore, StoredToken};
 use crate::licence::{HostIds, Version};
 use std::ffi::OsString;
 
@@ -88,8 +89,34 @@ fn parse(args: Vec<OsString>) -> Result<Args, Failure> {
     Ok(parsed)
 }
 
-/// Runs `floatctl roam ...`.
-pub(super) fn run(common: &Common, args: Vec<OsString>) -> Result<(), Failure> {
+/// Why `floatctl roam` failed, and so its exit code.
+enum Failure {
+    /// Bad arguments, an unusable store (exit 2).
+    Usage(String),
+    /// A refusal, or nothing matched (exit 1).
+    Refused(String),
+    Client(ClientError),
+}
+
+/// Runs `floatctl roam ARGS`; returns the exit code.
+pub fn run(args: Vec<OsString>) -> i32 {
+    let result = common::parse(args)
+        .map_err(Failure::Usage)
+        .and_then(|(common, rest)| roam(&common, rest));
+    let (code, message) = match result {
+        Ok(()) => return 0,
+        Err(Failure::Usage(msg)) => (EXIT_ERROR, msg),
+        Err(Failure::Refused(msg)) => (EXIT_DENIED, msg),
+        Err(Failure::Client(ClientError::Denied {
+            code_text, message, ..
+        })) => (EXIT_DENIED, format!("denied: {code_text}: {message}")),
+        Err(Failure::Client(e)) => (EXIT_ERROR, e.to_string()),
+    };
+    eprintln!("floatctl roam: {message}");
+    code
+}
+
+fn roam(common: &Common, args: Vec<OsString>) -> Result<(), Failure> {
     let args = parse(args)?;
     let store = match &args.dir {
         Some(dir) => RoamStore::open(dir),

@@ -2,7 +2,7 @@
 //! The wire format is documented in docs/PROTOCOL.md.
 
 use super::line::{self, LineBuilder};
-use crate::ledger::MAX_HANDLE_LEN;
+use crate::ledger::{SeatSelector, MAX_HANDLE_LEN};
 use crate::licence::Version;
 
 /// The protocol version this build speaks.
@@ -66,11 +66,14 @@ pub enum Request {
         id: String,
     },
     Status,
+    /// `STATUS holders=all` (admin): every holder of every pool listed.
+    StatusAll,
     Ping,
     Quit,
     // Admin requests.
+    /// `REMOVE HANDLE_OR_SEAT_ID` or `REMOVE feature=F user=U host=H`.
     Remove {
-        handle: String,
+        seats: SeatSelector,
     },
     Reread,
     /// Shut down; with `release`, return every seat first (decommissioning:
@@ -86,7 +89,11 @@ impl Request {
     pub fn is_admin(&self) -> bool {
         matches!(
             self,
-            Request::Remove { .. } | Request::Reread | Request::Down { .. } | Request::RotateLog
+            Request::Remove { .. }
+                | Request::Reread
+                | Request::Down { .. }
+                | Request::RotateLog
+                | Request::StatusAll
         )
     }
 
@@ -101,14 +108,18 @@ impl Request {
             "ROAM" => &["version", "count", "days", "hostid"],
             "ROAM-EXTEND" => &["days"],
             "DOWN" => &["release"],
+            "REMOVE" => &["feature", "user", "host"],
+            "STATUS" => &["holders"],
             _ => &[],
         };
         if let Some((key, _)) = l.fields.iter().find(|(k, _)| !known.contains(k)) {
             return Err(format!("{verb} takes no field {key:?}"));
         }
         let positionals = match verb.as_str() {
-            "CHECKOUT" | "HEARTBEAT" | "CHECKIN" | "RECLAIM" | "REMOVE" | "AUTH" | "ROAM"
-            | "ROAM-EXTEND" | "ROAM-RETURN" => 1,
+            "CHECKOUT" | "HEARTBEAT" | "CHECKIN" | "RECLAIM" | "AUTH" | "ROAM" | "ROAM-EXTEND"
+            | "ROAM-RETURN" => 1,
+            // A seat by id or handle, or (by fields) a holder's seats.
+            "REMOVE" if l.fields.is_empty() => 1,
             _ => 0,
         };
         if l.args.len() != positionals {
@@ -159,10 +170,23 @@ impl Request {
                 days: days(l.get("days"))?,
             },
             "ROAM-RETURN" => Request::RoamReturn { id: handle()? },
-            "STATUS" => Request::Status,
+            "STATUS" => match l.get("holders") {
+                None => Request::Status,
+                Some("all") => Request::StatusAll,
+                Some(other) => return Err(format!("holders={other:?}: expected all")),
+            },
             "PING" => Request::Ping,
             "QUIT" => Request::Quit,
-            "REMOVE" => Request::Remove { handle: handle()? },
+            "REMOVE" if l.args.is_empty() => Request::Remove {
+                seats: SeatSelector::Holder {
+                    feature: name("feature", l.get("feature").unwrap_or(""))?,
+                    user: name("user", l.get("user").unwrap_or(""))?,
+                    host: name("host", l.get("host").unwrap_or(""))?,
+                },
+            },
+            "REMOVE" => Request::Remove {
+                seats: SeatSelector::Seat(handle()?),
+            },
             "REREAD" => Request::Reread,
             "DOWN" => Request::Down {
                 release: yes_no("release", l.get("release"))?,
@@ -231,9 +255,23 @@ impl Request {
             }
             Request::RoamReturn { id } => LineBuilder::new("ROAM-RETURN").arg(id),
             Request::Status => LineBuilder::new("STATUS"),
+            Request::StatusAll => LineBuilder::new("STATUS").field("holders", "all"),
             Request::Ping => LineBuilder::new("PING"),
             Request::Quit => LineBuilder::new("QUIT"),
-            Request::Remove { handle } => LineBuilder::new("REMOVE").arg(handle),
+            Request::Remove {
+                seats: SeatSelector::Seat(seat),
+            } => LineBuilder::new("REMOVE").arg(seat),
+            Request::Remove {
+                seats:
+                    SeatSelector::Holder {
+                        feature,
+                        user,
+                        host,
+                    },
+            } => LineBuilder::new("REMOVE")
+                .field("feature", feature)
+                .field("user", user)
+                .field("host", host),
             Request::Reread => LineBuilder::new("REREAD"),
             Request::Down { release: false } => LineBuilder::new("DOWN"),
             Request::Down { release: true } => LineBuilder::new("DOWN").field("release", "yes"),
@@ -351,10 +389,18 @@ mod tests {
             },
             Request::RoamReturn { id: "h.x".into() },
             Request::Status,
+            Request::StatusAll,
             Request::Ping,
             Request::Quit,
             Request::Remove {
-                handle: "h.x".into(),
+                seats: SeatSelector::Seat("h.x".into()),
+            },
+            Request::Remove {
+                seats: SeatSelector::Holder {
+                    feature: "cad".into(),
+                    user: "Ada Lovelace".into(),
+                    host: "ws1".into(),
+                },
             },
             Request::Reread,
             Request::Down { release: false },
@@ -396,6 +442,9 @@ mod tests {
             "HEARTBEAT",
             "HEARTBEAT a b",
             "STATUS now",
+            "REMOVE",
+            "REMOVE feature=cad user=alice",
+            "REMOVE h.x user=alice",
             "ROAM cad",
             "ROAM cad days=3",
             "ROAM cad hostid=machine:0123456789abcdef",

@@ -7,6 +7,7 @@
 
 pub mod history;
 pub mod proxy;
+pub mod sdk;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -293,6 +294,29 @@ fn wait_exit(child: &mut Child, within: Duration) -> Option<i32> {
     }
 }
 
+/// The public seat id status shows for a seat held under `handle`.
+pub fn seat_of(handle: &str) -> String {
+    floatd::ledger::seat_id(handle)
+}
+
+/// Seat ids a status report listed, asked about by handle.
+#[derive(Debug)]
+pub struct ListedSeats(pub std::collections::HashSet<String>);
+
+impl ListedSeats {
+    pub fn contains(&self, handle: &str) -> bool {
+        self.0.contains(&seat_of(handle))
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 /// Runs `floatctl` to completion.
 pub fn floatctl(args: &[&str]) -> Output {
     Command::new(FLOATCTL)
@@ -347,6 +371,23 @@ impl LineClient {
             reader,
             greeting: String::new(),
         }
+    }
+
+    /// Connects and says HELLO as floatctl does by default (the same
+    /// client id, user and host), so it may renew and return the seats a
+    /// `floatctl checkout` of this test took.
+    pub fn hello_as_floatctl(addr: &str) -> LineClient {
+        let id = floatd::ctl::common::default_identity();
+        let mut c = LineClient::connect(addr);
+        let hello = floatd::protocol::Request::Hello {
+            proto: 1,
+            client: id.client,
+            user: id.user,
+            host: id.host,
+        };
+        let reply = c.ask(hello.to_line().trim_end());
+        assert!(reply.starts_with("OK"), "HELLO: {reply}");
+        c
     }
 
     /// Connects and says HELLO as `user` on `host`.
