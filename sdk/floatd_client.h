@@ -112,6 +112,10 @@
 // The roam store (the directory of kept tokens) cannot be read or written.
 #define FLOATD_E_ROAM_STORE (-27)
 
+// The other server of the pair is catching up or not acknowledging, so
+// no roam is granted or extended now: try again shortly.
+#define FLOATD_E_ROAM_UNAVAILABLE (-28)
+
 // The seat is held: its lease was renewed in time.
 #define FLOATD_SEAT_HELD 1
 

@@ -78,6 +78,8 @@ codes! {
     TooManyRoaming = "TOO_MANY_ROAMING",
     /// An options-file EXCLUDE_ROAM or INCLUDE_ROAM rule keeps the requester from roaming the feature.
     RoamExcluded = "ROAM_EXCLUDED",
+    /// The other server of the pair is catching up or not acknowledging, so no roam is granted or extended now: a server that took over without knowing of it would give its seats out again.
+    RoamUnavailable = "ROAM_UNAVAILABLE",
     /// An admin request without loopback access or the admin token.
     AdminRequired = "ADMIN_REQUIRED",
     /// The server is at its connection cap.

@@ -48,6 +48,13 @@ fn wait_counts(addr: &str, want: (u64, u64), what: &str) {
     wait_until(PATIENCE, what, || counts(addr) == want);
 }
 
+/// Waits until `addr` counts the other server in sync (roams need it).
+fn wait_in_sync(addr: &str) {
+    wait_until(PATIENCE, "the standby to be in sync", || {
+        status_json(addr)["servers"][1]["state"] == "ready"
+    });
+}
+
 fn roam_key_id(state: &std::path::Path) -> String {
     let text = std::fs::read_to_string(state.join("roam.key")).expect("roam.key");
     let key = floatd::licence::keys::parse_secret_key(&text).unwrap();
@@ -57,6 +64,7 @@ fn roam_key_id(state: &std::path::Path) -> String {
 #[test]
 fn roams_are_counted_extended_and_returned_on_the_backup_and_survive_failback() {
     let mut pair = Pair::start(FEATURES, FAST);
+    wait_in_sync(&pair.primary_addr());
     let ann = pair.site.path("ann-roams");
     let bob = pair.site.path("bob-roams");
     ok(
@@ -145,6 +153,7 @@ fn a_roam_ends_by_itself_on_the_server_that_took_over() {
     let mut flags = FAST.to_vec();
     flags.extend(["--roam-day", "3s"]);
     let mut pair = Pair::start(FEATURES, &flags);
+    wait_in_sync(&pair.primary_addr());
     let ann = pair.site.path("ann-roams");
     ok(
         &pair,
@@ -171,4 +180,27 @@ fn a_roam_ends_by_itself_on_the_server_that_took_over() {
     wait_until(PATIENCE, "the roam's end in the report log", || {
         report_log(&state).contains("reason=roam_end")
     });
+}
+
+#[test]
+fn a_server_serving_alone_roams_and_the_returning_standby_learns_of_it() {
+    let mut pair = Pair::start(FEATURES, FAST);
+    let ann = pair.site.path("ann-roams");
+    pair.backup.as_mut().unwrap().kill9();
+    let primary = pair.primary_addr();
+    wait_until(PATIENCE, "the primary to see its backup gone", || {
+        status_json(&primary)["servers"][1]["state"] == "inaccessible"
+    });
+    ok(
+        &pair,
+        ctl(&pair, &ann, "ann", &["roam", "cad", "--days", "1"]),
+    );
+    assert_eq!(counts(&primary), (1, 1));
+    pair.start_backup();
+    pair.wait_states("active", "ready");
+    wait_counts(
+        &pair.backup_addr(),
+        (1, 1),
+        "the backup to learn of the roam",
+    );
 }

@@ -77,6 +77,9 @@ pub const FLOATD_E_NO_ROAM: i32 = -25;
 pub const FLOATD_E_ROAM_KEY: i32 = -26;
 /// The roam store (the directory of kept tokens) cannot be read or written.
 pub const FLOATD_E_ROAM_STORE: i32 = -27;
+/// The other server of the pair is catching up or not acknowledging, so
+/// no roam is granted or extended now: try again shortly.
+pub const FLOATD_E_ROAM_UNAVAILABLE: i32 = -28;
 
 /// The seat is held: its lease was renewed in time.
 pub const FLOATD_SEAT_HELD: i32 = 1;
@@ -160,6 +163,7 @@ pub fn code_of_refusal(code: Code) -> i32 {
         Code::RoamTooLong => FLOATD_E_ROAM_TOO_LONG,
         Code::TooManyRoaming => FLOATD_E_TOO_MANY_ROAMING,
         Code::RoamExcluded => FLOATD_E_ROAM_EXCLUDED,
+        Code::RoamUnavailable => FLOATD_E_ROAM_UNAVAILABLE,
         // The library walks on to the active server for these; they reach
         // the application only when no server was active in time.
         Code::Standby | Code::NotActive | Code::ShuttingDown => FLOATD_E_UNREACHABLE,
@@ -302,6 +306,11 @@ pub const RESULTS: &[(i32, &str, &CStr)] = &[
         FLOATD_E_ROAM_STORE,
         "FLOATD_E_ROAM_STORE",
         c"the roam store cannot be read or written",
+    ),
+    (
+        FLOATD_E_ROAM_UNAVAILABLE,
+        "FLOATD_E_ROAM_UNAVAILABLE",
+        c"no roaming while the other server catches up",
     ),
 ];
 

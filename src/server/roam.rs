@@ -153,6 +153,16 @@ fn answer(
         };
         return (text, None);
     }
+    if !roam_allowed(pair_view(core)) {
+        let refusal = Refusal::new(
+            Code::RoamUnavailable,
+            "the other server of the pair is catching up or not acknowledging, so no roam is \
+             granted or extended now: a roam holds seats for days, and a server that took over \
+             without knowing of it would give them out again; try again shortly",
+        );
+        core.counters.denied(refusal.code);
+        return (core.refused(&refusal), None);
+    }
     // The key first: a roam granted without a token to give would hold
     // seats nobody can use. Only a server that may grant now takes the
     // pair's key or records it; otherwise the ledger refuses below.
@@ -191,6 +201,33 @@ fn answer(
     }
 }
 
+/// Whether this server may grant or extend a roam now, given its pair:
+/// `None` for a lone server, else whether replies wait for the standby's
+/// acknowledgement and the state the other server last reported.
+///
+/// A roam cannot be reclaimed (its client is offline) and lasts days, so
+/// a server that took over without knowing of it would give its seats out
+/// again. With the standby in sync, the reply waits until the standby has
+/// the roam. With the other server out of reach, this one serves alone and
+/// the other catches up from it when it returns. In between (the standby
+/// catching up or no longer acknowledging, or both servers active), a roam
+/// could miss the server that serves next: refused.
+pub fn roam_allowed(pair: Option<(bool, Option<&str>)>) -> bool {
+    match pair {
+        None => true,
+        Some((_, Some("inaccessible"))) => true,
+        Some((wait_for_acks, Some("ready"))) => wait_for_acks,
+        Some(_) => false,
+    }
+}
+
+fn pair_view(core: &Core) -> Option<(bool, Option<&str>)> {
+    core.pair.as_ref().map(|p| {
+        let other = p.status.servers.get(1).map(|s| s.state.as_str());
+        (p.wait_for_acks, other)
+    })
+}
+
 /// `OK token=T pubkey=K ...`: the token, the key that signed it (for the
 /// client to pin or compare), and what a person reading it wants to know.
 fn token_reply(core: &mut Core, grant: &Grant) -> String {
@@ -205,4 +242,27 @@ fn token_reply(core: &mut Core, grant: &Grant) -> String {
         .field("count", grant.count)
         .field("until", crate::civil::format_timestamp(token.until))
         .finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::roam_allowed;
+
+    #[test]
+    fn roams_wait_for_a_standby_in_sync_or_a_server_serving_alone() {
+        assert!(roam_allowed(None));
+        assert!(roam_allowed(Some((true, Some("ready")))));
+        assert!(roam_allowed(Some((false, Some("inaccessible")))));
+        assert!(roam_allowed(Some((true, Some("inaccessible")))));
+        for (acks, other) in [
+            (false, Some("ready")),
+            (true, Some("syncing")),
+            (false, Some("syncing")),
+            (true, Some("starting")),
+            (true, Some("active")),
+            (true, None),
+        ] {
+            assert!(!roam_allowed(Some((acks, other))), "{acks} {other:?}");
+        }
+    }
 }

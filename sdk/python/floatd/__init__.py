@@ -39,6 +39,7 @@ from .errors import (
     RoamKeyMismatch,
     RoamStoreError,
     RoamTooLong,
+    RoamUnavailable,
     SeatLost,
     ServerError,
     Timeout,
@@ -67,5 +68,5 @@ __all__ = [
     "MaxReached", "Excluded", "NotIncluded", "Recovering", "BackupExpired",
     "SeatLost", "WouldBlock", "Cancelled", "ProtocolError", "ServerError",
     "InternalError", "roam_check", "NotRoamable", "RoamTooLong", "TooManyRoaming",
-    "RoamExcluded", "NoRoam", "RoamKeyMismatch", "RoamStoreError",
+    "RoamExcluded", "RoamUnavailable", "NoRoam", "RoamKeyMismatch", "RoamStoreError",
 ]

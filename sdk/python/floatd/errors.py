@@ -92,6 +92,11 @@ class RoamExcluded(Denied):
     """The operator keeps this user, host or group from roaming the feature."""
 
 
+class RoamUnavailable(Denied):
+    """The other server of the pair is catching up or not acknowledging:
+    no roam is granted or extended now; try again shortly."""
+
+
 class NoRoam(Error):
     """No kept roam lets the feature run on this machine now (none kept,
     ended, for another machine, or not signed by the pinned key); or no
@@ -159,6 +164,7 @@ BY_CODE = {
     n.E_NO_ROAM: NoRoam,
     n.E_ROAM_KEY: RoamKeyMismatch,
     n.E_ROAM_STORE: RoamStoreError,
+    n.E_ROAM_UNAVAILABLE: RoamUnavailable,
 }
 
 
