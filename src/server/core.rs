@@ -149,6 +149,8 @@ pub struct Core {
     pub counters: super::metrics::Counters,
     /// Seats in use over time, for the status page's chart.
     pub history: super::history::History,
+    /// The pair's roam key, for roam tokens.
+    pub roam: super::roam::RoamDesk,
 }
 
 impl Core {
@@ -187,6 +189,7 @@ impl Core {
             journal_failure_told: false,
             counters: Default::default(),
             history: Default::default(),
+            roam: Default::default(),
         }
     }
 

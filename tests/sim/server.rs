@@ -53,6 +53,7 @@ pub fn served(count: u32) -> Served {
             },
             count: Count::Seats(count),
             min_checkout_secs: 0,
+            roam: Vec::new(),
         }],
         files: Vec::new(),
         port: None,
