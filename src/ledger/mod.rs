@@ -13,6 +13,7 @@
 mod event;
 mod handle;
 mod merge;
+pub mod per_client;
 pub mod policy;
 mod pools;
 
@@ -227,6 +228,8 @@ pub struct Ledger {
     /// re-filed when they come up (one entry a seat at any time).
     deadlines: BinaryHeap<Reverse<(Instant, String)>>,
     usage: HashMap<String, FeatureUsage>,
+    /// Checkouts held and waiting per client, against its limit.
+    per_client: per_client::PerClient,
     queues: HashMap<String, VecDeque<Waiter>>,
     options: Options,
     lease: Duration,
@@ -262,6 +265,7 @@ impl Ledger {
             seats: HashMap::new(),
             deadlines: BinaryHeap::new(),
             usage: HashMap::new(),
+            per_client: per_client::PerClient::new(Some(per_client::DEFAULT_LIMIT)),
             queues: HashMap::new(),
             options: Options::default(),
             lease,
@@ -288,6 +292,12 @@ impl Ledger {
 
     pub fn gate(&self) -> &Gate {
         &self.gate
+    }
+
+    /// Sets the most checkouts one client may hold and wait for (`None`:
+    /// no limit). See [`per_client`].
+    pub fn set_client_limit(&mut self, limit: Option<u64>) {
+        self.per_client.set_limit(limit);
     }
 
     pub fn set_options(&mut self, options: Options) {
@@ -390,11 +400,17 @@ impl Ledger {
         if let Gate::Closed(refusal) | Gate::ReclaimOnly(refusal) = &self.gate {
             return Outcome::Denied(refusal.clone());
         }
+        // Not recorded: a runaway client would fill the journal and report
+        // log with its refusals.
+        if let Err(refusal) = self.per_client.admit(&request) {
+            return Outcome::Denied(refusal);
+        }
         match self.try_grant(&request, None, GrantRules::Checkout, now) {
             Ok(grant) => Outcome::Granted(grant),
             Err(refusal)
                 if request.wait && matches!(refusal.code, Code::NoSeats | Code::Reserved) =>
             {
+                self.per_client.queued(&request);
                 let queue = self.queues.entry(request.feature.clone()).or_default();
                 queue.push_back(Waiter {
                     id: waiter,
@@ -414,7 +430,11 @@ impl Ledger {
     /// Drops a queued checkout (its client went away).
     pub fn cancel_wait(&mut self, waiter: WaiterId) {
         for queue in self.queues.values_mut() {
-            queue.retain(|w| w.id != waiter);
+            if let Some(i) = queue.iter().position(|w| w.id == waiter) {
+                if let Some(w) = queue.remove(i) {
+                    self.per_client.dequeued(&w.request);
+                }
+            }
         }
         self.queues.retain(|_, q| !q.is_empty());
     }
@@ -644,6 +664,7 @@ impl Ledger {
         let usage = self.usage.entry(grant.feature.clone()).or_default();
         adjust(&mut usage.by_user, &grant.user, grant.count as i64);
         adjust(&mut usage.by_host, &grant.host, grant.count as i64);
+        self.per_client.held(&grant);
         let seat = Seat {
             pool,
             since: now.mono,
@@ -671,6 +692,7 @@ impl Ledger {
             adjust(&mut usage.by_user, &seat.grant.user, delta);
             adjust(&mut usage.by_host, &seat.grant.host, delta);
         }
+        self.per_client.returned(&seat.grant);
     }
 
     fn release(&mut self, handle: &str, reason: Reason, now: Now) {
@@ -726,6 +748,7 @@ impl Ledger {
                     if let Some(q) = self.queues.get_mut(feature) {
                         q.pop_front();
                     }
+                    self.per_client.dequeued(&request);
                     let (outcome, wait_for) = match result {
                         Ok(grant) => (Outcome::Granted(grant), Some(self.last_seq())),
                         Err(refusal) => {
@@ -987,6 +1010,7 @@ impl Ledger {
     pub fn restore(&mut self, snapshot: &Snapshot, now: Now) {
         self.seats.clear();
         self.usage.clear();
+        self.per_client.forget_held();
         for s in &snapshot.seats {
             self.add_seat(s.grant.clone(), now);
             let seat = self.seats.get_mut(&s.grant.handle).expect("just added");

@@ -12,8 +12,11 @@
 //! [`MAX_HEAD`] bytes (431), malformed requests get 400, other methods 405,
 //! other paths 404, a client that has not sent its head within
 //! [`HEAD_TIMEOUT`] or read its answer within [`CONN_TIMEOUT`] is closed,
-//! and at most [`MAX_CONNS`] HTTP connections are open at once (503 past
-//! that). Nothing here changes the server's state.
+//! and at most [`MAX_CONNS`] HTTP connections are open at once,
+//! [`MAX_CONNS_PER_ADDR`] from one address: a newcomer past either pushes
+//! out the oldest connection of the busiest address ([`make_room`]), so
+//! slow clients cannot keep others out. Nothing here changes the server's
+//! state.
 
 use super::core::Core;
 use super::event_loop::accept_next;
@@ -43,6 +46,8 @@ pub const CONN_TIMEOUT: Duration = Duration::from_secs(15);
 const LINGER: Duration = Duration::from_secs(2);
 /// Most HTTP connections open at once.
 pub const MAX_CONNS: usize = 64;
+/// Most HTTP connections open at once from one address (an IPv6 /64).
+pub const MAX_CONNS_PER_ADDR: usize = 8;
 
 const PAGE_CSS: &str = include_str!("status_page.css");
 const PAGE_JS: &str = include_str!("status_page.js");
@@ -117,22 +122,19 @@ impl HttpServer {
         while let Some((mut socket, peer)) =
             accept_next(&self.listener, &mut self.accept_stalled, "http: ")
         {
-            if self.conns.len() >= MAX_CONNS {
-                // Read what the client already sent (closing on unread
-                // input would reset the connection and could lose the
-                // answer), then answer; best effort: a fresh socket has
-                // room for this.
-                let mut scratch = [0u8; 4096];
-                while matches!(socket.read(&mut scratch), Ok(n) if n > 0) {}
-                let _ = socket.write(&response(
-                    503,
-                    "text/plain; charset=utf-8",
-                    &[("Retry-After", "1")],
-                    b"too many HTTP connections; try again\n",
-                    false,
-                ));
-                let _ = socket.shutdown(Shutdown::Write);
-                continue;
+            // A full port (or address) pushes out its oldest connection
+            // from the busiest address: a slowloris holding slots only
+            // ever pushes out itself, and a newcomer is always heard.
+            let open: Vec<(usize, (std::net::IpAddr, Instant))> = self
+                .conns
+                .iter()
+                .map(|(k, c)| (k, (c.peer.ip(), c.opened)))
+                .collect();
+            let list: Vec<(std::net::IpAddr, Instant)> = open.iter().map(|(_, v)| *v).collect();
+            if let Some(i) = make_room(&list, peer.ip()) {
+                let key = open[i].0;
+                log::debug!("http: {} pushed out for {peer}", open[i].1 .0);
+                self.close(registry, key);
             }
             let entry = self.conns.vacant_entry();
             let key = entry.key();
@@ -338,6 +340,28 @@ impl HttpConn {
     }
 }
 
+/// Which open connection (index into `open`: address and opening time)
+/// makes room for a newcomer from `newcomer`, if one must: its address's
+/// oldest when that address holds [`MAX_CONNS_PER_ADDR`], else, when the
+/// port holds [`MAX_CONNS`], the oldest of the busiest address.
+pub fn make_room(
+    open: &[(std::net::IpAddr, Instant)],
+    newcomer: std::net::IpAddr,
+) -> Option<usize> {
+    use crate::net::network_of;
+    let net = network_of(newcomer);
+    let own: Vec<usize> = (0..open.len())
+        .filter(|&i| network_of(open[i].0) == net)
+        .collect();
+    if own.len() >= MAX_CONNS_PER_ADDR {
+        return own.into_iter().min_by_key(|&i| open[i].1);
+    }
+    if open.len() >= MAX_CONNS {
+        return crate::net::oldest_of_busiest(open);
+    }
+    None
+}
+
 fn route(path: &str, head: bool, csp: &str, core: &Core, now: Now) -> Vec<u8> {
     match path {
         "/" | "/index.html" => {
@@ -465,6 +489,30 @@ mod tests {
         assert!(r.ends_with("\r\n\r\nnope\n"));
         let h = String::from_utf8(response(200, "text/plain", &[], b"body", true)).unwrap();
         assert!(h.contains("Content-Length: 4\r\n") && h.ends_with("\r\n\r\n"));
+    }
+
+    #[test]
+    fn room_is_made_from_the_busiest_address() {
+        let t = Instant::now();
+        let at = |ms: u64| t + Duration::from_millis(ms);
+        let ip = |last: u8| std::net::IpAddr::from([192, 0, 2, last]);
+        let mut open: Vec<(std::net::IpAddr, Instant)> = Vec::new();
+        assert_eq!(make_room(&open, ip(1)), None);
+        // One address at its cap: its own oldest goes.
+        for i in 0..MAX_CONNS_PER_ADDR as u64 {
+            open.push((ip(1), at(10 + i)));
+        }
+        open.push((ip(2), at(1)));
+        assert_eq!(make_room(&open, ip(1)), Some(0));
+        assert_eq!(make_room(&open, ip(2)), None);
+        // The port full: the busiest address's oldest, never the lone one.
+        let mut open: Vec<(std::net::IpAddr, Instant)> = (0..MAX_CONNS as u64)
+            .map(|i| (ip(10 + (i % 8) as u8), at(100 + i)))
+            .collect();
+        open[5] = (ip(200), at(0));
+        let victim = make_room(&open, ip(99)).unwrap();
+        assert_ne!(victim, 5);
+        assert_eq!(open[victim].0, ip(10 + (victim % 8) as u8));
     }
 
     #[test]

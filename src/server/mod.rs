@@ -97,6 +97,7 @@ pub fn run(config: Config) -> Result<(), String> {
         Box::new(crate::sys::OsEntropy::new()),
     );
     ledger.set_options(policy);
+    ledger.set_client_limit(Some(config.max_checkouts_per_client).filter(|&n| n > 0));
     ledger.replay(recovered.snapshot.as_ref(), &recovered.records, now);
     if ledger.seat_count() > 0 {
         log::info!(

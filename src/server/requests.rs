@@ -1,7 +1,6 @@
 //! Each client request, from parsed line to reply. Every request gets an
 //! answer; one that changes seats says which record it waits for.
 
-use super::admin;
 use super::conn::ClientState;
 use super::core::{Core, Reply};
 use super::gate;
@@ -109,16 +108,7 @@ impl Core {
                         .finish()
                 }
             }
-            Request::Auth { token } => match &self.admin_token {
-                Some(expected) if admin::token_matches(expected, &token) => {
-                    client.admin = true;
-                    reply::ok().field("admin", "yes").finish()
-                }
-                _ => {
-                    log::warn!("wrong admin token from {}", client.peer);
-                    reply::err(Code::AdminRequired, "wrong admin token").finish()
-                }
-            },
+            Request::Auth { token } => self.auth(client, &token, now),
             Request::Checkout {
                 feature,
                 version,
