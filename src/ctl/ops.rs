@@ -110,12 +110,12 @@ pub fn run(command: &str, args: Vec<OsString>) -> i32 {
         "checkin" => one_handle(&common, rest, |h| Request::Checkin { handle: h }, false),
         "remove" => one_handle(&common, rest, |h| Request::Remove { handle: h }, true),
         "status" => status(&common, rest),
-        "reread" => admin(&common, rest, Request::Reread),
-        "rotate-log" => admin(&common, rest, Request::RotateLog),
+        "reread" => admin(&common, rest, Request::Reread).and_then(reread_done),
+        "rotate-log" => admin(&common, rest, Request::RotateLog).map(print_detail),
         "down" => {
             let release = rest.iter().any(|a| a == "--release");
             let rest = rest.into_iter().filter(|a| a != "--release").collect();
-            admin(&common, rest, Request::Down { release })
+            admin(&common, rest, Request::Down { release }).map(print_detail)
         }
         _ => Err(Failure::Usage(format!("unknown command {command}"))),
     };
@@ -135,12 +135,15 @@ pub fn run(command: &str, args: Vec<OsString>) -> i32 {
             eprintln!("floatctl {command}: {e}");
             EXIT_ERROR
         }
+        Err(Failure::Skipped) => EXIT_DENIED,
     }
 }
 
 enum Failure {
     Usage(String),
     Client(ClientError),
+    /// Said already on stderr.
+    Skipped,
 }
 
 impl From<ClientError> for Failure {
@@ -272,7 +275,8 @@ fn one_handle(
     Ok(())
 }
 
-fn admin(common: &Common, args: Vec<OsString>, request: Request) -> Result<(), Failure> {
+/// Sends an admin request; returns the server's reply.
+fn admin(common: &Common, args: Vec<OsString>, request: Request) -> Result<String, Failure> {
     if let Some(extra) = args.first() {
         return Err(Failure::Usage(format!("unexpected argument {extra:?}")));
     }
@@ -287,12 +291,50 @@ fn admin(common: &Common, args: Vec<OsString>, request: Request) -> Result<(), F
             break;
         }
     }
-    let reply = result?;
+    Ok(result?)
+}
+
+/// Prints what an admin reply says besides `OK`.
+fn print_detail(reply: String) {
     let detail = reply.trim_start_matches("OK").trim();
     if !detail.is_empty() {
         println!("{detail}");
     }
-    Ok(())
+}
+
+/// After a reread: what is served on stdout; the broken licence lines the
+/// server skipped, one a line on stderr, make the command fail (the
+/// reread itself took effect).
+fn reread_done(reply: String) -> Result<(), Failure> {
+    let Ok(line) = crate::protocol::line::parse(&reply) else {
+        print_detail(reply);
+        return Ok(());
+    };
+    let served: Vec<String> = line
+        .fields
+        .iter()
+        .filter(|(k, _)| *k != "skip" && *k != "skipped")
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    println!("{}", served.join(" "));
+    let skipped: usize = line
+        .get("skipped")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    if skipped == 0 {
+        return Ok(());
+    }
+    eprintln!(
+        "floatctl reread: the server serves {} pool(s), but skipped {skipped} broken licence \
+         line(s) or file(s); seats they served stay out, new checkouts of them are refused:",
+        line.get("pools").unwrap_or("?")
+    );
+    for (key, why) in &line.fields {
+        if *key == "skip" {
+            eprintln!("  {why}");
+        }
+    }
+    Err(Failure::Skipped)
 }
 
 fn status(common: &Common, args: Vec<OsString>) -> Result<(), Failure> {

@@ -101,6 +101,16 @@ pub enum Outcome {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct WaiterId(pub u64);
 
+/// What a reread does with seats whose pool it removed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Orphans {
+    /// Return them (`licence_gone`): the licence was taken away.
+    Return,
+    /// Keep them until checked in or their lease ends: the licence may
+    /// have been broken by mistake (an edit without re-signing).
+    Keep,
+}
+
 /// Whether the ledger may grant seats now. The server sets it from its role.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Gate {
@@ -331,9 +341,12 @@ impl Ledger {
     }
 
     /// Replaces the pools (licence reread). Seats already out stay out,
-    /// even where a pool shrank below its use; seats whose pool is gone
-    /// return with reason `licence_gone`. Queues are then served.
-    pub fn set_pools(&mut self, pools: Vec<Pool>, now: Now) {
+    /// even where a pool shrank below its use. Seats whose pool is gone
+    /// return with reason `licence_gone`, or with [`Orphans::Keep`] (the
+    /// reread skipped broken lines, so the pool may be gone by mistake)
+    /// stay out until checked in or their lease ends, and come back into
+    /// their pool if a later reread restores it. Queues are then served.
+    pub fn set_pools(&mut self, pools: Vec<Pool>, orphans: Orphans, now: Now) {
         self.index_pools(pools);
         let gone: Vec<String> = self
             .seats
@@ -347,8 +360,10 @@ impl Ledger {
             // records will say.
             return;
         }
-        for handle in gone {
-            self.release(&handle, Reason::LicenceGone, now);
+        if orphans == Orphans::Return {
+            for handle in gone {
+                self.release(&handle, Reason::LicenceGone, now);
+            }
         }
         let features: Vec<String> = self.queues.keys().cloned().collect();
         for feature in features {
