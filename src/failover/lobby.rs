@@ -54,6 +54,8 @@ struct Waiting {
     stream: TcpStream,
     peer: SocketAddr,
     since: Instant,
+    /// Arrival order, for choosing whom a newcomer pushes out.
+    arrival: u64,
     challenge: [u8; CHALLENGE_LEN],
     auth: FrameAuth,
     buf: Vec<u8>,
@@ -93,6 +95,8 @@ struct Lobby {
     secret: Vec<u8>,
     events: Sender<LinkEvent>,
     accept_failing: bool,
+    /// Connections accepted so far (their arrival numbers).
+    arrivals: u64,
     rejected: Throttle,
     crowded: Throttle,
 }
@@ -115,6 +119,7 @@ pub fn spawn(
         secret,
         events,
         accept_failing: false,
+        arrivals: 0,
         rejected: Throttle::default(),
         crowded: Throttle::default(),
     };
@@ -204,12 +209,12 @@ impl Lobby {
             return;
         }
         if self.waiting.len() >= MAX_WAITING {
-            let list: Vec<(usize, (IpAddr, Instant))> = self
+            let list: Vec<(usize, (IpAddr, u64))> = self
                 .waiting
                 .iter()
-                .map(|(k, w)| (k, (w.peer.ip(), w.since)))
+                .map(|(k, w)| (k, (w.peer.ip(), w.arrival)))
                 .collect();
-            let brief: Vec<(IpAddr, Instant)> = list.iter().map(|(_, v)| *v).collect();
+            let brief: Vec<(IpAddr, u64)> = list.iter().map(|(_, v)| *v).collect();
             if let Some(i) = crate::net::oldest_of_busiest(&brief) {
                 let key = list[i].0;
                 let victim = self.remove(key);
@@ -223,6 +228,7 @@ impl Lobby {
                 });
             }
         }
+        self.arrivals += 1;
         let entry = self.waiting.vacant_entry();
         if self
             .poll
@@ -237,6 +243,7 @@ impl Lobby {
             stream,
             peer,
             since: now,
+            arrival: self.arrivals,
             challenge,
             auth: FrameAuth::new(&self.secret, challenge, false),
             buf: Vec::new(),

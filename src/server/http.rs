@@ -60,6 +60,8 @@ pub struct HttpServer {
     csp: String,
     /// An accept failed (out of file descriptors): retry each sweep.
     accept_stalled: bool,
+    /// Connections accepted so far (their arrival numbers).
+    arrivals: u64,
 }
 
 struct HttpConn {
@@ -69,6 +71,8 @@ struct HttpConn {
     output: Vec<u8>,
     sent: usize,
     opened: Instant,
+    /// Arrival order, for choosing whom a newcomer pushes out.
+    arrival: u64,
     /// Set once the answer is queued: read nothing more but discard.
     answered: Option<Instant>,
     /// Our side has sent FIN (the answer is out).
@@ -97,6 +101,7 @@ impl HttpServer {
             conns: Slab::new(),
             csp,
             accept_stalled: false,
+            arrivals: 0,
         }
     }
 
@@ -125,17 +130,18 @@ impl HttpServer {
             // A full port (or address) pushes out its oldest connection
             // from the busiest address: a slowloris holding slots only
             // ever pushes out itself, and a newcomer is always heard.
-            let open: Vec<(usize, (std::net::IpAddr, Instant))> = self
+            let open: Vec<(usize, (std::net::IpAddr, u64))> = self
                 .conns
                 .iter()
-                .map(|(k, c)| (k, (c.peer.ip(), c.opened)))
+                .map(|(k, c)| (k, (c.peer.ip(), c.arrival)))
                 .collect();
-            let list: Vec<(std::net::IpAddr, Instant)> = open.iter().map(|(_, v)| *v).collect();
+            let list: Vec<(std::net::IpAddr, u64)> = open.iter().map(|(_, v)| *v).collect();
             if let Some(i) = make_room(&list, peer.ip()) {
                 let key = open[i].0;
                 log::debug!("http: {} pushed out for {peer}", open[i].1 .0);
                 self.close(registry, key);
             }
+            self.arrivals += 1;
             let entry = self.conns.vacant_entry();
             let key = entry.key();
             if let Err(e) = registry.register(
@@ -153,6 +159,7 @@ impl HttpServer {
                 output: Vec::new(),
                 sent: 0,
                 opened: now,
+                arrival: self.arrivals,
                 answered: None,
                 shut: false,
             });
@@ -268,45 +275,23 @@ impl HttpConn {
 
     /// The answer to the request read so far, once one can be given.
     fn parse(&mut self, csp: &str, core: &Core, now: Now) -> Option<Vec<u8>> {
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut request = httparse::Request::new(&mut headers);
-        let text = |code: u16, body: &str| {
-            Some(response(
-                code,
-                "text/plain; charset=utf-8",
-                &[],
-                body.as_bytes(),
-                false,
-            ))
-        };
-        let parsed = request.parse(&self.input);
-        match parsed {
-            Ok(httparse::Status::Partial) if self.input.len() > MAX_HEAD => text(
-                431,
-                &format!("request header fields too large (at most {MAX_HEAD} bytes)\n"),
-            ),
-            Ok(httparse::Status::Partial) => None,
-            Err(httparse::Error::TooManyHeaders) => text(
-                431,
-                &format!("too many header fields (at most {MAX_HEADERS})\n"),
-            ),
-            Err(e) => text(400, &format!("bad request: {e}\n")),
-            Ok(httparse::Status::Complete(_)) => {
-                let method = request.method.unwrap_or("");
-                let path = request.path.unwrap_or("");
-                let head = method == "HEAD";
-                if method != "GET" && !head {
-                    return Some(response(
-                        405,
-                        "text/plain; charset=utf-8",
-                        &[("Allow", "GET, HEAD")],
-                        b"this port is read-only: GET and HEAD only\n",
-                        false,
-                    ));
-                }
-                let path = path.split(['?', '#']).next().unwrap_or("");
-                Some(route(path, head, csp, core, now))
+        match read_head(&self.input) {
+            Head::Partial => None,
+            Head::Refuse { code, body } => {
+                let allow: &[(&str, &str)] = if code == 405 {
+                    &[("Allow", "GET, HEAD")]
+                } else {
+                    &[]
+                };
+                Some(response(
+                    code,
+                    "text/plain; charset=utf-8",
+                    allow,
+                    body.as_bytes(),
+                    false,
+                ))
             }
+            Head::Get { path, head } => Some(route(&path, head, csp, core, now)),
         }
     }
 
@@ -340,14 +325,55 @@ impl HttpConn {
     }
 }
 
-/// Which open connection (index into `open`: address and opening time)
+/// What a request head asks for, decided from its bytes alone.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Head {
+    /// More bytes are needed.
+    Partial,
+    /// Answer with this status and a plain-text body (405 adds `Allow`).
+    Refuse { code: u16, body: String },
+    /// A GET (or HEAD) of this path, its query and fragment cut off.
+    Get { path: String, head: bool },
+}
+
+/// Reads a request head: at most [`MAX_HEAD`] bytes and [`MAX_HEADERS`]
+/// headers (431), well-formed (400), GET or HEAD (405).
+pub fn read_head(input: &[u8]) -> Head {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut request = httparse::Request::new(&mut headers);
+    let refuse = |code: u16, body: String| Head::Refuse { code, body };
+    match request.parse(input) {
+        Ok(httparse::Status::Partial) if input.len() > MAX_HEAD => refuse(
+            431,
+            format!("request header fields too large (at most {MAX_HEAD} bytes)\n"),
+        ),
+        Ok(httparse::Status::Partial) => Head::Partial,
+        Err(httparse::Error::TooManyHeaders) => refuse(
+            431,
+            format!("too many header fields (at most {MAX_HEADERS})\n"),
+        ),
+        Err(e) => refuse(400, format!("bad request: {e}\n")),
+        Ok(httparse::Status::Complete(_)) => {
+            let method = request.method.unwrap_or("");
+            let head = method == "HEAD";
+            if method != "GET" && !head {
+                return refuse(405, "this port is read-only: GET and HEAD only\n".into());
+            }
+            let path = request.path.unwrap_or("");
+            let path = path.split(['?', '#']).next().unwrap_or("");
+            Head::Get {
+                path: path.to_string(),
+                head,
+            }
+        }
+    }
+}
+
+/// Which open connection (index into `open`: address and arrival number)
 /// makes room for a newcomer from `newcomer`, if one must: its address's
 /// oldest when that address holds [`MAX_CONNS_PER_ADDR`], else, when the
 /// port holds [`MAX_CONNS`], the oldest of the busiest address.
-pub fn make_room(
-    open: &[(std::net::IpAddr, Instant)],
-    newcomer: std::net::IpAddr,
-) -> Option<usize> {
+pub fn make_room(open: &[(std::net::IpAddr, u64)], newcomer: std::net::IpAddr) -> Option<usize> {
     use crate::net::network_of;
     let net = network_of(newcomer);
     let own: Vec<usize> = (0..open.len())
@@ -493,23 +519,21 @@ mod tests {
 
     #[test]
     fn room_is_made_from_the_busiest_address() {
-        let t = Instant::now();
-        let at = |ms: u64| t + Duration::from_millis(ms);
         let ip = |last: u8| std::net::IpAddr::from([192, 0, 2, last]);
-        let mut open: Vec<(std::net::IpAddr, Instant)> = Vec::new();
+        let mut open: Vec<(std::net::IpAddr, u64)> = Vec::new();
         assert_eq!(make_room(&open, ip(1)), None);
         // One address at its cap: its own oldest goes.
         for i in 0..MAX_CONNS_PER_ADDR as u64 {
-            open.push((ip(1), at(10 + i)));
+            open.push((ip(1), 10 + i));
         }
-        open.push((ip(2), at(1)));
+        open.push((ip(2), 1));
         assert_eq!(make_room(&open, ip(1)), Some(0));
         assert_eq!(make_room(&open, ip(2)), None);
         // The port full: the busiest address's oldest, never the lone one.
-        let mut open: Vec<(std::net::IpAddr, Instant)> = (0..MAX_CONNS as u64)
-            .map(|i| (ip(10 + (i % 8) as u8), at(100 + i)))
+        let mut open: Vec<(std::net::IpAddr, u64)> = (0..MAX_CONNS as u64)
+            .map(|i| (ip(10 + (i % 8) as u8), 100 + i))
             .collect();
-        open[5] = (ip(200), at(0));
+        open[5] = (ip(200), 0);
         let victim = make_room(&open, ip(99)).unwrap();
         assert_ne!(victim, 5);
         assert_eq!(open[victim].0, ip(10 + (victim % 8) as u8));
