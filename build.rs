@@ -12,6 +12,7 @@ use std::process::exit;
 const LABEL: &str = "floatd-ed25519-public";
 
 fn main() {
+    git_commit();
     println!("cargo:rerun-if-env-changed=FLOATD_VENDOR_KEYS");
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     let mut texts = Vec::new();
@@ -59,4 +60,30 @@ fn read_public_key_text(path: &Path) -> String {
 fn fail(message: &str) -> ! {
     eprintln!("error: {message}");
     exit(1)
+}
+
+/// Sets `FLOATD_GIT_COMMIT` (for `--version`) when this is a git checkout
+/// and git is there; otherwise the version goes without a commit.
+fn git_commit() {
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let Some(commit) = git(&["rev-parse", "--short=12", "HEAD"]) else {
+        return;
+    };
+    // Rebuild when HEAD moves (a commit, a checkout).
+    if let Some(p) = git(&["rev-parse", "--git-path", "HEAD"]) {
+        println!("cargo:rerun-if-changed={p}");
+    }
+    if let Some(refname) = git(&["symbolic-ref", "-q", "HEAD"]) {
+        if let Some(p) = git(&["rev-parse", "--git-path", &refname]) {
+            println!("cargo:rerun-if-changed={p}");
+        }
+    }
+    println!("cargo:rustc-env=FLOATD_GIT_COMMIT={commit}");
 }

@@ -2,30 +2,37 @@
 # `make demo`: a primary and a backup floatd on loopback serving the
 # embedded demo licence. Checks seats out, kills the primary, shows the
 # backup serving the same seats, restarts the primary and shows the
-# failback. Everything it starts is stopped when it exits.
+# failback. Everything it starts is stopped when it exits. Needs bash,
+# coreutils and cargo, nothing else.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build -q --bins
-BIN=$PWD/target/debug
+. scripts/demo-lib.sh
+# FLOATD_DEMO_BIN: run binaries built elsewhere (the test suite's) instead.
+if [ -n "${FLOATD_DEMO_BIN:-}" ]; then BIN=$FLOATD_DEMO_BIN; else build; BIN=$PWD/target/debug; fi
 WORK=$(mktemp -d)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
+PIDS=()     # servers
+CLIENTS=()  # floatctl --hold clients: stopped first, while a server can take their seats back
+cleanup() {
+  for p in "${CLIENTS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${CLIENTS[@]}"; do wait "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
 trap cleanup EXIT
 
-say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 wait_for() { # SECONDS DESCRIPTION COMMAND...
   local until=$((SECONDS + $1)) what=$2; shift 2
   until "$@" >/dev/null 2>&1; do
-    [ $SECONDS -lt $until ] || { echo "timed out waiting for $what" >&2; return 1; }
+    [ $SECONDS -lt $until ] || {
+      echo "timed out waiting for $what; the servers' last lines:" >&2
+      tail -n 5 "$WORK"/*.log >&2 2>/dev/null || true
+      return 1
+    }
     sleep 0.1
   done
 }
-state_of() { # ADDR -> the state in the server's greeting
-  timeout 2 bash -c "exec 3<>/dev/tcp/${1%:*}/${1#*:}; head -n1 <&3" 2>/dev/null \
-    | sed -n 's/.* state=\([a-z]*\).*/\1/p'
-}
 is_state() { [ "$(state_of "$1")" = "$2" ]; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 P_PORT=$(free_port); P_PEER=$(free_port); B_PORT=$(free_port); B_PEER=$(free_port)
 PRIMARY=127.0.0.1:$P_PORT; BACKUP=127.0.0.1:$B_PORT
@@ -51,23 +58,23 @@ wait_for 30 "status" status_shows "backup .*: ready"
 
 say "alice holds a seat of cad (heartbeating); bob checks out two"
 "$BIN/floatctl" --user alice --host ws1 checkout cad --hold 300 >"$WORK/alice.handle" 2>"$WORK/alice.err" &
-PIDS+=($!)
+CLIENTS+=($!)
 wait_for 30 "alice's seat" test -s "$WORK/alice.handle"
 BOB=$("$BIN/floatctl" --user bob --host ws2 checkout cad --count 2)
-echo "alice holds $(cat "$WORK/alice.handle"), bob holds $BOB"
-"$BIN/floatctl" status | sed -n '/^cad/,/^plotter/p' | sed '$d'
+echo "alice and bob hold seats (their handles are secrets; status shows seat ids):"
+"$BIN/floatctl" status cad | sed -n '/^cad/,$p'
 
 say "killing the primary (kill -9)"
 PID=$(cat "$WORK/primary.pid")
-kill -9 "$PID"
-wait "$PID" 2>/dev/null || true
-START=$(date +%s.%N)
+{ kill -9 "$PID" && wait "$PID"; } 2>/dev/null || true
+START=$(now_ms)
 wait_for 30 "the takeover" is_state "$BACKUP" active
-printf 'the backup took over after %.1f s\n' "$(echo "$(date +%s.%N) - $START" | bc)"
+MS=$(( $(now_ms) - START ))
+printf 'the backup took over after %d.%d s\n' $((MS / 1000)) $((MS % 1000 / 100))
 "$BIN/floatctl" status | head -3
 echo "the same seats, now served by the backup:"
-"$BIN/floatctl" status | sed -n '/^cad/,/^plotter/p' | sed '$d'
-echo "carol checks out on the backup: $("$BIN/floatctl" --user carol checkout cad)"
+"$BIN/floatctl" status cad | sed -n '/^cad/,$p'
+"$BIN/floatctl" --user carol checkout cad >/dev/null && echo "carol checks out a seat on the backup"
 
 say "restarting the primary: it syncs from the backup and takes back"
 start primary "$P_PORT" "$P_PEER" "$B_PEER"
@@ -75,12 +82,14 @@ wait_for 30 "the failback" is_state "$PRIMARY" active
 wait_for 30 "the backup to stand by" is_state "$BACKUP" ready
 wait_for 30 "status" status_shows "backup .*: ready"
 "$BIN/floatctl" status | head -3
-"$BIN/floatctl" status | sed -n '/^cad/,/^plotter/p' | sed '$d'
+"$BIN/floatctl" status cad | sed -n '/^cad/,$p'
 
 say "bob checks his seats in on the primary"
-"$BIN/floatctl" checkin "$BOB" && echo "ok"
+"$BIN/floatctl" --user bob --host ws2 checkin "$BOB" && echo "ok"
 
-say "what the servers logged"
-grep -h -E 'now active|taking over|handing back|handed back' "$WORK/primary.log" "$WORK/backup.log" | sed 's/^\[[A-Z]* *[a-z_:]*\] //'
+say "what the servers logged, in time order"
+# Each line starts with its UTC time; sort merges the two logs.
+grep -h -E 'now active|taking over|handing back|handed back' "$WORK/primary.log" "$WORK/backup.log" \
+  | sed 's/^\([0-9T:.-]*Z\) \[[A-Z]* *\([a-z_:]*\)\] /\1 /' | sort
 echo
 echo "Stop a server with Ctrl-C or 'floatctl down'; see docs/FAILOVER.md for running a pair for real."

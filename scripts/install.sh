@@ -285,9 +285,9 @@ ETC=/etc/floatd
 cat <<EOF
 
 Next steps:
-  1. Put the licence file(s) in $ETC/ (any name ending .lic), and the
-     vendor's public key as $ETC/vendor.pub unless it is built in (then
-     set vendor_key in $ETC/$(basename "$CONFIG")).
+  1. Put the licence file(s) in $ETC/ (any name ending .lic). Unless the
+     vendor built its public key into floatd, also put that key in
+     $ETC/vendor.pub and uncomment vendor_key in $ETC/$(basename "$CONFIG").
 EOF
 case "$ROLE" in
   primary|backup)

@@ -17,8 +17,11 @@
 //! - [`sys`]: the peer secret file and systemd notifications (server and witness).
 //! - [`ctl`]: the `floatctl` commands.
 //! - [`load`]: the `floatd-load` load generator.
+//! - [`build_info`]: what `--version` says.
+//! - [`logging`]: log lines for journald (priorities) and terminals (times).
 #![forbid(unsafe_code)]
 
+pub mod build_info;
 pub mod civil;
 pub mod client;
 pub mod codes;
@@ -32,6 +35,7 @@ pub mod journal;
 pub mod ledger;
 pub mod licence;
 pub mod load;
+pub mod logging;
 pub mod net;
 pub mod protocol;
 pub mod report;

@@ -79,14 +79,16 @@ fn churn(
         .collect()
 }
 
-fn held_handles(addr: &str) -> Vec<String> {
-    status_json(addr)["features"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|f| f["holders"].as_array().unwrap().clone())
-        .map(|h| h["handle"].as_str().unwrap().to_string())
-        .collect()
+fn held_handles(addr: &str) -> ListedSeats {
+    ListedSeats(
+        status_json(addr)["features"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|f| f["holders"].as_array().unwrap().clone())
+            .map(|h| h["seat"].as_str().unwrap().to_string())
+            .collect(),
+    )
 }
 
 #[test]
@@ -285,13 +287,13 @@ fn a_restarted_backup_catches_up() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|h| h["handle"].as_str().unwrap())
+        .map(|h| h["seat"].as_str().unwrap())
         .collect();
     assert!(
-        held.contains(&first.as_str()) && held.contains(&third.as_str()),
+        held.contains(&seat_of(&first).as_str()) && held.contains(&seat_of(&third).as_str()),
         "{held:?}"
     );
-    assert!(!held.contains(&second.as_str()), "{held:?}");
+    assert!(!held.contains(&seat_of(&second).as_str()), "{held:?}");
     wait_until(PATIENCE, "replication lag back to zero", || {
         status_json(&primary)["servers"]
             .as_array()

@@ -52,6 +52,7 @@ fn checkout(addr: &str, args: &[&str]) -> String {
     handle.to_string()
 }
 
+/// The seat ids status lists for a feature, sorted.
 fn holders(status: &serde_json::Value, feature: &str) -> Vec<String> {
     let mut handles: Vec<String> = feature_status(status, feature)
         .map(|f| {
@@ -59,7 +60,7 @@ fn holders(status: &serde_json::Value, feature: &str) -> Vec<String> {
                 .as_array()
                 .unwrap()
                 .iter()
-                .map(|h| h["handle"].as_str().unwrap().to_string())
+                .map(|h| h["seat"].as_str().unwrap().to_string())
                 .collect()
         })
         .unwrap_or_default();
@@ -76,7 +77,7 @@ fn floatctl_checkout_exit_codes_and_output() {
     let (site, server) = serve("FEATURE cad version=2.0 count=1 expires=permanent", &[]);
     let addr = server.addr.as_str();
     let handle = checkout(addr, &["cad", "--version", "2.0"]);
-    assert_eq!(holders(&status_json(addr), "cad"), [handle.as_str()]);
+    assert_eq!(holders(&status_json(addr), "cad"), [seat_of(&handle)]);
 
     // Denied: exit 1, the code on stderr, nothing on stdout.
     for args in [
@@ -151,7 +152,7 @@ fn floatctl_checkout_exit_codes_and_output() {
     ctl(addr, &["checkin", &second], 0);
     let waited = waiter.line(PATIENCE).expect("the waiter's handle");
     assert_eq!(waiter.wait_exit(PATIENCE), Some(0));
-    assert_eq!(holders(&status_json(addr), "cad"), [waited]);
+    assert_eq!(holders(&status_json(addr), "cad"), [seat_of(&waited)]);
 }
 
 #[test]
@@ -178,7 +179,14 @@ fn status_json_has_the_documented_shape() {
     assert_eq!(cad["in_use"], 2);
     let holders = cad["holders"].as_array().unwrap();
     assert_eq!(holders.len(), 1);
-    assert_eq!(holders[0]["handle"], handle.as_str());
+    assert_eq!(holders[0]["seat"], seat_of(&handle).as_str());
+    assert!(
+        holders[0].get("handle").is_none(),
+        "status never shows a handle"
+    );
+    assert_eq!(holders[0]["version"], "0.0");
+    assert!(holders[0]["granted_at"].as_u64().unwrap() > 1_700_000_000);
+    assert_eq!(cad["more_holders"], 0);
     assert_eq!(holders[0]["user"], "alice");
     assert_eq!(holders[0]["host"], "ws17");
     assert_eq!(holders[0]["count"], 2);
@@ -191,14 +199,41 @@ fn status_json_has_the_documented_shape() {
     let out = ctl(addr, &["status"], 0);
     let table = text(&out.stdout);
     assert!(table.contains("standalone"), "{table}");
+    let seat = seat_of(&handle);
+    let row = table
+        .lines()
+        .find(|l| l.trim_start().starts_with(&seat))
+        .unwrap_or_else(|| panic!("no line for seat {seat}:\n{table}"));
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(
+        cells[..5],
+        [seat.as_str(), "alice", "ws17", "2", "any"],
+        "{row}"
+    );
     assert!(
-        table.contains(&format!("{handle} alice@ws17 x2")),
+        !table.contains(&handle),
+        "the handle stays secret:\n{table}"
+    );
+    assert!(
+        table.contains("\ncad 2.0: 4 issued, 2 in use, permanent\n"),
         "{table}"
     );
-    assert!(table
-        .lines()
-        .any(|l| l.starts_with("cad ") && l.contains(" 4 ") && l.contains(" 2 ")));
-    assert!(table.contains("uncounted"), "{table}");
+    assert!(
+        table.contains("\nviewer 1.0: uncounted, 0 in use, permanent\n"),
+        "{table}"
+    );
+    // A feature filter shows that feature alone; an unknown one exits 1.
+    let only = text(&ctl(addr, &["status", "viewer"], 0).stdout);
+    assert!(
+        only.contains("viewer 1.0") && !only.contains("cad 2.0"),
+        "{only}"
+    );
+    let out = ctl(addr, &["status", "nosuch"], 1);
+    assert!(
+        text(&out.stderr).contains("\"nosuch\""),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]
@@ -208,13 +243,16 @@ fn reread_with_a_shrunk_pool_keeps_seats_out() {
     let handles: Vec<String> = (0..3).map(|_| checkout(addr, &["cad"])).collect();
     site.resign("FEATURE cad version=1.0 count=1 expires=permanent");
     let out = ctl(addr, &["reread"], 0);
-    assert_eq!(text(&out.stdout).trim(), "pools=1");
+    assert_eq!(
+        text(&out.stdout).trim(),
+        format!("server at {addr} reread its licences: serving 1 pool(s)")
+    );
 
     let status = status_json(addr);
     assert_eq!(count_of(&status, "cad"), Some(1));
     assert_eq!(used(&status, "cad"), 3, "seats out must stay out");
     for h in &handles {
-        let mut c = LineClient::hello(addr, "someone", "ws");
+        let mut c = LineClient::hello_as_floatctl(addr);
         assert!(c.ask(&format!("HEARTBEAT {h}")).starts_with("OK lease_ms="));
     }
     // New checkouts wait until use is below the new count.
@@ -245,7 +283,7 @@ fn sighup_rereads_with_a_shrunk_pool_and_keeps_seats_out() {
     });
     let status = status_json(addr);
     assert_eq!(used(&status, "cad"), 3);
-    let mut sorted = handles.clone();
+    let mut sorted: Vec<String> = handles.iter().map(|h| seat_of(h)).collect();
     sorted.sort();
     assert_eq!(holders(&status, "cad"), sorted);
     ctl(addr, &["checkout", "cad"], 1);
@@ -308,7 +346,7 @@ fn sigterm_exits_0_and_seats_survive_a_restart() {
     let site = Site::new("FEATURE cad version=1.0 count=2 expires=permanent");
     let args = site.server_args("state");
     let mut server = Floatd::start(&args, &site.path("floatd-1.log"));
-    let a = checkout(&server.addr, &["--user", "alice", "cad"]);
+    let a = checkout(&server.addr, &["cad"]);
     let b = checkout(&server.addr, &["--user", "bob", "cad"]);
     let mut waiter = LineClient::hello(&server.addr, "carol", "ws3");
     let queued = waiter.ask("CHECKOUT cad wait=yes");
@@ -326,15 +364,17 @@ fn sigterm_exits_0_and_seats_survive_a_restart() {
     );
 
     let server = Floatd::start(&args, &site.path("floatd-2.log"));
-    let mut expected = vec![a.clone(), b.clone()];
+    let mut expected = vec![seat_of(&a), seat_of(&b)];
     expected.sort();
     let status = status_json(&server.addr);
     assert_eq!(holders(&status, "cad"), expected);
     assert_eq!(used(&status, "cad"), 2);
     // The handles still work: a heartbeat renews, a checkin returns.
-    let mut c = LineClient::hello(&server.addr, "alice", "ws");
+    let mut c = LineClient::hello_as_floatctl(&server.addr);
     assert!(c.ask(&format!("HEARTBEAT {a}")).starts_with("OK lease_ms="));
-    ctl(&server.addr, &["checkin", &b], 0);
+    // A checkin as somebody else is refused; as bob it returns the seat.
+    ctl(&server.addr, &["checkin", &b], 1);
+    ctl(&server.addr, &["--user", "bob", "checkin", &b], 0);
     assert_eq!(used(&status_json(&server.addr), "cad"), 1);
 }
 
@@ -348,7 +388,7 @@ fn floatctl_down_exits_0_and_down_release_returns_every_seat() {
     assert_eq!(server.wait_exit(PATIENCE), Some(0), "{}", server.log_text());
 
     let mut server = Floatd::start(&args, &site.path("floatd-2.log"));
-    assert_eq!(holders(&status_json(&server.addr), "cad"), [a]);
+    assert_eq!(holders(&status_json(&server.addr), "cad"), [seat_of(&a)]);
     ctl(&server.addr, &["down", "--release"], 0);
     assert_eq!(server.wait_exit(PATIENCE), Some(0), "{}", server.log_text());
 
@@ -363,12 +403,23 @@ fn admin_requests_from_loopback_need_no_token() {
     let h1 = checkout(&addr, &["cad"]);
     let h2 = checkout(&addr, &["cad"]);
     let mut op = LineClient::connect(&addr);
-    assert_eq!(op.ask(&format!("REMOVE {h1}")), "OK");
+    let removed = op.ask(&format!("REMOVE {h1}"));
+    assert!(
+        removed.starts_with("OK removed=1 feature=cad "),
+        "{removed}"
+    );
+    assert_eq!(field(&removed, "seat"), Some(seat_of(&h1)));
     assert!(op
         .ask(&format!("REMOVE {h1}"))
         .starts_with("ERR UNKNOWN_HANDLE"));
-    ctl(&addr, &["remove", &h2], 0);
-    let out = ctl(&addr, &["remove", &h2], 1);
+    // By seat id, as status shows it.
+    let out = ctl(&addr, &["remove", &seat_of(&h2)], 0);
+    let id = floatd::ctl::common::default_identity();
+    assert_eq!(
+        text(&out.stdout),
+        format!("removed 1 seat of cad from {}@{}\n", id.user, id.host)
+    );
+    let out = ctl(&addr, &["remove", &seat_of(&h2)], 1);
     assert!(text(&out.stderr).contains("UNKNOWN_HANDLE"));
     assert_eq!(used(&status_json(&addr), "cad"), 0);
     assert_eq!(op.ask("REREAD"), "OK pools=1");
@@ -531,7 +582,7 @@ fn floatd_demo_serves_and_says_how_to_try_it() {
     assert!(printed.contains(&hint), "{printed}");
     let handle = checkout(&server.addr, &["cad"]);
     let status = status_json(&server.addr);
-    assert_eq!(holders(&status, "cad"), [handle]);
+    assert_eq!(holders(&status, "cad"), [seat_of(&handle)]);
     assert_eq!(count_of(&status, "cad"), Some(5));
     // The demo's temporary state directory goes away with it.
     let state = std::env::temp_dir().join(format!("floatd-demo-{}", server.pid()));
@@ -576,7 +627,7 @@ fn bad_flags_and_config_exit_2_with_a_message() {
     ];
     for (args, mention) in cases {
         let (code, stderr) = Floatd::start_failing(&args, &dir.path().join("x.log"));
-        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert_eq!(code, 78, "{args:?}: a configuration error: {stderr}");
         assert!(stderr.starts_with("floatd: "), "{args:?}: {stderr}");
         assert!(
             stderr.contains(mention),

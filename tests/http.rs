@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 const FEATURES: &str = "\
 FEATURE cad version=2.0 count=5 expires=permanent
-FEATURE plotter version=1.0 count=3 expires=permanent
+FEATURE plotter version=1.0 count=3 expires=2031-06-30
 FEATURE viewer version=1.0 count=uncounted expires=permanent";
 
 /// A standalone server with the HTTP port on.
@@ -312,6 +312,15 @@ fn metrics_count_seats_checkouts_and_denials() {
         "uncounted pools have no licensed count"
     );
     assert_eq!(v("floatd_checkouts_total", &[]), 5.0);
+    // Expiry as a Unix time (base units): the end of 2031-06-30, UTC.
+    assert_eq!(
+        v("floatd_licence_expiry_timestamp_seconds", &plotter),
+        1_940_630_400.0
+    );
+    assert!(
+        value(&samples, "floatd_licence_expiry_timestamp_seconds", &cad).is_none(),
+        "permanent pools have no expiry"
+    );
     assert_eq!(v("floatd_denials_total", &[("code", "NO_SEATS")]), 1.0);
     assert_eq!(
         v("floatd_denials_total", &[("code", "NO_SUCH_FEATURE")]),
@@ -564,7 +573,35 @@ fn the_page_shows_seats_holders_and_role_in_a_browser() {
     let site = Site::new(FEATURES);
     let server = server(&site);
     let http = server.http_addr.clone().unwrap();
-    let _held = hold_seats(&server.addr);
+    let mut held = hold_seats(&server.addr);
+    held[0].checkout("viewer").expect("an uncounted seat");
+    // A refusal for the chart: 4 more of cad's 5 seats do not fit.
+    let refused = held[1].ask("CHECKOUT cad count=4");
+    assert!(refused.starts_with("ERR NO_SEATS"), "{refused}");
+    // The chart's data: cad's level, its licensed count, the refusal.
+    let (code, _, body) = get(&http, "/history.json");
+    assert_eq!(code, 200);
+    let history: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let cad = history["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["feature"] == "cad")
+        .expect("cad is charted");
+    assert_eq!(cad["licensed"], 5);
+    for (range, buckets) in [(0, 288), (1, 168)] {
+        let series = &cad["ranges"][range];
+        let peak = series["peak"].as_array().unwrap();
+        assert_eq!(peak.len(), buckets);
+        assert_eq!(peak.last().unwrap(), 2, "{series}");
+        let denials: u64 = series["denials"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d.as_u64().unwrap())
+            .sum();
+        assert_eq!(denials, 1, "{series}");
+    }
     // The page is one self-contained document: no external assets.
     let (code, head, page) = get(&http, "/");
     assert_eq!(code, 200);
@@ -588,7 +625,7 @@ fn the_page_shows_seats_holders_and_role_in_a_browser() {
     shown("count", "cad", "2.0", 5);
     shown("in-use", "plotter", "1.0", 1);
     shown("count", "plotter", "1.0", 3);
-    shown("in-use", "viewer", "1.0", 0);
+    shown("in-use", "viewer", "1.0", 1);
     for (user, host) in [
         ("alice", "ws-alice"),
         ("bob", "ws-bob"),
@@ -610,5 +647,22 @@ fn the_page_shows_seats_holders_and_role_in_a_browser() {
         "{dom}"
     );
     assert!(dom.contains("id=\"epoch\">1<"), "{dom}");
-    assert!(dom.contains("id=\"seats-used\">3<"), "{dom}");
+    // The chart: per feature and range, the peak, the licensed line, the
+    // refusal marked.
+    for range in ["24h", "7d"] {
+        let needle =
+            format!("class=\"chart\" data-feature=\"cad\" data-range=\"{range}\" data-peak=\"2\"");
+        assert!(dom.contains(&needle), "{needle} not in the page:\n{dom}");
+    }
+    assert!(dom.contains("class=\"licensed\" data-count=\"5\""), "{dom}");
+    assert!(dom.contains("class=\"denial\" data-count=\"1\""), "{dom}");
+    assert!(
+        dom.contains("data-feature=\"plotter\" data-range=\"7d\" data-peak=\"1\""),
+        "{dom}"
+    );
+    // Counted seats of the counted total (5 + 3); the uncounted one apart.
+    assert!(
+        dom.contains("id=\"seats-used\">3<small> of 8 \u{b7} 1 uncounted</small>"),
+        "{dom}"
+    );
 }

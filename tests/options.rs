@@ -235,7 +235,7 @@ fn reread_keeps_the_old_options_when_the_new_file_is_bad_and_applies_good_ones_t
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        stdout.contains("pools=4") && stdout.contains("policy.opt"),
+        stdout.contains("serving 4 pool(s)") && stdout.contains("policy.opt"),
         "{stdout}"
     );
     let held = status_json(a)["features"]

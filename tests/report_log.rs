@@ -122,7 +122,7 @@ fn every_event_of_a_scripted_run_is_on_record_with_the_right_reason() {
     let h4 = ann.checkout("gone").unwrap();
     std::fs::write(site.path("next.lic"), &without_gone).unwrap();
     std::fs::rename(site.path("next.lic"), &site.licence).unwrap();
-    assert!(ok(floatctl(&["reread", "--server", &addr])).contains("pools=1"));
+    assert!(ok(floatctl(&["reread", "--server", &addr])).contains("serving 1 pool(s)"));
     // a decommissioning stop returns what is out
     let h5 = ann.checkout("cad").unwrap();
     ok(floatctl(&["down", "--release", "--server", &addr]));
@@ -245,7 +245,12 @@ fn rotate_log_moves_the_log_aside_without_losing_or_repeating_a_line() {
         read_report(&report).len() >= 20
     });
     let out = ok(floatctl(&["rotate-log", "--server", &server.addr]));
-    let rotated = field(out.trim(), "rotated").expect("rotated=PATH");
+    let rotated = out
+        .trim()
+        .rsplit_once(" rotated its report log to ")
+        .expect("floatctl says where the log went")
+        .1
+        .to_string();
     let rotated = Path::new(&rotated).to_path_buf();
     assert!(rotated.starts_with(site.path("state")), "{out}");
     wait_until(PATIENCE, "report lines after the rotation", || {

@@ -233,7 +233,7 @@ fn a_killed_primary_is_replaced_with_the_witness_consent() {
     history.assert_never_over("cad", 3);
     let status = status_json(&backup);
     assert!(
-        status.to_string().contains(&held),
+        status.to_string().contains(&seat_of(&held)),
         "the held seat was lost:\n{}",
         pair.logs()
     );

@@ -1,10 +1,24 @@
-//! One blocking connection to one server: greeting, HELLO, request/reply.
+//! One connection to one server: greeting, HELLO, request and reply.
+//!
+//! The socket is non-blocking and every wait goes through a small mio poll
+//! of its own, with a waker, so that a wait ends at once when the client
+//! is cancelled and wakes at the moment a slow call should say which server
+//! it is still trying ([`Watch`]).
 
+use super::cancel::Watch;
 use super::{ClientError, Identity};
 use crate::protocol::{Greeting, Reply, Request, MAX_LINE, PROTOCOL_VERSION};
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpStream;
+use mio::net::TcpStream;
+use mio::{Events, Interest, Poll, Token, Waker};
+use std::io::{ErrorKind, Read, Write};
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+const SOCKET: Token = Token(0);
+const WAKE: Token = Token(1);
+/// Longest reply line read (STATUS replies may be long).
+const MAX_REPLY: usize = MAX_LINE * 64;
 
 /// A reply line kept as text (replies borrow from their line).
 #[derive(Clone, Debug)]
@@ -16,44 +30,133 @@ impl ReplyLine {
     }
 }
 
+/// Why a connection could not be opened.
+#[derive(Debug)]
+pub struct OpenError {
+    pub error: ClientError,
+    /// Every address of the server refused the connection, or its name did
+    /// not resolve: nobody listens there.
+    pub nobody_there: bool,
+}
+
+impl From<ClientError> for OpenError {
+    fn from(error: ClientError) -> OpenError {
+        OpenError {
+            error,
+            nobody_there: false,
+        }
+    }
+}
+
+/// The socket's poll and the waker that interrupts it.
+struct Waiter {
+    poll: Poll,
+    events: Events,
+    _waker: Arc<Waker>,
+}
+
+impl Waiter {
+    fn new(watch: &Watch<'_>) -> Result<Waiter, ClientError> {
+        let poll = Poll::new().map_err(|e| ClientError::Unreachable(format!("poll: {e}")))?;
+        let waker = Arc::new(
+            Waker::new(poll.registry(), WAKE)
+                .map_err(|e| ClientError::Unreachable(format!("waker: {e}")))?,
+        );
+        watch.cancel.register(&waker);
+        Ok(Waiter {
+            poll,
+            events: Events::with_capacity(4),
+            _waker: waker,
+        })
+    }
+
+    /// Waits for an event on the socket until `deadline`; `notice` says
+    /// whether a long wait here counts as still trying `addr`.
+    fn wait(
+        &mut self,
+        deadline: Instant,
+        watch: &Watch<'_>,
+        addr: &str,
+        notice: bool,
+    ) -> Result<(), ClientError> {
+        loop {
+            watch.check()?;
+            let now = Instant::now();
+            if notice {
+                watch.trying(addr, now);
+            }
+            if now >= deadline {
+                return Err(ClientError::Timeout);
+            }
+            let mut until = deadline;
+            if let Some(at) = watch.notice_at(addr).filter(|_| notice) {
+                until = until.min(at);
+            }
+            match self.poll.poll(&mut self.events, Some(until - now)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => return Err(ClientError::Unreachable(format!("{addr}: poll: {e}"))),
+            }
+            if self.events.iter().any(|e| e.token() == SOCKET) {
+                return Ok(());
+            }
+        }
+    }
+}
+
 pub struct Connection {
     pub addr: String,
     pub greeting: Greeting,
-    reader: BufReader<TcpStream>,
-    writer: TcpStream,
+    stream: TcpStream,
+    waiter: Waiter,
+    timeout: Duration,
+    /// Bytes received and not yet a whole line.
+    input: Vec<u8>,
     /// Lines pushed by the server (`* ...`) while waiting for a reply.
     pub pushed: Vec<String>,
 }
 
 impl Connection {
-    /// Connects, reads the greeting and says HELLO.
+    /// Connects, reads the greeting and says HELLO. `timeout` bounds the
+    /// connect and each reply.
     pub fn open(
         addr: &str,
         identity: &Identity,
         timeout: Duration,
-    ) -> Result<Connection, ClientError> {
-        let unreachable = |e: String| ClientError::Unreachable(format!("{addr}: {e}"));
-        let sockaddrs = crate::net::resolve(addr).map_err(|e| unreachable(e.to_string()))?;
+        watch: &Watch<'_>,
+    ) -> Result<Connection, OpenError> {
+        watch.check()?;
+        watch.trying(addr, Instant::now());
+        let sockaddrs = crate::net::resolve(addr).map_err(|e| OpenError {
+            error: ClientError::Unreachable(format!("{addr}: {e}")),
+            nobody_there: true,
+        })?;
+        let mut waiter = Waiter::new(watch)?;
+        let mut refused = 0;
         let mut last = String::from("no address");
         let mut stream = None;
-        for sa in sockaddrs {
-            match TcpStream::connect_timeout(&sa, timeout) {
+        for sa in &sockaddrs {
+            match connect(*sa, &mut waiter, timeout, watch, addr) {
                 Ok(s) => {
                     stream = Some(s);
                     break;
                 }
-                Err(e) => last = e.to_string(),
+                Err(Attempt::Cancelled) => return Err(ClientError::Cancelled.into()),
+                Err(Attempt::Failed(e)) => {
+                    if e.kind() == ErrorKind::ConnectionRefused {
+                        refused += 1;
+                    }
+                    last = e.to_string();
+                }
             }
         }
-        let stream = stream.ok_or_else(|| unreachable(last))?;
+        let Some(stream) = stream else {
+            return Err(OpenError {
+                error: ClientError::Unreachable(format!("{addr}: {last}")),
+                nobody_there: refused == sockaddrs.len(),
+            });
+        };
         stream.set_nodelay(true).ok();
-        stream
-            .set_read_timeout(Some(timeout))
-            .map_err(|e| unreachable(e.to_string()))?;
-        stream
-            .set_write_timeout(Some(timeout))
-            .map_err(|e| unreachable(e.to_string()))?;
-        let writer = stream.try_clone().map_err(|e| unreachable(e.to_string()))?;
         let mut conn = Connection {
             addr: addr.to_string(),
             greeting: Greeting {
@@ -65,11 +168,14 @@ impl Connection {
                 peer: None,
                 active: None,
             },
-            reader: BufReader::new(stream),
-            writer,
+            stream,
+            waiter,
+            timeout,
+            input: Vec::new(),
             pushed: Vec::new(),
         };
-        let first = conn.read_line()?;
+        let deadline = Instant::now() + timeout;
+        let first = conn.read_line(deadline, watch, true)?;
         conn.greeting = match Greeting::parse(&first) {
             Ok(g) => g,
             Err(_) => {
@@ -80,11 +186,13 @@ impl Connection {
                 {
                     return Err(ClientError::Unreachable(format!(
                         "{addr}: {code_text}: {message}"
-                    )));
+                    ))
+                    .into());
                 }
                 return Err(ClientError::Protocol(format!(
                     "{addr}: not a floatd server: {first:?}"
-                )));
+                ))
+                .into());
             }
         };
         let hello = Request::Hello {
@@ -93,36 +201,32 @@ impl Connection {
             user: identity.user.clone(),
             host: identity.host.clone(),
         };
-        match conn.request(&hello)?.parse()? {
+        match conn.request(&hello, watch)?.parse()? {
             Reply::Ok(_) => Ok(conn),
             Reply::Err {
                 code_text, message, ..
             } => Err(ClientError::Protocol(format!(
                 "{addr} refused HELLO: {code_text}: {message}"
-            ))),
+            ))
+            .into()),
             other => Err(ClientError::Protocol(format!(
                 "{addr}: unexpected reply to HELLO: {other:?}"
-            ))),
+            ))
+            .into()),
         }
     }
 
     /// Sends a request and returns its reply; pushed lines that arrive
     /// first are kept in `pushed`.
-    pub fn request(&mut self, request: &Request) -> Result<ReplyLine, ClientError> {
-        self.send(request)?;
-        self.next_reply()
-    }
-
-    pub fn send(&mut self, request: &Request) -> Result<(), ClientError> {
-        self.writer
-            .write_all(request.to_line().as_bytes())
-            .map_err(|e| ClientError::Unreachable(format!("{}: {e}", self.addr)))
-    }
-
-    /// Reads lines until one that answers a request.
-    pub fn next_reply(&mut self) -> Result<ReplyLine, ClientError> {
+    pub fn request(
+        &mut self,
+        request: &Request,
+        watch: &Watch<'_>,
+    ) -> Result<ReplyLine, ClientError> {
+        let deadline = Instant::now() + self.timeout;
+        self.send(request, deadline, watch)?;
         loop {
-            let line = self.read_line()?;
+            let line = self.read_line(deadline, watch, true)?;
             if line.starts_with("* ") {
                 self.pushed.push(line);
                 continue;
@@ -131,65 +235,134 @@ impl Connection {
         }
     }
 
-    /// Waits for a pushed line (a queued checkout's outcome) until `deadline`.
-    pub fn next_push(&mut self, deadline: Instant) -> Result<String, ClientError> {
+    fn send(
+        &mut self,
+        request: &Request,
+        deadline: Instant,
+        watch: &Watch<'_>,
+    ) -> Result<(), ClientError> {
+        let line = request.to_line();
+        let mut bytes = line.as_bytes();
+        while !bytes.is_empty() {
+            match self.stream.write(bytes) {
+                Ok(0) => return Err(self.closed()),
+                Ok(n) => bytes = &bytes[n..],
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    self.waiter.wait(deadline, watch, &self.addr, true)?
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(ClientError::Unreachable(format!("{}: {e}", self.addr))),
+            }
+        }
+        Ok(())
+    }
+
+    /// Says QUIT without waiting for anything (the socket closes next).
+    pub fn quit(&mut self) {
+        let _ = self.stream.write(Request::Quit.to_line().as_bytes());
+    }
+
+    /// Waits for a pushed line (a queued checkout's outcome) until
+    /// `deadline`. Waiting in a queue is not "trying" a server.
+    pub fn next_push(
+        &mut self,
+        deadline: Instant,
+        watch: &Watch<'_>,
+    ) -> Result<String, ClientError> {
         if !self.pushed.is_empty() {
             return Ok(self.pushed.remove(0));
         }
+        let line = self.read_line(deadline, watch, false)?;
+        if line.starts_with("* ") {
+            Ok(line)
+        } else {
+            Err(ClientError::Protocol(format!(
+                "{}: unexpected line while waiting: {line:?}",
+                self.addr
+            )))
+        }
+    }
+
+    fn read_line(
+        &mut self,
+        deadline: Instant,
+        watch: &Watch<'_>,
+        notice: bool,
+    ) -> Result<String, ClientError> {
+        let mut chunk = [0u8; 4096];
         loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(ClientError::Timeout);
-            }
-            self.reader
-                .get_ref()
-                .set_read_timeout(Some(left.min(Duration::from_secs(1))))
-                .ok();
-            match self.read_line() {
-                Ok(line) if line.starts_with("* ") => return Ok(line),
-                Ok(line) => {
-                    return Err(ClientError::Protocol(format!(
-                        "{}: unexpected line while waiting: {line:?}",
-                        self.addr
-                    )))
+            if let Some(end) = self.input.iter().position(|&b| b == b'\n') {
+                let mut line: Vec<u8> = self.input.drain(..=end).collect();
+                line.pop();
+                if line.last() == Some(&b'\r') {
+                    line.pop();
                 }
-                Err(ClientError::Timeout) => continue,
-                Err(e) => return Err(e),
+                return String::from_utf8(line).map_err(|_| {
+                    ClientError::Protocol(format!("{}: reply is not UTF-8", self.addr))
+                });
+            }
+            if self.input.len() > MAX_REPLY {
+                return Err(ClientError::Protocol(format!(
+                    "{}: reply line too long",
+                    self.addr
+                )));
+            }
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return Err(self.closed()),
+                Ok(n) => self.input.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    self.waiter.wait(deadline, watch, &self.addr, notice)?
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(ClientError::Unreachable(format!("{}: {e}", self.addr))),
             }
         }
     }
 
-    fn read_line(&mut self) -> Result<String, ClientError> {
-        let mut buf = Vec::new();
-        let limit = (MAX_LINE * 64) as u64; // STATUS replies may be long
-        let n = (&mut self.reader)
-            .take(limit)
-            .read_until(b'\n', &mut buf)
-            .map_err(|e| match e.kind() {
-                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
-                    ClientError::Timeout
-                }
-                _ => ClientError::Unreachable(format!("{}: {e}", self.addr)),
-            })?;
-        if n == 0 {
-            return Err(ClientError::Unreachable(format!(
-                "{}: connection closed",
-                self.addr
-            )));
-        }
-        if buf.last() != Some(&b'\n') {
-            return Err(ClientError::Protocol(format!(
-                "{}: reply line too long or cut",
-                self.addr
-            )));
-        }
-        buf.pop();
-        if buf.last() == Some(&b'\r') {
-            buf.pop();
-        }
-        String::from_utf8(buf)
-            .map_err(|_| ClientError::Protocol(format!("{}: reply is not UTF-8", self.addr)))
+    fn closed(&self) -> ClientError {
+        ClientError::Unreachable(format!("{}: connection closed", self.addr))
     }
 }
 
-use std::io::Read as _;
+enum Attempt {
+    Cancelled,
+    Failed(std::io::Error),
+}
+
+/// Connects to one address, waiting at most `timeout`.
+fn connect(
+    sa: SocketAddr,
+    waiter: &mut Waiter,
+    timeout: Duration,
+    watch: &Watch<'_>,
+    addr: &str,
+) -> Result<TcpStream, Attempt> {
+    let mut stream = TcpStream::connect(sa).map_err(Attempt::Failed)?;
+    waiter
+        .poll
+        .registry()
+        .register(&mut stream, SOCKET, Interest::READABLE | Interest::WRITABLE)
+        .map_err(Attempt::Failed)?;
+    let deadline = Instant::now() + timeout;
+    loop {
+        // mio: a connect is done when the socket has no error and a peer.
+        if let Some(e) = stream.take_error().map_err(Attempt::Failed)? {
+            return Err(Attempt::Failed(e));
+        }
+        match stream.peer_addr() {
+            Ok(_) => return Ok(stream),
+            Err(e) if e.kind() == ErrorKind::NotConnected => {}
+            Err(e) => return Err(Attempt::Failed(e)),
+        }
+        match waiter.wait(deadline, watch, addr, true) {
+            Ok(()) => {}
+            Err(ClientError::Cancelled) => return Err(Attempt::Cancelled),
+            Err(_) => {
+                return Err(Attempt::Failed(std::io::Error::new(
+                    ErrorKind::TimedOut,
+                    format!("no connection within {timeout:?}"),
+                )))
+            }
+        }
+    }
+}

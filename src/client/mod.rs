@@ -5,20 +5,51 @@
 //! the client walks the list with back-off, goes to the active server and
 //! reclaims every seat it holds there, so a failover is invisible to the
 //! application. The primary's greeting names its peer, so a client given
-//! the primary alone still finds the backup. A background thread sends the
-//! heartbeats of held seats.
+//! the primary alone still finds the backup. A background thread
+//! ([`Client::start_heartbeats`]) renews held seats; applications that want
+//! no thread call [`Client::heartbeat_all`] themselves.
+//!
+//! What a blocking call does when servers do not answer:
+//! - It walks the server list for at most [`ClientConfig::failover_timeout`],
+//!   since a standby may be about to take over. But when every server it
+//!   knows refused the connection or had a name that did not resolve,
+//!   nobody is listening: it fails at once with [`ClientError::Unreachable`].
+//! - Once it has waited [`NOTICE_AFTER`] (2 s), it reports
+//!   [`ClientEvent::Trying`] with the server it is trying, and again for
+//!   each further server it tries.
+//! - [`Client::cancel`], from any thread, makes every call in progress on
+//!   the client (the heartbeat thread's included) return
+//!   [`ClientError::Cancelled`] within milliseconds. Calls made afterwards
+//!   work as usual, so a program stopping on SIGTERM cancels, then returns
+//!   its seats with [`Client::close`] (which fails fast if no server
+//!   listens).
+//!
+//! Events go to the sink given to [`Client::on_event`], on the thread whose
+//! call caused them (the heartbeat thread's, or the caller's), one at a
+//! time. A sink must not call back into the client's blocking methods: such
+//! a call returns [`ClientError::Reentrant`] instead of deadlocking.
+//! [`Client::seat_state`] and [`Client::cancel`] may be called from a sink.
 
+mod cancel;
 mod connection;
+mod heartbeat;
+mod seats;
+mod session;
+mod walk;
+
+pub use cancel::NOTICE_AFTER;
+pub use seats::SeatState;
 
 use crate::codes::Code;
 use crate::licence::Version;
 use crate::protocol::{line, Reply, Request, StatusReport};
+use cancel::{Cancel, Watch};
 use connection::Connection;
-use std::collections::BTreeMap;
+use seats::SeatTable;
+use session::Session;
+use std::cell::Cell;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// Environment variable with the server list (`host:port,host:port`).
@@ -63,9 +94,10 @@ pub struct ClientConfig {
     /// Servers to try, in order (`host:port`).
     pub servers: Vec<String>,
     pub identity: Identity,
-    /// Connect and read timeout for one server.
+    /// Connect and reply timeout for one server.
     pub io_timeout: Duration,
-    /// How long an operation keeps walking the server list before it gives up.
+    /// How long an operation keeps walking the server list before it gives
+    /// up (unless nobody listens anywhere: then it gives up at once).
     pub failover_timeout: Duration,
 }
 
@@ -90,6 +122,7 @@ pub fn parse_server_list(text: &str) -> Vec<String> {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ClientError {
     /// The server refused (a stable code and a human message).
     Denied {
@@ -97,11 +130,16 @@ pub enum ClientError {
         code_text: String,
         message: String,
     },
-    /// No server could be reached (or none was active) in time.
+    /// No server could be reached (or none was active) in time, or every
+    /// server refused the connection.
     Unreachable(String),
     /// A server said something this client does not understand.
     Protocol(String),
     Timeout,
+    /// [`Client::cancel`] interrupted the call.
+    Cancelled,
+    /// A blocking call made from inside the event sink (it would deadlock).
+    Reentrant,
 }
 
 impl fmt::Display for ClientError {
@@ -113,6 +151,10 @@ impl fmt::Display for ClientError {
             ClientError::Unreachable(why) => write!(f, "no server reachable: {why}"),
             ClientError::Protocol(why) => write!(f, "protocol error: {why}"),
             ClientError::Timeout => f.write_str("timed out"),
+            ClientError::Cancelled => f.write_str("cancelled"),
+            ClientError::Reentrant => {
+                f.write_str("called from an event callback, where blocking calls would deadlock")
+            }
         }
     }
 }
@@ -124,73 +166,170 @@ impl std::error::Error for ClientError {}
 pub struct Seat {
     pub handle: String,
     pub feature: String,
+    /// The version asked for.
     pub version: Version,
     pub count: u32,
     pub lease: Duration,
+    /// The version of the pool that granted it.
+    pub pool: String,
+    /// When that pool's licence expires (`YYYY-MM-DD` or `permanent`).
+    pub expires: String,
 }
 
 /// Something the application may want to tell its user about.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ClientEvent {
-    /// Now talking to another server (after a failure or a redirect).
+    /// A call has waited [`NOTICE_AFTER`] and is still trying `server`.
+    Trying { server: String },
+    /// The connection to `server` was lost (or it stopped being active)
+    /// while seats were held; the client is looking for the active server
+    /// to reclaim them.
+    Disconnected { server: String, reason: String },
+    /// Now talking to another server (`from` is `None` at the first
+    /// connection).
     Moved { from: Option<String>, to: String },
-    /// A held seat was reclaimed on a server.
+    /// A seat that waited to be reclaimed is held again, on `server`.
     Reclaimed { handle: String, server: String },
+    /// A seat's lease ran out before the client could renew it.
+    Expired { handle: String },
     /// A held seat could not be kept.
     Lost { handle: String, reason: String },
 }
 
 type EventSink = Box<dyn Fn(&ClientEvent) + Send>;
 
-/// The heartbeat thread and the flag that stops it.
-type HeartbeatThread = (Arc<AtomicBool>, JoinHandle<()>);
-
-struct Inner {
-    config: ClientConfig,
-    /// Configured servers, then those learned from greetings.
-    servers: Vec<String>,
-    conn: Option<Connection>,
-    /// The server to try first next time (named as active by a server).
-    prefer: Option<String>,
-    /// The last server connected to, to tell a move from a reconnect.
-    last_addr: Option<String>,
-    held: BTreeMap<String, Seat>,
-    on_event: Option<EventSink>,
+thread_local! {
+    /// Set while this thread runs an event sink.
+    static IN_SINK: Cell<bool> = const { Cell::new(false) };
 }
 
-/// A blocking client. Cheap to share between threads (`Arc` inside).
+/// True while the current thread runs a client's event sink.
+pub fn in_event_sink() -> bool {
+    IN_SINK.with(Cell::get)
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// What the client's handles and its heartbeat thread share.
+pub(crate) struct Shared {
+    config: ClientConfig,
+    /// The connection; held across network I/O.
+    session: Mutex<Session>,
+    /// The seats; never held across I/O or while calling the sink.
+    seats: Mutex<SeatTable>,
+    sink: Mutex<Option<EventSink>>,
+    cancel: Cancel,
+    heartbeats: Mutex<Option<heartbeat::HeartbeatThread>>,
+}
+
+impl Shared {
+    fn seats(&self) -> MutexGuard<'_, SeatTable> {
+        lock(&self.seats)
+    }
+
+    /// Hands an event to the sink, one at a time.
+    fn emit(&self, event: ClientEvent) {
+        if in_event_sink() {
+            return;
+        }
+        let sink = lock(&self.sink);
+        if let Some(sink) = sink.as_ref() {
+            IN_SINK.with(|s| s.set(true));
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sink(&event)));
+            IN_SINK.with(|s| s.set(false));
+            if outcome.is_err() {
+                log::error!("the client's event sink panicked on {event:?}");
+            }
+        }
+    }
+
+    fn lose(&self, handle: &str, reason: &str) {
+        if self.seats().lost(handle) {
+            self.emit(ClientEvent::Lost {
+                handle: handle.to_string(),
+                reason: reason.to_string(),
+            });
+        }
+    }
+
+    /// Runs `work` with the session and a watch for one blocking call.
+    fn with_session<T>(
+        &self,
+        work: impl FnOnce(&mut Session, &Watch<'_>) -> Result<T, ClientError>,
+    ) -> Result<T, ClientError> {
+        if in_event_sink() {
+            return Err(ClientError::Reentrant);
+        }
+        let notice = |server: &str| {
+            self.emit(ClientEvent::Trying {
+                server: server.to_string(),
+            })
+        };
+        // The watch begins before the lock: a cancel while queueing counts.
+        let watch = Watch::new(&self.cancel, None, &notice);
+        let mut session = lock(&self.session);
+        work(&mut session, &watch)
+    }
+
+    /// One request through the session, walking servers for `timeout`.
+    fn call(&self, request: &Request, timeout: Duration) -> Result<String, ClientError> {
+        self.with_session(|session, watch| {
+            session
+                .call(self, request, timeout, watch)
+                .map(|line| line.0)
+        })
+    }
+}
+
+/// A blocking client. Cheap to share between threads (`Arc` inside); every
+/// method may be called from any thread.
 #[derive(Clone)]
 pub struct Client {
-    inner: Arc<Mutex<Inner>>,
-    heartbeats: Arc<Mutex<Option<HeartbeatThread>>>,
+    shared: Arc<Shared>,
 }
 
 impl Client {
     /// A client for the given servers. Connects lazily, on first use.
     pub fn new(config: ClientConfig) -> Client {
         Client {
-            inner: Arc::new(Mutex::new(Inner::new(config))),
-            heartbeats: Arc::new(Mutex::new(None)),
+            shared: Arc::new(Shared {
+                session: Mutex::new(Session::new(config.servers.clone(), true)),
+                config,
+                seats: Mutex::new(SeatTable::default()),
+                sink: Mutex::new(None),
+                cancel: Cancel::default(),
+                heartbeats: Mutex::new(None),
+            }),
         }
     }
 
-    /// Calls `sink` for failovers, reclaims and lost seats.
+    /// Calls `sink` for every [`ClientEvent`]. Ignored (with a warning in
+    /// the log) when called from inside a sink.
     pub fn on_event(&self, sink: impl Fn(&ClientEvent) + Send + 'static) {
-        self.lock().on_event = Some(Box::new(sink));
+        if in_event_sink() {
+            log::warn!("on_event called from inside the event sink: ignored");
+            return;
+        }
+        *lock(&self.shared.sink) = Some(Box::new(sink));
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// The server currently talked to, if connected.
+    /// The server currently talked to, if connected (`None` as well when
+    /// asked from inside the event sink while the connection is busy).
     pub fn current_server(&self) -> Option<String> {
-        self.lock().conn.as_ref().map(|c| c.addr.clone())
+        let session = if in_event_sink() {
+            self.shared.session.try_lock().ok()?
+        } else {
+            lock(&self.shared.session)
+        };
+        session.conn.as_ref().map(|c| c.addr.clone())
     }
 
     /// Every server the client knows, configured and learned.
     pub fn known_servers(&self) -> Vec<String> {
-        self.lock().servers.clone()
+        lock(&self.shared.session).servers.clone()
     }
 
     /// Checks out `count` seats of `feature` at `version` or newer.
@@ -206,11 +345,13 @@ impl Client {
             count,
             wait: false,
         };
-        let mut inner = self.lock();
-        let line = inner.call(&request)?;
-        let seat = seat_from_reply(&line.0, feature, version, count)?;
-        inner.held.insert(seat.handle.clone(), seat.clone());
-        Ok(seat)
+        let sh = &self.shared;
+        sh.with_session(|session, watch| {
+            let line = session.call(sh, &request, sh.config.failover_timeout, watch)?;
+            let seat = seat_from_reply(&line.0, feature, version, count)?;
+            sh.seats().granted(seat.clone(), Instant::now());
+            Ok(seat)
+        })
     }
 
     /// Like [`Client::checkout`], but waits in the server's queue (up to
@@ -223,6 +364,10 @@ impl Client {
         count: u32,
         timeout: Duration,
     ) -> Result<Seat, ClientError> {
+        if in_event_sink() {
+            return Err(ClientError::Reentrant);
+        }
+        let sh = &self.shared;
         let deadline = Instant::now() + timeout;
         let request = Request::Checkout {
             feature: feature.to_string(),
@@ -230,25 +375,28 @@ impl Client {
             count,
             wait: true,
         };
-        let mut probe = {
-            let inner = self.lock();
-            let mut probe = Inner::new(inner.config.clone());
-            probe.servers = inner.servers.clone();
-            probe
+        let notice = |server: &str| {
+            sh.emit(ClientEvent::Trying {
+                server: server.to_string(),
+            })
         };
-        let first = probe.call(&request)?;
+        let watch = Watch::new(&sh.cancel, None, &notice);
+        let mut probe = Session::new(self.known_servers(), false);
+        let first = probe.call(sh, &request, sh.config.failover_timeout, &watch)?;
         let id = match first.parse()? {
             Reply::Queued { id, .. } => id,
-            Reply::Ok(_) => {
+            _ => {
                 let seat = seat_from_reply(&first.0, feature, version, count)?;
-                self.lock().held.insert(seat.handle.clone(), seat.clone());
+                sh.seats().granted(seat.clone(), Instant::now());
                 return Ok(seat);
             }
-            _ => unreachable!("call returns OK or QUEUED replies only"),
         };
-        let conn = probe.conn.as_mut().expect("call connected");
+        let conn = probe
+            .conn
+            .as_mut()
+            .ok_or_else(|| ClientError::Protocol("queued without a connection".into()))?;
         loop {
-            let pushed = conn.next_push(deadline)?;
+            let pushed = conn.next_push(deadline, &watch)?;
             let parsed = line::parse(&pushed).map_err(ClientError::Protocol)?;
             if parsed.get("id").and_then(|v| v.parse::<u64>().ok()) != Some(id) {
                 continue;
@@ -256,7 +404,7 @@ impl Client {
             return match parsed.arg(0) {
                 Some("GRANTED") => {
                     let seat = seat_from_fields(&parsed, feature, version, count)?;
-                    self.lock().held.insert(seat.handle.clone(), seat.clone());
+                    sh.seats().granted(seat.clone(), Instant::now());
                     Ok(seat)
                 }
                 _ => {
@@ -271,59 +419,92 @@ impl Client {
         }
     }
 
-    /// Renews a held seat's lease now.
+    /// Renews a held seat's lease now. A seat the server refuses is lost.
     pub fn heartbeat(&self, handle: &str) -> Result<(), ClientError> {
-        self.lock()
-            .call(&Request::Heartbeat {
-                handle: handle.to_string(),
-            })
-            .map(|_| ())
+        let sent = Instant::now();
+        let request = Request::Heartbeat {
+            handle: handle.to_string(),
+        };
+        let line = match self
+            .shared
+            .call(&request, self.shared.config.failover_timeout)
+        {
+            Ok(line) => line,
+            Err(e) => {
+                if let ClientError::Denied { code, message, .. } = &e {
+                    if session::ends_seat(*code) {
+                        self.shared.lose(handle, message);
+                    }
+                }
+                return Err(e);
+            }
+        };
+        let lease = line::parse(&line).ok().and_then(|l| session::lease_of(&l));
+        self.shared.seats().renewed(handle, lease, sent);
+        Ok(())
     }
 
-    /// Returns a seat (held by this client or, given its handle, by anybody).
+    /// Renews every held seat now (reclaiming them on the active server
+    /// after a failover), for applications that run no heartbeat thread:
+    /// call it at least every third of the lease. Seats a server refuses
+    /// become [`SeatState::Lost`]; the error is the first failure to reach
+    /// a server.
+    pub fn heartbeat_all(&self) -> Result<(), ClientError> {
+        if in_event_sink() {
+            return Err(ClientError::Reentrant);
+        }
+        heartbeat::renew(&self.shared, None, true)
+    }
+
+    /// Returns a seat (held by this client or, given its handle, by
+    /// anybody). The client forgets the seat whatever the outcome.
     pub fn checkin(&self, handle: &str) -> Result<(), ClientError> {
-        let mut inner = self.lock();
-        let result = inner.call(&Request::Checkin {
-            handle: handle.to_string(),
-        });
-        inner.held.remove(handle);
+        let result = self.shared.call(
+            &Request::Checkin {
+                handle: handle.to_string(),
+            },
+            self.shared.config.failover_timeout,
+        );
+        if result != Err(ClientError::Reentrant) {
+            self.shared.seats().forget(handle);
+        }
         result.map(|_| ())
     }
 
     /// Seats this client holds.
     pub fn held(&self) -> Vec<Seat> {
-        self.lock().held.values().cloned().collect()
+        self.shared.seats().held()
+    }
+
+    /// The state of a seat this client holds or held: `None` for a handle
+    /// it never held, checked in, or forgot. Never blocks on the network.
+    pub fn seat_state(&self, handle: &str) -> Option<SeatState> {
+        self.shared.seats().state(handle, Instant::now())
+    }
+
+    /// Stops caring for a seat: no more heartbeats or reclaims, and its
+    /// state is forgotten. The server returns it when its lease runs out.
+    pub fn forget(&self, handle: &str) {
+        self.shared.seats().forget(handle);
     }
 
     /// Takes a seat held elsewhere into this client's care (heartbeats, reclaim).
     pub fn adopt(&self, seat: Seat) {
-        self.lock().held.insert(seat.handle.clone(), seat);
+        self.shared.seats().granted(seat, Instant::now());
     }
 
     /// The status report of the active server.
     pub fn status(&self) -> Result<StatusReport, ClientError> {
-        let line = self.lock().call(&Request::Status)?;
-        match line.parse()? {
-            Reply::Status(json) => serde_json::from_str(json)
-                .map_err(|e| ClientError::Protocol(format!("status JSON: {e}"))),
-            other => Err(ClientError::Protocol(format!(
-                "unexpected reply to STATUS: {other:?}"
-            ))),
-        }
+        let line = self
+            .shared
+            .call(&Request::Status, self.shared.config.failover_timeout)?;
+        parse_status(&line)
     }
 
     /// The status report of one particular server, active or not.
     pub fn status_of(&self, server: &str) -> Result<StatusReport, ClientError> {
-        let config = self.lock().config.clone();
-        let mut conn = Connection::open(server, &config.identity, config.io_timeout)?;
-        let line = conn.request(&Request::Status)?;
-        match line.parse()? {
-            Reply::Status(json) => serde_json::from_str(json)
-                .map_err(|e| ClientError::Protocol(format!("status JSON: {e}"))),
-            other => Err(ClientError::Protocol(format!(
-                "unexpected reply to STATUS: {other:?}"
-            ))),
-        }
+        let line = self.one_off(server, &Request::Status, None)?;
+        parse_status(&line)
     }
 
     /// An admin request to one particular server (reread, down and
@@ -335,328 +516,136 @@ impl Client {
         request: &Request,
         token: Option<&str>,
     ) -> Result<String, ClientError> {
-        let config = self.lock().config.clone();
-        let mut conn = Connection::open(server, &config.identity, config.io_timeout)?;
+        self.one_off(server, request, token)
+    }
+
+    /// One request on a connection of its own to `server`; an `ERR`
+    /// becomes `Denied`, except that a standby's answer is returned.
+    fn one_off(
+        &self,
+        server: &str,
+        request: &Request,
+        token: Option<&str>,
+    ) -> Result<String, ClientError> {
+        if in_event_sink() {
+            return Err(ClientError::Reentrant);
+        }
+        let sh = &self.shared;
+        let notice = |s: &str| {
+            sh.emit(ClientEvent::Trying {
+                server: s.to_string(),
+            })
+        };
+        let watch = Watch::new(&sh.cancel, None, &notice);
+        let config = &sh.config;
+        let mut conn = Connection::open(server, &config.identity, config.io_timeout, &watch)
+            .map_err(|e| e.error)?;
         if let Some(token) = token {
-            let line = conn.request(&Request::Auth {
-                token: token.to_string(),
-            })?;
-            if let Verdict::Denied(e) = classify(&line)? {
+            let line = conn.request(
+                &Request::Auth {
+                    token: token.to_string(),
+                },
+                &watch,
+            )?;
+            if let Some(e) = session::denial(&line)? {
                 return Err(e);
             }
         }
-        let line = conn.request(request)?;
-        match classify(&line)? {
-            Verdict::Denied(e) => Err(e),
-            Verdict::Elsewhere(_) | Verdict::Answer => Ok(line.0),
+        let line = conn.request(request, &watch)?;
+        conn.quit();
+        match session::denial(&line)? {
+            Some(e) => Err(e),
+            None => Ok(line.0),
         }
     }
 
     /// An admin request about seats (remove) to the active server, after
     /// presenting `token` if given. Returns the OK line.
     pub fn admin(&self, request: &Request, token: Option<&str>) -> Result<String, ClientError> {
-        let mut inner = self.lock();
-        if let Some(token) = token {
-            inner.call(&Request::Auth {
-                token: token.to_string(),
-            })?;
-        }
-        inner.call(request).map(|l| l.0)
+        let sh = &self.shared;
+        sh.with_session(|session, watch| {
+            if let Some(token) = token {
+                let auth = Request::Auth {
+                    token: token.to_string(),
+                };
+                session.call(sh, &auth, sh.config.failover_timeout, watch)?;
+            }
+            session
+                .call(sh, request, sh.config.failover_timeout, watch)
+                .map(|l| l.0)
+        })
     }
 
     /// Starts the background thread that heartbeats every held seat at a
-    /// third of its lease (and fails over when its server goes away).
+    /// third of its lease, fails over when its server goes away and
+    /// reports seats whose lease ran out. It ends with
+    /// [`Client::stop_heartbeats`], [`Client::close`], or when the last
+    /// handle to the client is dropped.
     pub fn start_heartbeats(&self) {
-        let mut slot = self.heartbeats.lock().unwrap_or_else(|p| p.into_inner());
-        if slot.is_some() {
-            return;
+        let mut slot = lock(&self.shared.heartbeats);
+        if slot.is_none() {
+            *slot = Some(heartbeat::spawn(&self.shared));
         }
-        let stop = Arc::new(AtomicBool::new(false));
-        let client = self.clone();
-        let flag = stop.clone();
-        let thread = std::thread::Builder::new()
-            .name("floatd-heartbeat".into())
-            .spawn(move || client.heartbeat_loop(&flag))
-            .expect("spawn heartbeat thread");
-        *slot = Some((stop, thread));
     }
 
-    /// Stops the heartbeat thread (seats stay held until their leases end).
+    /// Stops the heartbeat thread promptly, interrupting a heartbeat in
+    /// progress (seats stay held until their leases end).
     pub fn stop_heartbeats(&self) {
-        let taken = self
-            .heartbeats
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
-        if let Some((stop, thread)) = taken {
-            stop.store(true, Ordering::SeqCst);
-            let _ = thread.join();
+        let taken = lock(&self.shared.heartbeats).take();
+        if let Some(thread) = taken {
+            thread.stop(&self.shared.cancel);
         }
     }
 
-    fn heartbeat_loop(&self, stop: &AtomicBool) {
-        let mut next = Instant::now();
-        while !stop.load(Ordering::SeqCst) {
-            if Instant::now() >= next {
-                let interval = self.heartbeat_round();
-                next = Instant::now() + interval;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+    /// Makes every blocking call in progress on this client, in any
+    /// thread (the heartbeat thread's included), return
+    /// [`ClientError::Cancelled`] promptly. Calls made afterwards work as
+    /// usual. Safe to call from the event sink.
+    pub fn cancel(&self) {
+        self.shared.cancel.cancel();
     }
 
-    /// Heartbeats every held seat once; returns when to do it again.
-    fn heartbeat_round(&self) -> Duration {
-        let mut inner = self.lock();
-        let seats: Vec<Seat> = inner.held.values().cloned().collect();
-        let mut interval = Duration::from_secs(20);
-        for seat in seats {
-            interval = interval.min(seat.lease / 3);
-            let result = inner.call(&Request::Heartbeat {
-                handle: seat.handle.clone(),
-            });
-            match result {
-                Ok(_) => {}
-                Err(ClientError::Denied { code, message, .. }) => {
-                    // A reconnect inside `call` already tried to reclaim; a
-                    // seat the server does not know is gone.
-                    if matches!(code, Some(Code::UnknownHandle) | Some(Code::LicenceGone)) {
-                        inner.lose(&seat.handle, &message);
-                    }
-                }
-                Err(e) => {
-                    log::debug!("heartbeat of {}: {e}", seat.handle);
-                    interval = Duration::from_millis(500);
-                }
-            }
+    /// Stops the heartbeat thread and returns every held seat, walking the
+    /// servers for at most the I/O timeout (at once, if none listens), then
+    /// hangs up. Seats that could not be returned run out their lease on
+    /// the server. Their state becomes [`SeatState::Returned`] either way.
+    pub fn close(&self) -> Result<(), ClientError> {
+        if in_event_sink() {
+            return Err(ClientError::Reentrant);
         }
-        interval.max(Duration::from_millis(200))
-    }
-}
-
-impl Drop for Inner {
-    fn drop(&mut self) {
-        if let Some(conn) = &mut self.conn {
-            let _ = conn.send(&Request::Quit);
-        }
-    }
-}
-
-impl Inner {
-    fn new(config: ClientConfig) -> Inner {
-        Inner {
-            servers: config.servers.clone(),
-            config,
-            conn: None,
-            prefer: None,
-            last_addr: None,
-            held: BTreeMap::new(),
-            on_event: None,
-        }
-    }
-
-    fn emit(&self, event: ClientEvent) {
-        if let Some(sink) = &self.on_event {
-            sink(&event);
-        }
-    }
-
-    fn lose(&mut self, handle: &str, reason: &str) {
-        if self.held.remove(handle).is_some() {
-            self.emit(ClientEvent::Lost {
-                handle: handle.to_string(),
-                reason: reason.to_string(),
-            });
-        }
-    }
-
-    /// Sends a request to the active server, failing over as needed.
-    /// Returns an `OK`, `QUEUED` or `STATUS` line; an `ERR` becomes
-    /// `ClientError::Denied`.
-    fn call(&mut self, request: &Request) -> Result<connection::ReplyLine, ClientError> {
-        let deadline = Instant::now() + self.config.failover_timeout;
-        let mut backoff = Duration::from_millis(100);
-        let mut last_error = ClientError::Unreachable("no server configured".into());
-        loop {
-            if self.conn.is_none() {
-                if let Err(e) = self.connect_active() {
-                    last_error = e;
-                }
-            }
-            let redirected = if let Some(conn) = &mut self.conn {
-                match conn.request(request) {
-                    Ok(line) => {
-                        let moved = take_moved(&mut conn.pushed);
-                        match classify(&line)? {
-                            Verdict::Answer => {
-                                if moved.is_some() {
-                                    // Answered, but the server is handing over:
-                                    // the next request goes to the new one.
-                                    self.conn = None;
-                                    self.prefer = moved;
-                                }
-                                return Ok(line);
-                            }
-                            Verdict::Denied(e) => return Err(e),
-                            Verdict::Elsewhere(active) => {
-                                last_error = ClientError::Unreachable(format!(
-                                    "{} is not active",
-                                    conn.addr
-                                ));
-                                self.conn = None;
-                                self.prefer = active.or(moved);
-                                self.prefer.is_some()
-                            }
-                        }
-                    }
-                    Err(e) => {
-                        log::debug!("{}: {e}", conn.addr);
-                        last_error = e;
-                        self.conn = None;
-                        false
-                    }
-                }
-            } else {
-                false
-            };
-            if Instant::now() >= deadline {
-                return Err(last_error);
-            }
-            if !redirected {
-                std::thread::sleep(backoff);
-                backoff = (backoff * 2).min(Duration::from_secs(2));
-            }
-        }
-    }
-
-    /// Connects to the active server: the one last named as active first,
-    /// then the list in order, following a standby's pointer to the active
-    /// server. Learns peers from greetings and reclaims held seats.
-    fn connect_active(&mut self) -> Result<(), ClientError> {
-        let mut candidates: std::collections::VecDeque<String> =
-            self.prefer.take().into_iter().collect();
-        candidates.extend(self.servers.iter().cloned());
-        let mut tried: Vec<String> = Vec::new();
-        let mut last = ClientError::Unreachable("no server configured".into());
-        while let Some(addr) = candidates.pop_front() {
-            if tried.contains(&addr) {
-                continue;
-            }
-            tried.push(addr.clone());
-            let conn = match Connection::open(&addr, &self.config.identity, self.config.io_timeout)
-            {
-                Ok(c) => c,
-                Err(e) => {
-                    last = e;
-                    continue;
-                }
-            };
-            for learned in [conn.greeting.peer.clone(), conn.greeting.active.clone()]
-                .into_iter()
-                .flatten()
-            {
-                if !self.servers.contains(&learned) {
-                    self.servers.push(learned.clone());
-                    candidates.push_back(learned);
-                }
-            }
-            if conn.greeting.state != "active" && conn.greeting.state != "recovering" {
-                last = ClientError::Unreachable(format!(
-                    "{addr} is {} ({})",
-                    conn.greeting.state, conn.greeting.role
-                ));
-                if let Some(active) = conn.greeting.active.clone() {
-                    candidates.push_front(active);
-                }
-                continue;
-            }
-            if self.last_addr.as_deref() != Some(addr.as_str()) {
-                self.emit(ClientEvent::Moved {
-                    from: self.last_addr.clone(),
-                    to: addr.clone(),
-                });
-                self.last_addr = Some(addr.clone());
-            }
-            self.conn = Some(conn);
-            self.reclaim_all();
-            if self.conn.is_some() {
-                return Ok(());
-            }
-        }
-        Err(last)
-    }
-
-    /// Reclaims every held seat on the current server.
-    fn reclaim_all(&mut self) {
-        let seats: Vec<Seat> = self.held.values().cloned().collect();
-        for seat in seats {
-            let Some(conn) = &mut self.conn else { return };
-            let request = Request::Reclaim {
-                handle: seat.handle.clone(),
-                feature: seat.feature.clone(),
-                version: seat.version.clone(),
-                count: seat.count,
-            };
-            let addr = conn.addr.clone();
-            match conn.request(&request) {
-                Ok(line) => match line.parse() {
-                    Ok(Reply::Ok(_)) => self.emit(ClientEvent::Reclaimed {
+        self.stop_heartbeats();
+        let sh = &self.shared;
+        let timeout = sh.config.io_timeout.min(sh.config.failover_timeout);
+        let outcome = sh.with_session(|session, watch| {
+            let mut outcome = Ok(());
+            let held = sh.seats().held();
+            for seat in held {
+                if outcome.is_ok() {
+                    let checkin = Request::Checkin {
                         handle: seat.handle.clone(),
-                        server: addr,
-                    }),
-                    Ok(Reply::Err { code, message, .. }) => match code {
-                        Some(Code::Standby) | Some(Code::NotActive) | Some(Code::ShuttingDown) => {
-                            // Not the server to reclaim on; the next call moves on.
-                            self.conn = None;
-                            return;
-                        }
-                        _ => self.lose(&seat.handle, &message),
-                    },
-                    _ => {}
-                },
-                Err(_) => {
-                    self.conn = None;
-                    return;
+                    };
+                    match session.call(sh, &checkin, timeout, watch) {
+                        Ok(_) | Err(ClientError::Denied { .. }) => {}
+                        Err(e) => outcome = Err(e),
+                    }
                 }
+                sh.seats().returned(&seat.handle);
             }
-        }
+            session.hang_up();
+            outcome
+        });
+        outcome
     }
 }
 
-/// What a reply means for the caller of `call`.
-enum Verdict {
-    Answer,
-    Denied(ClientError),
-    /// Ask another server (the one named, if any).
-    Elsewhere(Option<String>),
-}
-
-fn classify(line: &connection::ReplyLine) -> Result<Verdict, ClientError> {
-    Ok(match line.parse()? {
-        Reply::Err {
-            code,
-            code_text,
-            message,
-            line,
-        } => match code {
-            Some(Code::Standby) | Some(Code::NotActive) | Some(Code::ShuttingDown) => {
-                Verdict::Elsewhere(line.get("active").map(str::to_string))
-            }
-            _ => Verdict::Denied(ClientError::Denied {
-                code,
-                code_text,
-                message,
-            }),
-        },
-        _ => Verdict::Answer,
-    })
-}
-
-/// Takes a `* MOVED active=ADDR` line out of the pushed lines, if any.
-fn take_moved(pushed: &mut Vec<String>) -> Option<String> {
-    let i = pushed.iter().position(|l| l.starts_with("* MOVED"))?;
-    let line = pushed.remove(i);
-    line::parse(&line).ok()?.get("active").map(str::to_string)
+fn parse_status(line: &str) -> Result<StatusReport, ClientError> {
+    match Reply::parse(line).map_err(ClientError::Protocol)? {
+        Reply::Status(json) => serde_json::from_str(json)
+            .map_err(|e| ClientError::Protocol(format!("status JSON: {e}"))),
+        other => Err(ClientError::Protocol(format!(
+            "unexpected reply to STATUS: {other:?}"
+        ))),
+    }
 }
 
 fn seat_from_reply(
@@ -678,15 +667,13 @@ fn seat_from_fields(
     let handle = parsed
         .get("handle")
         .ok_or_else(|| ClientError::Protocol("grant without a handle".into()))?;
-    let lease_ms: u64 = parsed
-        .get("lease_ms")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(60_000);
     Ok(Seat {
         handle: handle.to_string(),
         feature: feature.to_string(),
         version: version.clone(),
         count,
-        lease: Duration::from_millis(lease_ms),
+        lease: session::lease_of(parsed).unwrap_or(Duration::from_secs(60)),
+        pool: parsed.get("pool").unwrap_or("").to_string(),
+        expires: parsed.get("expires").unwrap_or("").to_string(),
     })
 }

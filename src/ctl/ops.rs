@@ -1,104 +1,19 @@
 //! Operator commands that talk to a running server: checkout, checkin,
 //! status, remove, reread, down, rotate-log.
 
+use super::common::{self, Common};
 use super::{EXIT_DENIED, EXIT_ERROR};
-use crate::client::{
-    parse_server_list, Client, ClientConfig, ClientError, ClientEvent, Identity, SERVERS_ENV,
-};
+use crate::client::ClientError;
+use crate::ledger::SeatSelector;
 use crate::licence::Version;
-use crate::protocol::{Request, StatusReport};
+use crate::protocol::{line, Request};
 use std::ffi::OsString;
 use std::io::Write;
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// The server list when neither `--server` nor `FLOATD_SERVERS` is given.
-const DEFAULT_SERVER: &str = "127.0.0.1:27000";
-
-/// Options every operator command takes.
-struct Common {
-    servers: Vec<String>,
-    identity: Identity,
-    admin_token_file: Option<PathBuf>,
-    timeout: Duration,
-}
-
-impl Common {
-    fn client(&self) -> Client {
-        let mut config = ClientConfig::new(self.servers.clone(), self.identity.clone());
-        config.failover_timeout = self.timeout;
-        Client::new(config)
-    }
-
-    fn admin_token(&self) -> Result<Option<String>, String> {
-        match &self.admin_token_file {
-            None => Ok(None),
-            Some(path) => std::fs::read_to_string(path)
-                .map(|t| Some(t.lines().next().unwrap_or("").trim().to_string()))
-                .map_err(|e| format!("admin token file {}: {e}", path.display())),
-        }
-    }
-}
-
-/// Parses the common options out of `args`, leaving the rest.
-fn common(args: Vec<OsString>) -> Result<(Common, Vec<OsString>), String> {
-    let mut servers = std::env::var(SERVERS_ENV)
-        .ok()
-        .map(|s| parse_server_list(&s));
-    let mut identity = Identity::from_environment();
-    let mut admin_token_file = std::env::var_os("FLOATD_ADMIN_TOKEN_FILE").map(PathBuf::from);
-    let mut timeout = Duration::from_secs(30);
-    let mut rest = Vec::new();
-    let mut iter = args.into_iter();
-    while let Some(arg) = iter.next() {
-        let text = arg.to_string_lossy().to_string();
-        let (name, inline) = match text.split_once('=') {
-            Some((n, v)) if n.starts_with("--") => (n.to_string(), Some(v.to_string())),
-            _ => (text.clone(), None),
-        };
-        let mut value = || -> Result<String, String> {
-            inline
-                .clone()
-                .or_else(|| iter.next().map(|v| v.to_string_lossy().to_string()))
-                .ok_or_else(|| format!("{name} needs a value"))
-        };
-        match name.as_str() {
-            "--server" => servers = Some(parse_server_list(&value()?)),
-            "--user" => identity.user = value()?,
-            "--host" => identity.host = value()?,
-            "--client" => identity.client = value()?,
-            "--admin-token-file" => admin_token_file = Some(value()?.into()),
-            "--timeout" => {
-                let v = value()?;
-                timeout = Duration::from_secs_f64(
-                    v.parse::<f64>()
-                        .ok()
-                        .filter(|s| s.is_finite() && *s >= 0.0)
-                        .ok_or_else(|| format!("--timeout {v:?}: expected seconds"))?,
-                );
-            }
-            _ => rest.push(arg),
-        }
-    }
-    let servers = servers
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| vec![DEFAULT_SERVER.to_string()]);
-    Ok((
-        Common {
-            servers,
-            identity,
-            admin_token_file,
-            timeout,
-        },
-        rest,
-    ))
-}
 
 /// Runs one operator command; returns the exit code.
 pub fn run(command: &str, args: Vec<OsString>) -> i32 {
-    let (common, rest) = match common(args) {
+    let (common, rest) = match common::parse(args) {
         Ok(parsed) => parsed,
         Err(e) => {
             eprintln!("floatctl {command}: {e}");
@@ -107,15 +22,15 @@ pub fn run(command: &str, args: Vec<OsString>) -> i32 {
     };
     let result = match command {
         "checkout" => checkout(&common, rest),
-        "checkin" => one_handle(&common, rest, |h| Request::Checkin { handle: h }, false),
-        "remove" => one_handle(&common, rest, |h| Request::Remove { handle: h }, true),
+        "checkin" => checkin(&common, rest),
+        "remove" => remove(&common, rest),
         "status" => status(&common, rest),
-        "reread" => admin(&common, rest, Request::Reread).and_then(reread_done),
-        "rotate-log" => admin(&common, rest, Request::RotateLog).map(print_detail),
+        "reread" => admin(&common, rest, Request::Reread),
+        "rotate-log" => admin(&common, rest, Request::RotateLog),
         "down" => {
             let release = rest.iter().any(|a| a == "--release");
             let rest = rest.into_iter().filter(|a| a != "--release").collect();
-            admin(&common, rest, Request::Down { release }).map(print_detail)
+            admin(&common, rest, Request::Down { release })
         }
         _ => Err(Failure::Usage(format!("unknown command {command}"))),
     };
@@ -124,6 +39,10 @@ pub fn run(command: &str, args: Vec<OsString>) -> i32 {
         Err(Failure::Usage(msg)) => {
             eprintln!("floatctl {command}: {msg}");
             EXIT_ERROR
+        }
+        Err(Failure::Denied(msg)) => {
+            eprintln!("floatctl {command}: {msg}");
+            EXIT_DENIED
         }
         Err(Failure::Client(ClientError::Denied {
             code_text, message, ..
@@ -135,15 +54,14 @@ pub fn run(command: &str, args: Vec<OsString>) -> i32 {
             eprintln!("floatctl {command}: {e}");
             EXIT_ERROR
         }
-        Err(Failure::Skipped) => EXIT_DENIED,
     }
 }
 
 enum Failure {
     Usage(String),
+    /// A refusal found by floatctl itself (exit 1).
+    Denied(String),
     Client(ClientError),
-    /// Said already on stderr.
-    Skipped,
 }
 
 impl From<ClientError> for Failure {
@@ -224,207 +142,196 @@ fn checkout(common: &Common, args: Vec<OsString>) -> Result<(), Failure> {
     let Some(hold) = hold else {
         return Ok(());
     };
-    client.on_event(|event| match event {
-        ClientEvent::Moved {
-            from: Some(from),
-            to,
-        } => {
-            eprintln!("floatctl: server {from} is gone; now served by {to}")
-        }
-        ClientEvent::Moved { from: None, .. } => {}
-        ClientEvent::Reclaimed { handle, server } => {
-            eprintln!("floatctl: seat {handle} kept on {server}")
-        }
-        ClientEvent::Lost { handle, reason } => {
-            eprintln!("floatctl: seat {handle} lost: {reason}")
-        }
-    });
     client.start_heartbeats();
-    let interrupted = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        let _ = signal_hook::flag::register(signal, interrupted.clone());
-    }
     let until = Instant::now() + Duration::from_secs_f64(hold);
-    while Instant::now() < until && !interrupted.load(Ordering::SeqCst) {
+    while Instant::now() < until && !common.interrupted() {
         std::thread::sleep(Duration::from_millis(50));
     }
-    client.stop_heartbeats();
-    if client.held().iter().any(|s| s.handle == seat.handle) {
-        client.checkin(&seat.handle)?;
+    // Return the seats: at once when no server listens; a seat not
+    // returned runs out its lease on the server.
+    if let Err(e) = client.close() {
+        eprintln!(
+            "floatctl checkout: seat {} not returned ({e}); it returns when its lease runs out",
+            crate::ledger::seat_id(&seat.handle)
+        );
+        return Err(Failure::Client(e));
     }
     Ok(())
 }
 
-fn one_handle(
-    common: &Common,
-    args: Vec<OsString>,
-    make: impl Fn(String) -> Request,
-    is_admin: bool,
-) -> Result<(), Failure> {
+fn checkin(common: &Common, args: Vec<OsString>) -> Result<(), Failure> {
     let [handle] = &args[..] else {
-        return Err(Failure::Usage("takes exactly one HANDLE".into()));
+        return Err(Failure::Usage("usage: floatctl checkin HANDLE".into()));
     };
-    let request = make(handle.to_string_lossy().to_string());
-    let client = common.client();
-    if is_admin {
-        let token = common.admin_token().map_err(Failure::Usage)?;
-        client.admin(&request, token.as_deref())?;
-    } else if let Request::Checkin { handle } = &request {
-        client.checkin(handle)?;
+    common
+        .client()
+        .checkin(&handle.to_string_lossy())
+        .map_err(Failure::from)
+}
+
+/// `remove SEAT` or `remove FEATURE --user U --host H`; says what it did.
+fn remove(common: &Common, args: Vec<OsString>) -> Result<(), Failure> {
+    const USAGE: &str =
+        "usage: floatctl remove SEAT | floatctl remove FEATURE --user NAME --host NAME";
+    let [target] = &args[..] else {
+        return Err(Failure::Usage(USAGE.into()));
+    };
+    let target = target.to_string_lossy().to_string();
+    if target.starts_with('-') {
+        return Err(Failure::Usage(format!("unknown option {target}\n{USAGE}")));
     }
+    let seats = match (&common.user_given, &common.host_given) {
+        (None, None) => SeatSelector::Seat(target),
+        (Some(user), Some(host)) => SeatSelector::Holder {
+            feature: target,
+            user: user.clone(),
+            host: host.clone(),
+        },
+        _ => {
+            return Err(Failure::Usage(format!(
+                "a holder is named by both --user and --host\n{USAGE}"
+            )))
+        }
+    };
+    let token = common.admin_token().map_err(Failure::Usage)?;
+    let reply = common
+        .client()
+        .admin(&Request::Remove { seats }, token.as_deref())?;
+    let fields = line::parse(&reply).map_err(|e| ClientError::Protocol(e.to_string()))?;
+    let get = |k: &str| fields.get(k).unwrap_or("?");
+    let n: u64 = get("removed").parse().unwrap_or(0);
+    println!(
+        "removed {n} seat{} of {} from {}@{}",
+        if n == 1 { "" } else { "s" },
+        get("feature"),
+        get("user"),
+        get("host")
+    );
     Ok(())
 }
 
-/// Sends an admin request; returns the server's reply.
-fn admin(common: &Common, args: Vec<OsString>, request: Request) -> Result<String, Failure> {
+/// An admin request to the server named (the first of the list that
+/// answers, whatever its role); prints what the server did.
+fn admin(common: &Common, args: Vec<OsString>, request: Request) -> Result<(), Failure> {
     if let Some(extra) = args.first() {
         return Err(Failure::Usage(format!("unexpected argument {extra:?}")));
     }
     let token = common.admin_token().map_err(Failure::Usage)?;
-    // Reread, down and rotate-log concern the server named: the first of
-    // the list that answers, whatever its role.
     let client = common.client();
     let mut result = Err(ClientError::Unreachable("no server given".into()));
-    for server in &common.servers {
-        result = client.admin_at(server, &request, token.as_deref());
+    let mut server = "";
+    for s in &common.servers {
+        server = s;
+        result = client.admin_at(s, &request, token.as_deref());
         if !matches!(result, Err(ClientError::Unreachable(_))) {
             break;
         }
     }
-    Ok(result?)
-}
-
-/// Prints what an admin reply says besides `OK`.
-fn print_detail(reply: String) {
-    let detail = reply.trim_start_matches("OK").trim();
-    if !detail.is_empty() {
-        println!("{detail}");
+    let reply = result?;
+    let fields = line::parse(&reply).map_err(|e| ClientError::Protocol(e.to_string()))?;
+    println!("{}", admin_done(&request, server, &fields));
+    if matches!(request, Request::Reread) {
+        reread_skipped(&fields)?;
     }
+    Ok(())
 }
 
-/// After a reread: what is served on stdout; the broken licence lines the
-/// server skipped, one a line on stderr, make the command fail (the
-/// reread itself took effect).
-fn reread_done(reply: String) -> Result<(), Failure> {
-    let Ok(line) = crate::protocol::line::parse(&reply) else {
-        print_detail(reply);
-        return Ok(());
-    };
-    let served: Vec<String> = line
-        .fields
-        .iter()
-        .filter(|(k, _)| *k != "skip" && *k != "skipped")
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect();
-    println!("{}", served.join(" "));
-    let skipped: usize = line
-        .get("skipped")
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0);
+/// A reread took effect, but the broken licence lines the server skipped
+/// (`skip=` fields) make the command fail, each named on stderr.
+fn reread_skipped(ok: &line::Line) -> Result<(), Failure> {
+    let skipped: usize = ok.get("skipped").and_then(|n| n.parse().ok()).unwrap_or(0);
     if skipped == 0 {
         return Ok(());
     }
-    eprintln!(
-        "floatctl reread: the server serves {} pool(s), but skipped {skipped} broken licence \
-         line(s) or file(s); seats they served stay out, new checkouts of them are refused:",
-        line.get("pools").unwrap_or("?")
+    let mut message = format!(
+        "the server skipped {skipped} broken licence line(s) or file(s); seats they served \
+         stay out, new checkouts of them are refused:"
     );
-    for (key, why) in &line.fields {
+    for (key, why) in &ok.fields {
         if *key == "skip" {
-            eprintln!("  {why}");
+            message.push_str(&format!("\n  {why}"));
         }
     }
-    Err(Failure::Skipped)
+    Err(Failure::Denied(message))
+}
+
+/// What an admin request did, in words, from the server's `OK` line.
+fn admin_done(request: &Request, server: &str, ok: &line::Line) -> String {
+    match request {
+        Request::Reread => format!(
+            "server at {server} reread its licences: serving {} pool(s){}",
+            ok.get("pools").unwrap_or("?"),
+            ok.get("options")
+                .map(|o| format!(", options from {o}"))
+                .unwrap_or_default()
+        ),
+        Request::RotateLog => format!(
+            "server at {server} rotated its report log to {}",
+            ok.get("rotated").unwrap_or("?")
+        ),
+        Request::Down { release: true } => {
+            format!("server at {server} is returning every seat and shutting down")
+        }
+        Request::Down { release: false } => format!("server at {server} is shutting down"),
+        other => format!("server at {server} did {}", other.to_line().trim_end()),
+    }
 }
 
 fn status(common: &Common, args: Vec<OsString>) -> Result<(), Failure> {
-    let json = match &args[..] {
-        [] => false,
-        [flag] if flag == "--json" => true,
-        _ => return Err(Failure::Usage("usage: floatctl status [--json]".into())),
+    let mut json = false;
+    let mut all = false;
+    let mut features = Vec::new();
+    for arg in args {
+        match arg.to_string_lossy().as_ref() {
+            "--json" => json = true,
+            "--all" => all = true,
+            other if other.starts_with('-') => {
+                return Err(Failure::Usage(format!(
+                    "unknown option {other}\nusage: floatctl status [FEATURE]... [--all] [--json]"
+                )))
+            }
+            other => features.push(other.to_string()),
+        }
+    }
+    let mut report = if all {
+        // Every holder: an admin request (its cost is the admin's call).
+        let token = common.admin_token().map_err(Failure::Usage)?;
+        let line = common
+            .client()
+            .admin(&Request::StatusAll, token.as_deref())?;
+        let json = line.strip_prefix("STATUS ").unwrap_or(&line);
+        serde_json::from_str(json)
+            .map_err(|e| ClientError::Protocol(format!("status JSON: {e}")))?
+    } else {
+        common.client().status()?
     };
-    let report = common.client().status()?;
+    let missing: Vec<&String> = features
+        .iter()
+        .filter(|name| !report.features.iter().any(|f| &f.name == *name))
+        .collect();
+    if !features.is_empty() {
+        report.features.retain(|f| features.contains(&f.name));
+    }
     if json {
         println!(
             "{}",
             serde_json::to_string_pretty(&report).expect("status serialises")
         );
     } else {
-        print!("{}", render_status(&report));
-    }
-    Ok(())
-}
-
-/// The human-readable status table.
-pub fn render_status(report: &StatusReport) -> String {
-    use std::fmt::Write as _;
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "server {} ({}, {}, epoch {}), up {}s, {} connection(s), lease {}s",
-        report.server,
-        report.role,
-        report.state,
-        report.epoch,
-        report.uptime_secs,
-        report.connections,
-        report.lease_secs
-    );
-    for s in &report.servers {
-        let contact = s
-            .last_contact_ms
-            .map(|ms| format!(", last contact {ms} ms ago"))
-            .unwrap_or_default();
-        let lag = s.lag.map(|l| format!(", lag {l}")).unwrap_or_default();
-        let rtt = s
-            .rtt_ms
-            .map(|r| format!(", round trip {r} ms"))
-            .unwrap_or_default();
-        let _ = writeln!(
-            out,
-            "  {} {}: {} (epoch {}){contact}{lag}{rtt}",
-            s.role, s.addr, s.state, s.epoch
+        print!(
+            "{}",
+            super::view::render_status(&report, crate::civil::unix_now_secs())
         );
     }
-    if let Some(w) = &report.witness {
-        let _ = writeln!(
-            out,
-            "  witness {}: {}, records {} active at epoch {}{}",
-            w.addr,
-            w.state,
-            if w.active.is_empty() {
-                "nobody"
-            } else {
-                &w.active
-            },
-            w.epoch,
-            w.stale_since
-                .map(|n| format!(", standby stale since entry {n}"))
-                .unwrap_or_default()
-        );
+    match missing.as_slice() {
+        [] => Ok(()),
+        names => Err(Failure::Denied(format!(
+            "no licence served for {}",
+            names
+                .iter()
+                .map(|n| format!("{n:?}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
     }
-    for alert in &report.alerts {
-        let _ = writeln!(out, "  ALERT: {alert}");
-    }
-    let _ = writeln!(
-        out,
-        "{:<16} {:<8} {:>9} {:>7} {:>6} {:<11} {:<6}",
-        "FEATURE", "VERSION", "COUNT", "IN USE", "QUEUE", "EXPIRES", "SHARE"
-    );
-    for f in &report.features {
-        let count = f.count.map_or("uncounted".to_string(), |c| c.to_string());
-        let _ = writeln!(
-            out,
-            "{:<16} {:<8} {:>9} {:>7} {:>6} {:<11} {:<6}",
-            f.name, f.version, count, f.in_use, f.queue, f.expires, f.share
-        );
-        for h in &f.holders {
-            let _ = writeln!(
-                out,
-                "    {} {}@{} x{} for {}s (returns in {}s)",
-                h.handle, h.user, h.host, h.count, h.age_secs, h.returns_in_secs
-            );
-        }
-    }
-    out
 }

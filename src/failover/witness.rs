@@ -219,17 +219,29 @@ impl Witness {
     }
 }
 
-/// Runs the witness until killed.
-pub fn run(config: &Config) -> Result<(), String> {
+/// Runs the witness until SIGTERM or SIGINT (SIGHUP: nothing to reread).
+pub fn run(config: &Config) -> Result<(), crate::server::RunError> {
+    use crate::server::RunError;
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    use std::sync::{atomic::AtomicBool, atomic::Ordering::SeqCst, Arc};
+    let config_error = |e: &str| RunError::Config(e.to_string());
     let listen = config
         .peer_listen
         .as_ref()
-        .ok_or("--role witness needs --peer-listen ADDR:PORT")?;
+        .ok_or_else(|| config_error("--role witness needs --peer-listen ADDR:PORT"))?;
     let secret_path = config
         .peer_secret_file
         .as_ref()
-        .ok_or("--role witness needs --peer-secret-file FILE")?;
-    let secret = crate::sys::read_secret(secret_path)?;
+        .ok_or_else(|| config_error("--role witness needs --peer-secret-file FILE"))?;
+    let secret = crate::sys::read_secret(secret_path).map_err(RunError::Config)?;
+    let (stop, reread) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicBool::new(false)),
+    );
+    for (signal, flag) in [(SIGTERM, &stop), (SIGINT, &stop), (SIGHUP, &reread)] {
+        signal_hook::flag::register(signal, flag.clone())
+            .map_err(|e| RunError::Other(format!("signal handler: {e}")))?;
+    }
     let listener = crate::net::resolve(listen)
         .and_then(|addrs| std::net::TcpListener::bind(addrs.as_slice()))
         .map_err(|e| crate::server::listen_error("for the pair", listen, &e, "--peer-listen"))?;
@@ -245,6 +257,16 @@ pub fn run(config: &Config) -> Result<(), String> {
     notifier.ready(format!("witness on {local}"));
     let wait = notifier.ping_every().unwrap_or(TICK).min(TICK);
     loop {
+        if stop.load(SeqCst) {
+            log::info!("witness stopping (SIGTERM or SIGINT)");
+            notifier.stopping();
+            break;
+        }
+        if reread.swap(false, SeqCst) {
+            log::info!(
+                "SIGHUP: nothing to reread (a witness has no licences or options); carrying on"
+            );
+        }
         witness.tick(Instant::now());
         let event = match events.recv_timeout(wait) {
             Ok(event) => Some(event),

@@ -12,6 +12,7 @@
 
 mod event;
 mod handle;
+mod holders;
 mod merge;
 pub mod per_client;
 pub mod policy;
@@ -19,6 +20,7 @@ mod pools;
 
 pub use event::{Denial, Event, Grant, Reason, Record, Return};
 pub use handle::{Entropy, HandleClaim, HandleKey, SeededEntropy, HANDLE_ID_BYTES, MAX_HANDLE_LEN};
+pub use holders::{looks_like_seat_id, seat_id, SeatHolder, SeatSelector, SEAT_ID_LEN};
 use merge::ReturnedSeats;
 pub use merge::{Merge, MergeOutcome, Returned};
 pub use policy::Options;
@@ -459,7 +461,8 @@ impl Ledger {
         self.queues.get(feature).map_or(0, |q| q.len())
     }
 
-    /// Renews a seat's lease.
+    /// Renews a seat's lease, whoever asks (replay, tests): clients go
+    /// through [`Ledger::heartbeat_by`], which checks the holder.
     pub fn heartbeat(&mut self, handle: &str, now: Now) -> Result<Duration, Refusal> {
         match self.seats.get_mut(handle) {
             Some(seat) if !seat.checked_in => {
@@ -471,7 +474,8 @@ impl Ledger {
         }
     }
 
-    /// A client returns a seat. min_checkout may keep it out a while longer.
+    /// Returns a seat, whoever asks: clients go through
+    /// [`Ledger::checkin_by`]. min_checkout may keep it out a while longer.
     pub fn checkin(&mut self, handle: &str, now: Now) -> Result<CheckinOutcome, Refusal> {
         let seat = match self.seats.get_mut(handle) {
             Some(seat) if !seat.checked_in => seat,
@@ -513,10 +517,9 @@ impl Ledger {
                 && g.host == request.host
                 && g.client == request.client;
             if !same || seat.checked_in {
-                return Outcome::Denied(Refusal::new(
-                    Code::BadHandle,
-                    "the handle is held here for a different grant",
-                ));
+                // Worded as for a handle never seen: a stranger learns
+                // nothing of seats held here.
+                return Outcome::Denied(bad_handle());
             }
             seat.lease_until = now.mono + Duration::from_millis(seat.grant.lease_ms);
             return Outcome::Granted(seat.grant.clone());
@@ -534,10 +537,7 @@ impl Ledger {
             client: &request.client,
         };
         if handle.len() > MAX_HANDLE_LEN || !self.handle_key.verify(handle, &claim) {
-            return Outcome::Denied(Refusal::new(
-                Code::BadHandle,
-                "the handle was not issued for this grant by this server or its peer",
-            ));
+            return Outcome::Denied(bad_handle());
         }
         match self.try_grant(request, Some(handle), GrantRules::Reclaim, now) {
             Ok(grant) => Outcome::Granted(grant),
@@ -1059,6 +1059,13 @@ enum GrantRules {
     QueueHead,
     /// A proven handle coming back: only the seat count applies.
     Reclaim,
+}
+
+fn bad_handle() -> Refusal {
+    Refusal::new(
+        Code::BadHandle,
+        "the handle was not issued for this grant by this server or its peer",
+    )
 }
 
 fn unknown_handle() -> Refusal {

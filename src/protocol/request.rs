@@ -2,7 +2,7 @@
 //! The wire format is documented in docs/PROTOCOL.md.
 
 use super::line::{self, LineBuilder};
-use crate::ledger::MAX_HANDLE_LEN;
+use crate::ledger::{SeatSelector, MAX_HANDLE_LEN};
 use crate::licence::Version;
 
 /// The protocol version this build speaks.
@@ -48,11 +48,14 @@ pub enum Request {
         count: u32,
     },
     Status,
+    /// `STATUS holders=all` (admin): every holder of every pool listed.
+    StatusAll,
     Ping,
     Quit,
     // Admin requests.
+    /// `REMOVE HANDLE_OR_SEAT_ID` or `REMOVE feature=F user=U host=H`.
     Remove {
-        handle: String,
+        seats: SeatSelector,
     },
     Reread,
     /// Shut down; with `release`, return every seat first (decommissioning:
@@ -68,7 +71,11 @@ impl Request {
     pub fn is_admin(&self) -> bool {
         matches!(
             self,
-            Request::Remove { .. } | Request::Reread | Request::Down { .. } | Request::RotateLog
+            Request::Remove { .. }
+                | Request::Reread
+                | Request::Down { .. }
+                | Request::RotateLog
+                | Request::StatusAll
         )
     }
 
@@ -81,13 +88,17 @@ impl Request {
             "CHECKOUT" => &["version", "count", "wait"],
             "RECLAIM" => &["feature", "version", "count"],
             "DOWN" => &["release"],
+            "REMOVE" => &["feature", "user", "host"],
+            "STATUS" => &["holders"],
             _ => &[],
         };
         if let Some((key, _)) = l.fields.iter().find(|(k, _)| !known.contains(k)) {
             return Err(format!("{verb} takes no field {key:?}"));
         }
         let positionals = match verb.as_str() {
-            "CHECKOUT" | "HEARTBEAT" | "CHECKIN" | "RECLAIM" | "REMOVE" | "AUTH" => 1,
+            "CHECKOUT" | "HEARTBEAT" | "CHECKIN" | "RECLAIM" | "AUTH" => 1,
+            // A seat by id or handle, or (by fields) a holder's seats.
+            "REMOVE" if l.fields.is_empty() => 1,
             _ => 0,
         };
         if l.args.len() != positionals {
@@ -126,10 +137,23 @@ impl Request {
                 version: version(l.get("version"))?,
                 count: count(l.get("count"))?,
             },
-            "STATUS" => Request::Status,
+            "STATUS" => match l.get("holders") {
+                None => Request::Status,
+                Some("all") => Request::StatusAll,
+                Some(other) => return Err(format!("holders={other:?}: expected all")),
+            },
             "PING" => Request::Ping,
             "QUIT" => Request::Quit,
-            "REMOVE" => Request::Remove { handle: handle()? },
+            "REMOVE" if l.args.is_empty() => Request::Remove {
+                seats: SeatSelector::Holder {
+                    feature: name("feature", l.get("feature").unwrap_or(""))?,
+                    user: name("user", l.get("user").unwrap_or(""))?,
+                    host: name("host", l.get("host").unwrap_or(""))?,
+                },
+            },
+            "REMOVE" => Request::Remove {
+                seats: SeatSelector::Seat(handle()?),
+            },
             "REREAD" => Request::Reread,
             "DOWN" => Request::Down {
                 release: yes_no("release", l.get("release"))?,
@@ -182,9 +206,23 @@ impl Request {
                 .field("version", version)
                 .field("count", count),
             Request::Status => LineBuilder::new("STATUS"),
+            Request::StatusAll => LineBuilder::new("STATUS").field("holders", "all"),
             Request::Ping => LineBuilder::new("PING"),
             Request::Quit => LineBuilder::new("QUIT"),
-            Request::Remove { handle } => LineBuilder::new("REMOVE").arg(handle),
+            Request::Remove {
+                seats: SeatSelector::Seat(seat),
+            } => LineBuilder::new("REMOVE").arg(seat),
+            Request::Remove {
+                seats:
+                    SeatSelector::Holder {
+                        feature,
+                        user,
+                        host,
+                    },
+            } => LineBuilder::new("REMOVE")
+                .field("feature", feature)
+                .field("user", user)
+                .field("host", host),
             Request::Reread => LineBuilder::new("REREAD"),
             Request::Down { release: false } => LineBuilder::new("DOWN"),
             Request::Down { release: true } => LineBuilder::new("DOWN").field("release", "yes"),
@@ -267,10 +305,18 @@ mod tests {
                 count: 1,
             },
             Request::Status,
+            Request::StatusAll,
             Request::Ping,
             Request::Quit,
             Request::Remove {
-                handle: "h.x".into(),
+                seats: SeatSelector::Seat("h.x".into()),
+            },
+            Request::Remove {
+                seats: SeatSelector::Holder {
+                    feature: "cad".into(),
+                    user: "Ada Lovelace".into(),
+                    host: "ws1".into(),
+                },
             },
             Request::Reread,
             Request::Down { release: false },
@@ -312,6 +358,9 @@ mod tests {
             "HEARTBEAT",
             "HEARTBEAT a b",
             "STATUS now",
+            "REMOVE",
+            "REMOVE feature=cad user=alice",
+            "REMOVE h.x user=alice",
         ] {
             assert!(Request::parse(bad).is_err(), "{bad}");
         }

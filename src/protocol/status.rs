@@ -1,6 +1,11 @@
 //! The status report: what `STATUS`, `floatctl status --json` and the
 //! HTTP `/status.json` show. One type, serialised by the server and read
 //! back by the tools, so both sides agree on every field.
+//!
+//! Anybody may ask for it (STATUS needs no HELLO), so it holds nothing
+//! secret: seats appear under their public seat id, never their handle.
+//! Fields are documented in docs/OPERATIONS.md; later releases add fields
+//! and never rename or remove one.
 
 use serde::{Deserialize, Serialize};
 
@@ -46,16 +51,29 @@ pub struct FeatureStatus {
     pub share: String,
     /// Checkouts waiting for this feature (shared by its pools).
     pub queue: usize,
+    /// The longest-held seats, at most a fixed number (the report's size
+    /// is bounded whatever the number of seats out).
     pub holders: Vec<Holder>,
+    /// Holders (checkouts) of the pool not listed in `holders`.
+    #[serde(default)]
+    pub more_holders: u64,
 }
 
+/// One checkout holding seats of a pool.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Holder {
-    pub handle: String,
+    /// The seat's public id (`floatctl remove ID`); the handle stays secret.
+    pub seat: String,
     pub user: String,
     pub host: String,
     pub client: String,
     pub count: u32,
+    /// The version the client asked for (`0.0`: any).
+    #[serde(default)]
+    pub version: String,
+    /// When the seat was granted, Unix time in seconds (by wall clock).
+    #[serde(default)]
+    pub granted_at: u64,
     /// Seconds since the seat was granted (by wall clock).
     pub age_secs: u64,
     /// Seconds until the seat returns unless renewed.

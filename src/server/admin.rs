@@ -1,10 +1,36 @@
-//! Admin access: the token that lets a remote operator make admin requests.
+//! Admin access: the token that lets a remote operator make admin
+//! requests, and what the server says about seats an operator removed.
 
+use crate::ledger::{seat_id, Grant};
+use crate::protocol::reply;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::time::{Duration, Instant};
+
+/// Logs a removal and answers it: `OK removed=SEATS feature=F user=U
+/// host=H` (one feature, user and host: a removal names one seat, or one
+/// holder's seats of one feature), with `seat=ID` when it was one seat.
+pub fn removed(grants: &[Grant], operator: SocketAddr) -> String {
+    let first = grants.first().expect("a removal removes at least one seat");
+    let seats: u64 = grants.iter().map(|g| u64::from(g.count)).sum();
+    let ids: Vec<String> = grants.iter().map(|g| seat_id(&g.handle)).collect();
+    log::info!(
+        "operator at {operator} removed {seats} seat(s) of {} from {}@{} (seat {})",
+        first.feature,
+        first.user,
+        first.host,
+        ids.join(", ")
+    );
+    reply::ok()
+        .field("removed", seats)
+        .field("feature", &first.feature)
+        .field("user", &first.user)
+        .field("host", &first.host)
+        .field_opt("seat", (grants.len() == 1).then(|| &ids[0]))
+        .finish()
+}
 
 /// Compares a presented token with the expected one in constant time
 /// (over digests, so the length does not leak either).

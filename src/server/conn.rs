@@ -3,7 +3,7 @@
 //! apart so requests can be handled (and tested) without a socket.
 
 use super::output::Output;
-use crate::ledger::CheckoutRequest;
+use crate::ledger::{CheckoutRequest, SeatHolder};
 use crate::licence::Version;
 use crate::protocol::MAX_LINE;
 use mio::net::TcpStream;
@@ -40,6 +40,15 @@ impl Session {
             host: self.host,
             client: self.client,
             wait,
+        }
+    }
+
+    /// This session as the holder of seats (heartbeat, checkin).
+    pub fn holder(&self) -> SeatHolder<'_> {
+        SeatHolder {
+            client: &self.client,
+            user: &self.user,
+            host: &self.host,
         }
     }
 }

@@ -142,6 +142,8 @@ pub struct Core {
     pub(super) handover_until: Option<Instant>,
     /// Checkouts, reclaims and denials, for /metrics.
     pub counters: super::metrics::Counters,
+    /// Seats in use over time, for the status page's chart.
+    pub history: super::history::History,
 }
 
 impl Core {
@@ -177,6 +179,7 @@ impl Core {
             journal_failure_logged: false,
             handover_until: None,
             counters: Default::default(),
+            history: Default::default(),
         }
     }
 
@@ -443,10 +446,20 @@ impl Core {
             return;
         }
         self.records_since_snapshot += records.len() as u64;
+        self.note_history(&records);
         if let Some(p) = &self.pair {
             let _ = p.tx.send(ToWatchdog::Records(records.clone()));
         }
         self.journal.append(records);
+    }
+
+    /// Tells the usage history (the page's chart) about records made or
+    /// applied here.
+    pub(super) fn note_history(&mut self, records: &[crate::ledger::Record]) {
+        let ledger = &self.ledger;
+        let unix = crate::civil::unix_now_secs();
+        self.history
+            .note(records, unix, |f| super::history::level_of(ledger, f));
     }
 
     pub(super) fn tell_watchdog(&self, msg: ToWatchdog) {

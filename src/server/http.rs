@@ -5,6 +5,7 @@
 //! | --- | --- |
 //! | `GET /` | one self-contained HTML page (inline CSS and JS) that refreshes itself |
 //! | `GET /status.json` | the status report that `STATUS` and `floatctl status --json` show |
+//! | `GET /history.json` | seats in use per feature over 24 h and 7 d ([`super::history`]) |
 //! | `GET /metrics` | Prometheus text format ([`super::metrics`]) |
 //!
 //! One request per connection (`Connection: close`). The port gets the
@@ -410,6 +411,12 @@ fn route(path: &str, head: bool, csp: &str, core: &Core, now: Now) -> Vec<u8> {
             json.push(b'\n');
             response(200, "application/json", &[], &json, head)
         }
+        "/history.json" => {
+            let charts = core.history.charts(now.unix);
+            let mut json = serde_json::to_vec(&charts).expect("history serialises");
+            json.push(b'\n');
+            response(200, "application/json", &[], &json, head)
+        }
         "/metrics" => {
             let text = super::metrics::render(core, now);
             response(
@@ -425,7 +432,7 @@ fn route(path: &str, head: bool, csp: &str, core: &Core, now: Now) -> Vec<u8> {
             404,
             "text/plain; charset=utf-8",
             &[],
-            b"not found: try /, /status.json or /metrics\n",
+            b"not found: try /, /status.json, /history.json or /metrics\n",
             head,
         ),
     }

@@ -83,9 +83,6 @@ impl LicenceSource {
         for problem in &served.problems {
             log::warn!("{problem}");
         }
-        for (key, days) in &served.expiring {
-            log::warn!("licence {key} expires in {days} day(s)");
-        }
         for file in &served.files {
             log::info!("serving {}", file.path.display());
         }

@@ -151,13 +151,17 @@ fn render_report(report: &StatusReport, core: &Core, _now: Now) -> String {
         }
     }
     m.family(
-        "floatd_licence_days_left",
+        "floatd_licence_expiry_timestamp_seconds",
         "gauge",
-        "Days of service a pool has left, counting today (permanent pools are not listed).",
+        "When a pool stops serving: the Unix time of the end of its expiry day, UTC (permanent pools are not listed).",
     );
     for f in &report.features {
-        if let Some(days) = f.days_left {
-            m.sample_i("floatd_licence_days_left", &pool_labels(f), days);
+        if let Some(at) = expiry_timestamp(&f.expires) {
+            m.sample_i(
+                "floatd_licence_expiry_timestamp_seconds",
+                &pool_labels(f),
+                at,
+            );
         }
     }
 
@@ -166,13 +170,13 @@ fn render_report(report: &StatusReport, core: &Core, _now: Now) -> String {
     m.family(
         "floatd_checkouts_total",
         "counter",
-        "Seats granted to checkouts (at once or from the queue) since start.",
+        "Checkouts granted (at once or from the queue) since start; one checkout may take several seats.",
     );
     m.sample("floatd_checkouts_total", &[], c.checkouts);
     m.family(
         "floatd_reclaims_total",
         "counter",
-        "Seats granted to reclaims (a client moving its handle to this server) since start.",
+        "Reclaims granted (a client moving its handle to this server) since start.",
     );
     m.sample("floatd_reclaims_total", &[], c.reclaims);
     m.family(
@@ -294,6 +298,13 @@ fn render_report(report: &StatusReport, core: &Core, _now: Now) -> String {
     m.out
 }
 
+/// The first second a pool expiring on `date` (`YYYY-MM-DD`) no longer
+/// serves: the end of that day, UTC. `None` for `permanent`.
+fn expiry_timestamp(date: &str) -> Option<i64> {
+    let day = crate::civil::Date::parse(date)?;
+    Some((day.days_since_epoch() + 1) * 86_400)
+}
+
 fn pool_labels(f: &crate::protocol::status::FeatureStatus) -> Vec<(&'static str, &str)> {
     vec![
         ("feature", f.name.as_str()),
@@ -361,6 +372,13 @@ pub fn escape_label(v: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn expiry_is_the_end_of_the_day_utc() {
+        assert_eq!(expiry_timestamp("1970-01-01"), Some(86_400));
+        assert_eq!(expiry_timestamp("2027-12-31"), Some(1_830_297_600));
+        assert_eq!(expiry_timestamp("permanent"), None);
+    }
 
     #[test]
     fn label_values_are_escaped() {

@@ -13,6 +13,7 @@ pub mod conn;
 pub mod core;
 pub mod event_loop;
 pub mod gate;
+pub mod history;
 pub mod http;
 pub mod licences;
 pub mod metrics;
@@ -44,8 +45,28 @@ use std::path::Path;
 /// The client port when neither `--port` nor the licence names one.
 pub const DEFAULT_PORT: u16 = 27000;
 
+/// Exit status of a server that stopped because its configuration cannot
+/// work (flags, config file, licences, options, secrets): EX_CONFIG of
+/// sysexits.h. The systemd units do not restart it (`RestartPreventExitStatus=`).
+pub const EXIT_CONFIG: i32 = 78;
+
+/// Why `run` failed.
+#[derive(Debug)]
+pub enum RunError {
+    /// The configuration cannot work: restarting will not help.
+    Config(String),
+    /// Anything else (state directory, ports, journal, I/O).
+    Other(String),
+}
+
+impl From<String> for RunError {
+    fn from(e: String) -> RunError {
+        RunError::Other(e)
+    }
+}
+
 /// Starts the server and serves until it is shut down.
-pub fn run(config: Config) -> Result<(), String> {
+pub fn run(config: Config) -> Result<(), RunError> {
     if config.role == Role::Witness {
         return crate::failover::witness::run(&config);
     }
@@ -54,10 +75,10 @@ pub fn run(config: Config) -> Result<(), String> {
     } else {
         Side::Primary
     };
-    let licences = LicenceSource::from_config(&config, side)?;
-    let served = licences.load()?;
+    let licences = LicenceSource::from_config(&config, side).map_err(RunError::Config)?;
+    let served = licences.load().map_err(RunError::Config)?;
     let mut options = OptionsSource::from_config(&config);
-    let policy = options.load(&served)?;
+    let policy = options.load(&served).map_err(RunError::Config)?;
     let now = Now::current();
 
     // Held to the end: the lock, and (demo) the removal of its directory.
@@ -66,7 +87,9 @@ pub fn run(config: Config) -> Result<(), String> {
     // A pair shares its handle key (derived from the peer secret), so each
     // server can verify the other's handles; a lone server keeps its own.
     let handle_key = match (&config.role, &config.peer_secret_file) {
-        (Role::Primary | Role::Backup, Some(path)) => pair_handle_key(&read_secret(path)?),
+        (Role::Primary | Role::Backup, Some(path)) => {
+            pair_handle_key(&read_secret(path).map_err(RunError::Config)?)
+        }
         _ => load_or_create_handle_key(&state_dir)?,
     };
     let recovered = journal::recover(&state_dir).map_err(|e| e.to_string())?;
@@ -176,7 +199,7 @@ pub fn run(config: Config) -> Result<(), String> {
         presence,
     );
     if let Some(path) = &config.admin_token_file {
-        core.admin_token = Some(admin::read_token(path)?);
+        core.admin_token = Some(admin::read_token(path).map_err(RunError::Config)?);
     }
     core.admin_token_always = config.admin_token_always;
     core.options = options;
@@ -249,16 +272,17 @@ pub fn run(config: Config) -> Result<(), String> {
 fn pair_settings(
     config: &Config,
     local: &SocketAddr,
-) -> Result<(PairSettings, std::net::TcpListener), String> {
+) -> Result<(PairSettings, std::net::TcpListener), RunError> {
+    let config_error = |e: &str| RunError::Config(e.to_string());
     let secret_path = config
         .peer_secret_file
         .as_ref()
-        .ok_or("a failover pair needs --peer-secret-file")?;
-    let secret = read_secret(secret_path)?;
+        .ok_or_else(|| config_error("a failover pair needs --peer-secret-file"))?;
+    let secret = read_secret(secret_path).map_err(RunError::Config)?;
     let peer = config
         .peer
         .clone()
-        .ok_or("a failover pair needs --peer HOST:PORT")?;
+        .ok_or_else(|| config_error("a failover pair needs --peer HOST:PORT"))?;
     let listen = match &config.peer_listen {
         Some(addr) => addr.clone(),
         None => format!("{}:{}", config.bind, local.port().wrapping_add(1)),

@@ -22,6 +22,7 @@ impl Core {
                 for r in &records {
                     self.ledger.apply(r, now);
                 }
+                self.note_history(&records);
                 self.journal.append(records);
             }
             FromWatchdog::Reset(snapshot) => self.reset(snapshot, now),

@@ -1,11 +1,12 @@
 //! Each client request, from parsed line to reply. Every request gets an
 //! answer; one that changes seats says which record it waits for.
 
+use super::admin;
 use super::conn::ClientState;
 use super::core::{Core, Reply};
 use super::gate;
 use crate::codes::Code;
-use crate::ledger::{CheckinOutcome, Event, Now, Orphans, Outcome, Reason, WaiterId};
+use crate::ledger::{CheckinOutcome, Event, Now, Orphans, Outcome, WaiterId};
 use crate::protocol::reply;
 use crate::protocol::{Request, PROTOCOL_VERSION};
 
@@ -138,17 +139,21 @@ impl Core {
                     }
                 });
             }
-            Request::Heartbeat { handle } => match self.ledger.heartbeat(&handle, now) {
-                Ok(lease) => reply::ok().field("lease_ms", lease.as_millis()).finish(),
-                Err(refusal) => self.refused(&refusal),
-            },
-            Request::Checkin { handle } => match self.ledger.checkin(&handle, now) {
-                Ok(CheckinOutcome::Returned) => reply::ok().finish(),
-                Ok(CheckinOutcome::HeldFor(left)) => {
-                    reply::ok().field("held_ms", left.as_millis()).finish()
+            Request::Heartbeat { handle } => {
+                match self.ledger.heartbeat_by(&handle, &session?.holder(), now) {
+                    Ok(lease) => reply::ok().field("lease_ms", lease.as_millis()).finish(),
+                    Err(refusal) => self.refused(&refusal),
                 }
-                Err(refusal) => self.refused(&refusal),
-            },
+            }
+            Request::Checkin { handle } => {
+                match self.ledger.checkin_by(&handle, &session?.holder(), now) {
+                    Ok(CheckinOutcome::Returned) => reply::ok().finish(),
+                    Ok(CheckinOutcome::HeldFor(left)) => {
+                        reply::ok().field("held_ms", left.as_millis()).finish()
+                    }
+                    Err(refusal) => self.refused(&refusal),
+                }
+            }
             Request::Reclaim {
                 handle,
                 feature,
@@ -168,29 +173,15 @@ impl Core {
                     Outcome::Queued { .. } => unreachable!("reclaims never queue"),
                 }
             }
-            Request::Status => {
-                let report = super::status::build(self, now);
-                let json = serde_json::to_string(&report).expect("status serialises");
-                format!("STATUS {json}\n")
-            }
+            Request::Status => super::status::reply(self, now, super::status::MAX_HOLDERS_LISTED),
+            Request::StatusAll => super::status::reply(self, now, usize::MAX),
             Request::Ping => "PONG\n".to_string(),
             Request::Quit => {
                 client.closing = true;
                 reply::ok().field("bye", "yes").finish()
             }
-            Request::Remove { handle } => match self.ledger.remove(&handle, Reason::Removed, now) {
-                Ok(grant) => {
-                    log::info!(
-                        "operator at {} removed seat {} ({} of {} held by {}@{})",
-                        client.peer,
-                        handle,
-                        grant.count,
-                        grant.feature,
-                        grant.user,
-                        grant.host
-                    );
-                    reply::ok().finish()
-                }
+            Request::Remove { seats } => match self.ledger.remove_selected(&seats, now) {
+                Ok(grants) => admin::removed(&grants, client.peer),
                 Err(refusal) => self.refused(&refusal),
             },
             Request::Reread => match self.reread(now) {

@@ -1,11 +1,29 @@
 //! Builds the status report from the server's state.
 
 use super::core::Core;
-use crate::ledger::Now;
+use crate::ledger::{seat_id, Now, Seat};
 use crate::protocol::status::{FeatureStatus, Holder, StatusReport};
 use std::collections::HashMap;
 
+/// Most holders listed per pool in one report (STATUS, /status.json, the
+/// page): what one report costs stays bounded however many seats are out.
+/// The rest are counted in `more_holders`.
+pub const MAX_HOLDERS_LISTED: usize = 50;
+
+/// The `STATUS` reply, listing at most `holders` holders a pool (the
+/// admin's `STATUS holders=all`: every one).
+pub fn reply(core: &Core, now: Now, holders: usize) -> String {
+    let report = build_listing(core, now, holders);
+    let json = serde_json::to_string(&report).expect("status serialises");
+    format!("STATUS {json}\n")
+}
+
+/// The status report, listing at most [`MAX_HOLDERS_LISTED`] holders a pool.
 pub fn build(core: &Core, now: Now) -> StatusReport {
+    build_listing(core, now, MAX_HOLDERS_LISTED)
+}
+
+fn build_listing(core: &Core, now: Now, holders: usize) -> StatusReport {
     let today = crate::civil::Date::from_days((now.unix / 86_400) as i64);
     let mut index = HashMap::new();
     let mut features: Vec<FeatureStatus> = core
@@ -25,30 +43,20 @@ pub fn build(core: &Core, now: Now) -> StatusReport {
                 share: key.share.as_str().to_string(),
                 queue: core.ledger.queue_len(&key.feature),
                 holders: Vec::new(),
+                more_holders: 0,
             }
         })
         .collect();
+    let mut by_pool: Vec<Vec<&Seat>> = vec![Vec::new(); features.len()];
     for seat in core.ledger.seats() {
-        let g = &seat.grant;
-        let Some(&i) = index.get(&g.pool) else {
-            continue;
-        };
-        features[i].holders.push(Holder {
-            handle: g.handle.clone(),
-            user: g.user.clone(),
-            host: g.host.clone(),
-            client: g.client.clone(),
-            count: g.count,
-            age_secs: now.unix.saturating_sub(g.at),
-            returns_in_secs: seat
-                .returns_at()
-                .saturating_duration_since(now.mono)
-                .as_secs(),
-        });
+        if let Some(&i) = index.get(&seat.grant.pool) {
+            by_pool[i].push(seat);
+        }
     }
-    for f in &mut features {
-        f.holders
-            .sort_by(|a, b| b.age_secs.cmp(&a.age_secs).then(a.handle.cmp(&b.handle)));
+    for (f, seats) in features.iter_mut().zip(by_pool) {
+        let (listed, more) = longest_held(seats, holders);
+        f.more_holders = more as u64;
+        f.holders = listed.into_iter().map(|s| holder(s, now)).collect();
     }
     let mut alerts = Vec::new();
     let (servers, witness) = match &core.pair {
@@ -81,6 +89,38 @@ pub fn build(core: &Core, now: Now) -> StatusReport {
         servers,
         witness,
         alerts,
+    }
+}
+
+/// The `limit` seats held longest (oldest grant first; ties in a stable order),
+/// and how many were left out. Selects before sorting: linear in the seats.
+fn longest_held(mut seats: Vec<&Seat>, limit: usize) -> (Vec<&Seat>, usize) {
+    let order =
+        |a: &&Seat, b: &&Seat| (a.grant.at, &a.grant.handle).cmp(&(b.grant.at, &b.grant.handle));
+    let more = seats.len().saturating_sub(limit);
+    if more > 0 {
+        seats.select_nth_unstable_by(limit, order);
+        seats.truncate(limit);
+    }
+    seats.sort_unstable_by(order);
+    (seats, more)
+}
+
+fn holder(seat: &Seat, now: Now) -> Holder {
+    let g = &seat.grant;
+    Holder {
+        seat: seat_id(&g.handle),
+        user: g.user.clone(),
+        host: g.host.clone(),
+        client: g.client.clone(),
+        count: g.count,
+        version: g.version.to_string(),
+        granted_at: g.at,
+        age_secs: now.unix.saturating_sub(g.at),
+        returns_in_secs: seat
+            .returns_at()
+            .saturating_duration_since(now.mono)
+            .as_secs(),
     }
 }
 

@@ -2,6 +2,7 @@
 (function () {
   'use strict';
   var REFRESH_MS = 5000;
+  var HISTORY_MS = 60000;
   var SOON_DAYS = 14;
   var app = document.getElementById('app');
   var last = JSON.parse(document.getElementById('initial').textContent);
@@ -80,6 +81,7 @@
       if (f.holders.length > 0) {
         var hrows = f.holders.map(function (h) {
           return el('tr', { 'class': 'holder', 'data-feature': f.name }, [
+            el('td', { 'class': 'seat' }, [h.seat]),
             el('td', { 'class': 'user' }, [h.user]),
             el('td', { 'class': 'host' }, [h.host]),
             el('td', { 'class': 'num' }, [h.count]),
@@ -87,9 +89,14 @@
             el('td', { 'class': 'num' }, [duration(h.returns_in_secs)])
           ]);
         });
+        if (f.more_holders > 0) {
+          hrows.push(el('tr', { 'class': 'more', 'data-feature': f.name }, [
+            el('td', { colspan: 6, 'class': 'muted' }, ['\u2026 and ' + f.more_holders + ' more'])
+          ]));
+        }
         rows.push(el('tr', { 'class': 'holders' }, [el('td', { colspan: 6 }, [
           el('table', null, [
-            el('thead', null, [el('tr', null, [el('th', null, ['User']), el('th', null, ['Host']),
+            el('thead', null, [el('tr', null, [el('th', null, ['Seat']), el('th', null, ['User']), el('th', null, ['Host']),
               el('th', { 'class': 'num' }, ['Seats']), el('th', { 'class': 'num' }, ['Held for']),
               el('th', { 'class': 'num' }, ['Lease ends in'])])]),
             el('tbody', null, hrows)
@@ -143,11 +150,85 @@
     ])]);
   }
 
+  // ----- usage chart: seats in use per feature, 24 h and 7 d -----
+  var SVG = 'http://www.w3.org/2000/svg';
+  var CHART_W = 360, CHART_H = 84, PAD = 4;
+  var RANGE_NAMES = ['24h', '7d'];
+  var history = null;
+
+  function svg(tag, attrs, children) {
+    var node = document.createElementNS(SVG, tag);
+    Object.keys(attrs || {}).forEach(function (k) { node.setAttribute(k, String(attrs[k])); });
+    (children || []).forEach(function (c) {
+      node.appendChild(typeof c === 'object' ? c : document.createTextNode(String(c)));
+    });
+    return node;
+  }
+
+  function chart(f, series, name) {
+    var n = series.peak.length;
+    var top = Math.max(1, f.licensed || 0, Math.max.apply(null, series.peak));
+    var x = function (i) { return PAD + (CHART_W - 2 * PAD) * i / n; };
+    var y = function (v) { return CHART_H - PAD - (CHART_H - 2 * PAD) * v / top; };
+    var d = 'M' + x(0) + ' ' + y(series.peak[0] || 0);
+    series.peak.forEach(function (v, i) { d += ' H' + x(i) + ' V' + y(v) + ' H' + x(i + 1); });
+    var area = d + ' V' + y(0) + ' H' + x(0) + ' Z';
+    var peak = Math.max.apply(null, series.peak);
+    var parts = [
+      svg('path', { 'class': 'use-area', d: area }),
+      svg('path', { 'class': 'use', d: d })
+    ];
+    if (f.licensed !== null && f.licensed !== undefined) {
+      parts.push(svg('line', { 'class': 'licensed', 'data-count': f.licensed, x1: x(0), x2: x(n), y1: y(f.licensed), y2: y(f.licensed) },
+        [svg('title', null, [f.licensed + ' licensed'])]));
+    }
+    series.denials.forEach(function (count, i) {
+      if (count > 0) {
+        var when = new Date((series.start + i * series.bucket_secs) * 1000);
+        parts.push(svg('circle', { 'class': 'denial', 'data-count': count, cx: (x(i) + x(i + 1)) / 2, cy: PAD + 3, r: 3 },
+          [svg('title', null, [count + ' refused around ' + when.toLocaleString()])]));
+      }
+    });
+    return svg('svg', { 'class': 'chart', 'data-feature': f.feature, 'data-range': name, 'data-peak': peak,
+      viewBox: '0 0 ' + CHART_W + ' ' + CHART_H, width: CHART_W, height: CHART_H, role: 'img' },
+      [svg('title', null, [f.feature + ', last ' + name + ': at most ' + peak + ' in use'])].concat(parts));
+  }
+
+  function historySection() {
+    if (!history || history.features.length === 0) { return null; }
+    var rows = history.features.map(function (f) {
+      return el('tr', { 'class': 'history', 'data-feature': f.feature }, [
+        el('td', { 'class': 'name' }, [f.feature, el('div', { 'class': 'muted' },
+          [f.licensed === null || f.licensed === undefined ? 'uncounted' : f.licensed + ' licensed'])])
+      ].concat(f.ranges.map(function (r, i) { return el('td', null, [chart(f, r, RANGE_NAMES[i])]); })));
+    });
+    return el('section', { id: 'history' }, [
+      el('h2', null, ['Seats in use', el('span', { 'class': 'count' },
+        ['most in use per 5 min (24 h) and per hour (7 d); dashed: licensed; red: checkouts refused'])]),
+      el('table', null, [
+        el('thead', null, [el('tr', null, [el('th', null, ['Feature']), el('th', null, ['Last 24 hours']),
+          el('th', null, ['Last 7 days'])])]),
+        el('tbody', null, rows)
+      ])
+    ]);
+  }
+
+  function refreshHistory() {
+    fetch('/history.json', { cache: 'no-store' })
+      .then(function (r) { if (!r.ok) { throw new Error('HTTP ' + r.status); } return r.json(); })
+      .then(function (h) { history = h; render(last, lastAt, null); })
+      .catch(function () { /* the status refresh reports an unreachable server */ })
+      .then(function () { setTimeout(refreshHistory, HISTORY_MS); });
+  }
+
   function render(s, at, error) {
-    var used = 0, total = 0, uncounted = false;
+    // Counted seats of the counted total; uncounted pools' seats apart.
+    var used = 0, total = 0, uncounted = null;
     s.features.forEach(function (f) {
-      used += f.in_use;
-      if (f.count === null || f.count === undefined) { uncounted = true; } else { total += f.count; }
+      if (f.count === null || f.count === undefined) { uncounted = (uncounted || 0) + f.in_use; } else {
+        used += f.in_use;
+        total += f.count;
+      }
     });
     var expiring = s.features.filter(function (f) {
       return f.days_left !== null && f.days_left !== undefined && f.days_left <= SOON_DAYS;
@@ -163,7 +244,8 @@
         ' \u00b7 refreshes every ' + (REFRESH_MS / 1000) + ' s'])
     ]);
     var cards = el('div', { 'class': 'cards' }, [
-      card('Seats in use', used, 'of ' + total + (uncounted ? ' + uncounted' : ''), 'seats-used'),
+      card('Seats in use', used, 'of ' + total + (uncounted === null ? '' : ' \u00b7 ' + uncounted + ' uncounted'),
+        'seats-used'),
       card('Connections', s.connections, null, 'connections'),
       card('Uptime', duration(s.uptime_secs), null, 'uptime'),
       card('Lease', duration(s.lease_secs), null, 'lease'),
@@ -180,7 +262,7 @@
           '): ', expiry(f)]);
       }))
     ]) : null;
-    var main = el('main', null, [cards, alerts, soon, pairSection(s), featuresSection(s),
+    var main = el('main', null, [cards, alerts, soon, pairSection(s), featuresSection(s), historySection(),
       el('footer', null, ['Read-only view. ', el('a', { href: '/status.json' }, ['status.json']),
         el('a', { href: '/metrics' }, ['metrics'])])]);
     app.replaceChildren(header, main);
@@ -200,4 +282,5 @@
 
   render(last, lastAt, null);
   setTimeout(refresh, REFRESH_MS);
+  refreshHistory();
 })();

@@ -257,6 +257,15 @@ impl Drop for Floatd {
     }
 }
 
+/// A standalone server for a site with these FEATURE lines and extra flags.
+pub fn serve(features: &str, extra: &[&str]) -> (Site, Floatd) {
+    let site = Site::new(features);
+    let mut args = site.server_args("state");
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let server = Floatd::start(&args, &site.path("floatd.log"));
+    (site, server)
+}
+
 /// A child's stdout, line by line, read on a thread of its own.
 fn lines_of(stdout: std::process::ChildStdout) -> mpsc::Receiver<String> {
     let (tx, rx) = mpsc::channel();
@@ -281,6 +290,29 @@ fn wait_exit(child: &mut Child, within: Duration) -> Option<i32> {
             return None;
         }
         std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// The public seat id status shows for a seat held under `handle`.
+pub fn seat_of(handle: &str) -> String {
+    floatd::ledger::seat_id(handle)
+}
+
+/// Seat ids a status report listed, asked about by handle.
+#[derive(Debug)]
+pub struct ListedSeats(pub std::collections::HashSet<String>);
+
+impl ListedSeats {
+    pub fn contains(&self, handle: &str) -> bool {
+        self.0.contains(&seat_of(handle))
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 }
 
@@ -338,6 +370,23 @@ impl LineClient {
             reader,
             greeting: String::new(),
         }
+    }
+
+    /// Connects and says HELLO as floatctl does by default (the same
+    /// client id, user and host), so it may renew and return the seats a
+    /// `floatctl checkout` of this test took.
+    pub fn hello_as_floatctl(addr: &str) -> LineClient {
+        let id = floatd::ctl::common::default_identity();
+        let mut c = LineClient::connect(addr);
+        let hello = floatd::protocol::Request::Hello {
+            proto: 1,
+            client: id.client,
+            user: id.user,
+            host: id.host,
+        };
+        let reply = c.ask(hello.to_line().trim_end());
+        assert!(reply.starts_with("OK"), "HELLO: {reply}");
+        c
     }
 
     /// Connects and says HELLO as `user` on `host`.

@@ -289,6 +289,11 @@ fn ghosts(
     f: &mut Findings,
 ) {
     let mut seen = std::collections::BTreeSet::new();
+    // Status lists seat ids, not handles.
+    let by_seat: BTreeMap<String, (&String, &Life)> = lives
+        .iter()
+        .map(|(h, l)| (crate::ledger::seat_id(h), (h, l)))
+        .collect();
     for s in samples {
         if s.state != "active" {
             continue;
@@ -299,8 +304,8 @@ fn ghosts(
         if setup.mode == Mode::TwoServer && in_fault {
             continue;
         }
-        for (handle, returns_in) in &s.holders {
-            let Some(life) = lives.get(handle) else {
+        for (seat, returns_in) in &s.holders {
+            let Some((handle, life)) = by_seat.get(seat) else {
                 continue;
             };
             let Some(checked_in) = life.checked_in else {
@@ -309,7 +314,7 @@ fn ghosts(
             // A second's slack, and a seat about to expire anyway is no ghost.
             if s.sent > checked_in + Duration::from_secs(1)
                 && *returns_in >= 1
-                && seen.insert(handle.clone())
+                && seen.insert((*handle).clone())
             {
                 f.ghosts.push(format!(
                     "{}: {} lists seat {handle} (returns in {returns_in}s), checked in at {} by client {} (during {})",

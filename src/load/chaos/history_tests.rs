@@ -108,7 +108,7 @@ fn a_checked_in_seat_listed_again_is_a_ghost() {
         server: "backup".into(),
         sent: s(at),
         state: state.into(),
-        holders: vec![("a".into(), 9)],
+        holders: vec![(crate::ledger::seat_id("a"), 9)],
     };
     // Listed before the checkin was confirmed (or within a second): fine.
     let f = check(

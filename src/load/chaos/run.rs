@@ -416,16 +416,20 @@ fn end_check(fleet: &Fleet, addrs: &[(String, String)], token: &str) -> EndCheck
             ..EndCheck::default()
         };
     };
+    // Status lists seat ids; the clients know handles.
     let listed: Vec<String> = watch::holders(&report).into_iter().map(|h| h.0).collect();
+    let seat = |h: &String| crate::ledger::seat_id(h);
+    let before: Vec<String> = clients_before.iter().map(seat).collect();
+    let after: Vec<String> = clients_after.iter().map(seat).collect();
     let missing = clients_before
         .iter()
-        .filter(|h| clients_after.contains(h) && !listed.contains(h))
+        .filter(|h| clients_after.contains(h) && !listed.contains(&seat(h)))
         .cloned()
         .collect();
     let extra = listed
         .iter()
-        .filter(|h| !clients_before.contains(h) && !clients_after.contains(h))
-        .cloned()
+        .filter(|s| !before.contains(s) && !after.contains(s))
+        .map(|s| format!("seat {s}"))
         .collect();
     EndCheck {
         server,
@@ -440,10 +444,12 @@ fn end_check(fleet: &Fleet, addrs: &[(String, String)], token: &str) -> EndCheck
 /// confirmed.
 fn after_return(addrs: &[(String, String)], token: &str, rec: &Recorder) -> Vec<String> {
     let obs = rec.take();
-    let confirmed: std::collections::BTreeSet<&str> = obs
+    // Seat id -> handle of every confirmed checkin (status lists seat ids).
+    let confirmed: BTreeMap<String, &str> = obs
         .iter()
         .filter(|o| o.op == history::Op::Checkin && o.outcome == history::Outcome::Ok)
         .filter_map(|o| o.handle.as_deref())
+        .map(|h| (crate::ledger::seat_id(h), h))
         .collect();
     let Some(report) = addrs.iter().find_map(|(_, a)| {
         watch::status(a, token, Duration::from_secs(3))
@@ -454,8 +460,11 @@ fn after_return(addrs: &[(String, String)], token: &str, rec: &Recorder) -> Vec<
     };
     watch::holders(&report)
         .into_iter()
-        .filter(|(h, _)| confirmed.contains(h.as_str()))
-        .map(|(h, secs)| format!("{h} (returns in {secs}s)"))
+        .filter_map(|(s, secs)| {
+            confirmed
+                .get(&s)
+                .map(|h| format!("{h} (returns in {secs}s)"))
+        })
         .collect()
 }
 

@@ -35,7 +35,7 @@ pub fn status(addr: &str, token: &str, within: Duration) -> Result<StatusReport,
         return Err(format!("{addr}: greeting {greeting:?}"));
     }
     (&stream)
-        .write_all(format!("AUTH {token}\nSTATUS\n").as_bytes())
+        .write_all(format!("AUTH {token}\nSTATUS holders=all\n").as_bytes())
         .map_err(|e| format!("{addr}: {e}"))?;
     let auth = next("the AUTH reply")?;
     if !auth.starts_with("OK") {
@@ -48,13 +48,14 @@ pub fn status(addr: &str, token: &str, within: Duration) -> Result<StatusReport,
     serde_json::from_str(json).map_err(|e| format!("{addr}: status JSON: {e}"))
 }
 
-/// Handles listed in a report, with seconds until each returns.
+/// Seat ids listed in a report (status shows no handles: compare with
+/// `crate::ledger::seat_id` of a handle), with seconds until each returns.
 pub fn holders(report: &StatusReport) -> Vec<(String, u64)> {
     report
         .features
         .iter()
         .flat_map(|f| f.holders.iter())
-        .map(|h| (h.handle.clone(), h.returns_in_secs))
+        .map(|h| (h.seat.clone(), h.returns_in_secs))
         .collect()
 }
 
