@@ -10,7 +10,7 @@
 //! [`crate::net::oldest_of_busiest`], so squatters only ever push each other out while a
 //! real peer, which proves itself within a round trip, gets through. A
 //! connection that proves the secret gets a reader thread of its own and
-//! is handed to the owner of the link ([`super::link::adopt_proven`]).
+//! is handed to the owner of the link (`link::adopt_proven`).
 
 use super::link::{self, LinkEvent};
 use crate::protocol::peer::{

@@ -21,6 +21,7 @@
 
 use super::core::Core;
 use super::event_loop::accept_next;
+pub use super::http_guard::{make_room, read_head, Head, MAX_CONNS, MAX_CONNS_PER_ADDR, MAX_HEAD};
 use crate::ledger::Now;
 use mio::event::Event;
 use mio::net::{TcpListener, TcpStream};
@@ -35,21 +36,12 @@ use std::time::{Duration, Instant};
 pub const LISTENER: Token = Token(usize::MAX / 2);
 const FIRST_CONN: usize = usize::MAX / 2 + 1;
 
-/// Most bytes of a request head (request line and headers).
-pub const MAX_HEAD: usize = 8 * 1024;
-/// Most headers in a request.
-const MAX_HEADERS: usize = 32;
 /// The request head must be complete this soon after the connection opened.
 pub const HEAD_TIMEOUT: Duration = Duration::from_secs(5);
 /// A connection is closed this long after it opened, answered or not.
 pub const CONN_TIMEOUT: Duration = Duration::from_secs(15);
 /// After the answer went out: how long to wait for the client to close.
 const LINGER: Duration = Duration::from_secs(2);
-/// Most HTTP connections open at once.
-pub const MAX_CONNS: usize = 64;
-/// Most HTTP connections open at once from one address (an IPv6 /64).
-pub const MAX_CONNS_PER_ADDR: usize = 8;
-
 const PAGE_CSS: &str = include_str!("status_page.css");
 const PAGE_JS: &str = include_str!("status_page.js");
 
@@ -326,69 +318,6 @@ impl HttpConn {
     }
 }
 
-/// What a request head asks for, decided from its bytes alone.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Head {
-    /// More bytes are needed.
-    Partial,
-    /// Answer with this status and a plain-text body (405 adds `Allow`).
-    Refuse { code: u16, body: String },
-    /// A GET (or HEAD) of this path, its query and fragment cut off.
-    Get { path: String, head: bool },
-}
-
-/// Reads a request head: at most [`MAX_HEAD`] bytes and [`MAX_HEADERS`]
-/// headers (431), well-formed (400), GET or HEAD (405).
-pub fn read_head(input: &[u8]) -> Head {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut request = httparse::Request::new(&mut headers);
-    let refuse = |code: u16, body: String| Head::Refuse { code, body };
-    match request.parse(input) {
-        Ok(httparse::Status::Partial) if input.len() > MAX_HEAD => refuse(
-            431,
-            format!("request header fields too large (at most {MAX_HEAD} bytes)\n"),
-        ),
-        Ok(httparse::Status::Partial) => Head::Partial,
-        Err(httparse::Error::TooManyHeaders) => refuse(
-            431,
-            format!("too many header fields (at most {MAX_HEADERS})\n"),
-        ),
-        Err(e) => refuse(400, format!("bad request: {e}\n")),
-        Ok(httparse::Status::Complete(_)) => {
-            let method = request.method.unwrap_or("");
-            let head = method == "HEAD";
-            if method != "GET" && !head {
-                return refuse(405, "this port is read-only: GET and HEAD only\n".into());
-            }
-            let path = request.path.unwrap_or("");
-            let path = path.split(['?', '#']).next().unwrap_or("");
-            Head::Get {
-                path: path.to_string(),
-                head,
-            }
-        }
-    }
-}
-
-/// Which open connection (index into `open`: address and arrival number)
-/// makes room for a newcomer from `newcomer`, if one must: its address's
-/// oldest when that address holds [`MAX_CONNS_PER_ADDR`], else, when the
-/// port holds [`MAX_CONNS`], the oldest of the busiest address.
-pub fn make_room(open: &[(std::net::IpAddr, u64)], newcomer: std::net::IpAddr) -> Option<usize> {
-    use crate::net::network_of;
-    let net = network_of(newcomer);
-    let own: Vec<usize> = (0..open.len())
-        .filter(|&i| network_of(open[i].0) == net)
-        .collect();
-    if own.len() >= MAX_CONNS_PER_ADDR {
-        return own.into_iter().min_by_key(|&i| open[i].1);
-    }
-    if open.len() >= MAX_CONNS {
-        return crate::net::oldest_of_busiest(open);
-    }
-    None
-}
-
 fn route(path: &str, head: bool, csp: &str, core: &Core, now: Now) -> Vec<u8> {
     match path {
         "/" | "/index.html" => {
@@ -522,28 +451,6 @@ mod tests {
         assert!(r.ends_with("\r\n\r\nnope\n"));
         let h = String::from_utf8(response(200, "text/plain", &[], b"body", true)).unwrap();
         assert!(h.contains("Content-Length: 4\r\n") && h.ends_with("\r\n\r\n"));
-    }
-
-    #[test]
-    fn room_is_made_from_the_busiest_address() {
-        let ip = |last: u8| std::net::IpAddr::from([192, 0, 2, last]);
-        let mut open: Vec<(std::net::IpAddr, u64)> = Vec::new();
-        assert_eq!(make_room(&open, ip(1)), None);
-        // One address at its cap: its own oldest goes.
-        for i in 0..MAX_CONNS_PER_ADDR as u64 {
-            open.push((ip(1), 10 + i));
-        }
-        open.push((ip(2), 1));
-        assert_eq!(make_room(&open, ip(1)), Some(0));
-        assert_eq!(make_room(&open, ip(2)), None);
-        // The port full: the busiest address's oldest, never the lone one.
-        let mut open: Vec<(std::net::IpAddr, u64)> = (0..MAX_CONNS as u64)
-            .map(|i| (ip(10 + (i % 8) as u8), 100 + i))
-            .collect();
-        open[5] = (ip(200), 0);
-        let victim = make_room(&open, ip(99)).unwrap();
-        assert_ne!(victim, 5);
-        assert_eq!(open[victim].0, ip(10 + (victim % 8) as u8));
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod event_loop;
 pub mod gate;
 pub mod history;
 pub mod http;
+pub mod http_guard;
 pub mod licences;
 pub mod metrics;
 pub mod options;
