@@ -1,14 +1,15 @@
 # floatd: common tasks. `make test` is the whole test suite (what CI runs).
 CARGO ?= cargo
 
-.PHONY: build test demo demo-witness bench lint release release-static fuzz chaos soak
+.PHONY: build test demo demo-witness bench lint release release-static fuzz chaos soak \
+	sdk sdk-header sdk-check
 
 build:
 	$(CARGO) build --bins
 
 test:
 	$(CARGO) build --bins
-	$(CARGO) test --all-targets
+	$(CARGO) test --workspace --all-targets
 
 demo:
 	bash scripts/demo.sh
@@ -38,8 +39,25 @@ fuzz:
 	FUZZ_SANITIZER=$${FUZZ_SANITIZER:-address} bash scripts/fuzz.sh $(FUZZ_TIME)
 
 lint:
-	$(CARGO) fmt --check
-	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+# The C SDK in one directory (docs/SDK.md): libfloatd_client.so and .a,
+# floatd_client.h and floatd_client.pc. `make sdk SDK_DIR=/opt/floatd-sdk`.
+SDK_DIR ?= target/sdk
+sdk:
+	bash sdk/dist.sh $(SDK_DIR)
+
+# Regenerates sdk/floatd_client.h from sdk/src after an API change.
+sdk-header:
+	FLOATD_BLESS_HEADER=1 $(CARGO) test -p floatd-client --test header
+
+# The SDK's tests alone (make test runs them too): header drift, the C API
+# and the example (under valgrind), the Python package and its pip install.
+sdk-check:
+	$(CARGO) build --bins
+	$(CARGO) test -p floatd-client
+	$(CARGO) test --test sdk_c --test sdk_python
 
 release:
 	$(CARGO) build --release --bins

@@ -41,3 +41,6 @@ pub mod protocol;
 pub mod report;
 pub mod server;
 pub mod sys;
+
+/// The version of this build of floatd (its library, tools and SDK).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -230,3 +230,37 @@ fn a_failover_is_reported_and_the_seat_stays_held() {
     client.close().expect("close on the backup");
     assert_eq!(in_use(&backup, "cad"), 0);
 }
+
+#[test]
+fn a_queued_checkout_given_up_leaves_no_seat_behind() {
+    let (_site, server) = serve("FEATURE cad version=1.0 count=1 expires=permanent", &[]);
+    let holder = Client::new(config(std::slice::from_ref(&server.addr)));
+    let mut waiter_config = config(std::slice::from_ref(&server.addr));
+    waiter_config.identity.user = "bob".into();
+    let waiter = Client::new(waiter_config);
+    for round in 0..20u64 {
+        let seat = holder.checkout("cad", &any_version(), 1).unwrap();
+        // The seat frees just as the waiter gives up (by timeout or by
+        // cancel), so a grant may race the waiter's leaving.
+        let at = Duration::from_millis(100 + 7 * round);
+        let (holder2, waiter2) = (holder.clone(), waiter.clone());
+        let freeing = std::thread::spawn(move || {
+            std::thread::sleep(at);
+            if round % 2 == 1 {
+                waiter2.cancel();
+            }
+            holder2.checkin(&seat.handle).unwrap();
+        });
+        let wait = if round % 2 == 0 { at } else { PATIENCE };
+        match waiter.checkout_wait("cad", &any_version(), 1, wait) {
+            Ok(won) => waiter.checkin(&won.handle).unwrap(),
+            Err(ClientError::Timeout | ClientError::Cancelled) => {}
+            Err(e) => panic!("round {round}: {e}"),
+        }
+        freeing.join().unwrap();
+        // Nobody waits and nobody holds: the seat is free at once.
+        let next = waiter.checkout("cad", &any_version(), 1);
+        let next = next.unwrap_or_else(|e| panic!("round {round}: {e}"));
+        waiter.checkin(&next.handle).unwrap();
+    }
+}

@@ -262,6 +262,21 @@ impl Connection {
         let _ = self.stream.write(Request::Quit.to_line().as_bytes());
     }
 
+    /// Ends the conversation from this side (a half-close) and reads what
+    /// the server sent until it closes, at most until `deadline`. Returns
+    /// every pushed line, so a grant the server made just before it saw
+    /// the end is not missed.
+    pub fn close_and_drain(&mut self, deadline: Instant, watch: &Watch<'_>) -> Vec<String> {
+        let _ = self.stream.shutdown(std::net::Shutdown::Write);
+        let mut pushed = std::mem::take(&mut self.pushed);
+        while let Ok(line) = self.read_line(deadline, watch, false) {
+            if line.starts_with("* ") {
+                pushed.push(line);
+            }
+        }
+        pushed
+    }
+
     /// Waits for a pushed line (a queued checkout's outcome) until
     /// `deadline`. Waiting in a queue is not "trying" a server.
     pub fn next_push(

@@ -395,27 +395,30 @@ impl Client {
             .conn
             .as_mut()
             .ok_or_else(|| ClientError::Protocol("queued without a connection".into()))?;
-        loop {
-            let pushed = conn.next_push(deadline, &watch)?;
-            let parsed = line::parse(&pushed).map_err(ClientError::Protocol)?;
-            if parsed.get("id").and_then(|v| v.parse::<u64>().ok()) != Some(id) {
-                continue;
+        let outcome = wait_for_grant(conn, id, deadline, &watch, feature, version, count);
+        match outcome {
+            Ok(seat) => {
+                sh.seats().granted(seat.clone(), Instant::now());
+                Ok(seat)
             }
-            return match parsed.arg(0) {
-                Some("GRANTED") => {
-                    let seat = seat_from_fields(&parsed, feature, version, count)?;
-                    sh.seats().granted(seat.clone(), Instant::now());
-                    Ok(seat)
+            Err(e) => {
+                // Leaving the queue (timed out, cancelled, lost): the
+                // server may have granted just before it saw us go.
+                let quiet = |_: &str| {};
+                let cleanup = Watch::new(&sh.cancel, None, &quiet);
+                let late = conn.close_and_drain(Instant::now() + sh.config.io_timeout, &cleanup);
+                for line in late {
+                    let Ok(parsed) = line::parse(&line) else {
+                        continue;
+                    };
+                    if parsed.arg(0) == Some("GRANTED") && push_id(&parsed) == Some(id) {
+                        if let Some(handle) = parsed.get("handle") {
+                            let _ = self.checkin(handle);
+                        }
+                    }
                 }
-                _ => {
-                    let code_text = parsed.get("code").unwrap_or("").to_string();
-                    Err(ClientError::Denied {
-                        code: Code::parse(&code_text),
-                        code_text,
-                        message: parsed.get("msg").unwrap_or("").to_string(),
-                    })
-                }
-            };
+                Err(e)
+            }
         }
     }
 
@@ -635,6 +638,41 @@ impl Client {
             outcome
         });
         outcome
+    }
+}
+
+/// The `id=` of a pushed line.
+fn push_id(parsed: &line::Line<'_>) -> Option<u64> {
+    parsed.get("id").and_then(|v| v.parse().ok())
+}
+
+/// Waits on a queued checkout's connection for the server's decision.
+fn wait_for_grant(
+    conn: &mut Connection,
+    id: u64,
+    deadline: Instant,
+    watch: &Watch<'_>,
+    feature: &str,
+    version: &Version,
+    count: u32,
+) -> Result<Seat, ClientError> {
+    loop {
+        let pushed = conn.next_push(deadline, watch)?;
+        let parsed = line::parse(&pushed).map_err(ClientError::Protocol)?;
+        if push_id(&parsed) != Some(id) {
+            continue;
+        }
+        return match parsed.arg(0) {
+            Some("GRANTED") => seat_from_fields(&parsed, feature, version, count),
+            _ => {
+                let code_text = parsed.get("code").unwrap_or("").to_string();
+                Err(ClientError::Denied {
+                    code: Code::parse(&code_text),
+                    code_text,
+                    message: parsed.get("msg").unwrap_or("").to_string(),
+                })
+            }
+        };
     }
 }
 

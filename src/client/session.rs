@@ -258,19 +258,26 @@ impl Session {
 }
 
 /// Whether a server's refusal of a seat (to a reclaim or a heartbeat)
-/// means the seat is gone. Refusals about the server's own state (not
-/// active, shutting down, failing, recovering) and codes this version does
-/// not know are not a verdict on the seat: it is tried again later.
+/// means the seat is gone: the server does not hold it and will not grant
+/// it again. Refusals about the server's own state (not active, shutting
+/// down, failing, recovering) and codes this version does not know are no
+/// verdict on the seat: it is tried again later.
 pub(crate) fn ends_seat(code: Option<Code>) -> bool {
-    !matches!(
+    matches!(
         code,
-        None | Some(
-            Code::Standby
-                | Code::NotActive
-                | Code::ShuttingDown
-                | Code::Internal
-                | Code::Busy
-                | Code::Recovering
+        Some(
+            Code::UnknownHandle
+                | Code::BadHandle
+                | Code::LicenceGone
+                | Code::NoSuchFeature
+                | Code::NoVersion
+                | Code::Expired
+                | Code::NoSeats
+                | Code::Reserved
+                | Code::CountTooLarge
+                | Code::MaxReached
+                | Code::Excluded
+                | Code::NotIncluded
         )
     )
 }

@@ -7,6 +7,7 @@
 
 pub mod history;
 pub mod proxy;
+pub mod sdk;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
