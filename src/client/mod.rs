@@ -30,96 +30,30 @@
 //! a call returns [`ClientError::Reentrant`] instead of deadlocking.
 //! [`Client::seat_state`] and [`Client::cancel`] may be called from a sink.
 
+mod admin;
 mod cancel;
+mod config;
 mod connection;
 mod heartbeat;
+mod queue;
 mod seats;
 mod session;
 mod walk;
 
 pub use cancel::NOTICE_AFTER;
+pub use config::{parse_server_list, ClientConfig, Identity, SERVERS_ENV};
 pub use seats::SeatState;
 
 use crate::codes::Code;
 use crate::licence::Version;
-use crate::protocol::{line, Reply, Request, StatusReport};
+use crate::protocol::{line, Request};
 use cancel::{Cancel, Watch};
-use connection::Connection;
 use seats::SeatTable;
 use session::Session;
 use std::cell::Cell;
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
-
-/// Environment variable with the server list (`host:port,host:port`).
-pub const SERVERS_ENV: &str = "FLOATD_SERVERS";
-
-/// Who the client says it is (HELLO). Handles are bound to it: a reclaim
-/// must come from the same identity.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Identity {
-    pub client: String,
-    pub user: String,
-    pub host: String,
-}
-
-impl Identity {
-    /// The login user, this host's name and a client id unique to this
-    /// process.
-    pub fn from_environment() -> Identity {
-        let user = std::env::var("USER")
-            .or_else(|_| std::env::var("LOGNAME"))
-            .unwrap_or_else(|_| "unknown".into());
-        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .or_else(|_| std::fs::read_to_string("/etc/hostname"))
-            .map(|h| h.trim().to_string())
-            .ok()
-            .filter(|h| !h.is_empty())
-            .unwrap_or_else(|| "localhost".into());
-        let mut random = [0u8; 6];
-        let _ = getrandom::fill(&mut random);
-        let tag: String = random.iter().map(|b| format!("{b:02x}")).collect();
-        Identity {
-            client: format!("{}-{}", std::process::id(), tag),
-            user,
-            host,
-        }
-    }
-}
-
-/// Client settings.
-#[derive(Clone, Debug)]
-pub struct ClientConfig {
-    /// Servers to try, in order (`host:port`).
-    pub servers: Vec<String>,
-    pub identity: Identity,
-    /// Connect and reply timeout for one server.
-    pub io_timeout: Duration,
-    /// How long an operation keeps walking the server list before it gives
-    /// up (unless nobody listens anywhere: then it gives up at once).
-    pub failover_timeout: Duration,
-}
-
-impl ClientConfig {
-    pub fn new(servers: Vec<String>, identity: Identity) -> ClientConfig {
-        ClientConfig {
-            servers,
-            identity,
-            io_timeout: Duration::from_secs(5),
-            failover_timeout: Duration::from_secs(30),
-        }
-    }
-}
-
-/// Parses `host:port[,host:port]...`.
-pub fn parse_server_list(text: &str) -> Vec<String> {
-    text.split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .collect()
-}
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -354,74 +288,6 @@ impl Client {
         })
     }
 
-    /// Like [`Client::checkout`], but waits in the server's queue (up to
-    /// `timeout`) when no seat is free. Uses a connection of its own so
-    /// heartbeats go on meanwhile.
-    pub fn checkout_wait(
-        &self,
-        feature: &str,
-        version: &Version,
-        count: u32,
-        timeout: Duration,
-    ) -> Result<Seat, ClientError> {
-        if in_event_sink() {
-            return Err(ClientError::Reentrant);
-        }
-        let sh = &self.shared;
-        let deadline = Instant::now() + timeout;
-        let request = Request::Checkout {
-            feature: feature.to_string(),
-            version: version.clone(),
-            count,
-            wait: true,
-        };
-        let notice = |server: &str| {
-            sh.emit(ClientEvent::Trying {
-                server: server.to_string(),
-            })
-        };
-        let watch = Watch::new(&sh.cancel, None, &notice);
-        let mut probe = Session::new(self.known_servers(), false);
-        let first = probe.call(sh, &request, sh.config.failover_timeout, &watch)?;
-        let id = match first.parse()? {
-            Reply::Queued { id, .. } => id,
-            _ => {
-                let seat = seat_from_reply(&first.0, feature, version, count)?;
-                sh.seats().granted(seat.clone(), Instant::now());
-                return Ok(seat);
-            }
-        };
-        let conn = probe
-            .conn
-            .as_mut()
-            .ok_or_else(|| ClientError::Protocol("queued without a connection".into()))?;
-        let outcome = wait_for_grant(conn, id, deadline, &watch, feature, version, count);
-        match outcome {
-            Ok(seat) => {
-                sh.seats().granted(seat.clone(), Instant::now());
-                Ok(seat)
-            }
-            Err(e) => {
-                // Leaving the queue (timed out, cancelled, lost): the
-                // server may have granted just before it saw us go.
-                let quiet = |_: &str| {};
-                let cleanup = Watch::new(&sh.cancel, None, &quiet);
-                let late = conn.close_and_drain(Instant::now() + sh.config.io_timeout, &cleanup);
-                for line in late {
-                    let Ok(parsed) = line::parse(&line) else {
-                        continue;
-                    };
-                    if parsed.arg(0) == Some("GRANTED") && push_id(&parsed) == Some(id) {
-                        if let Some(handle) = parsed.get("handle") {
-                            let _ = self.checkin(handle);
-                        }
-                    }
-                }
-                Err(e)
-            }
-        }
-    }
-
     /// Renews a held seat's lease now. A seat the server refuses is lost.
     pub fn heartbeat(&self, handle: &str) -> Result<(), ClientError> {
         let sent = Instant::now();
@@ -496,89 +362,6 @@ impl Client {
         self.shared.seats().granted(seat, Instant::now());
     }
 
-    /// The status report of the active server.
-    pub fn status(&self) -> Result<StatusReport, ClientError> {
-        let line = self
-            .shared
-            .call(&Request::Status, self.shared.config.failover_timeout)?;
-        parse_status(&line)
-    }
-
-    /// The status report of one particular server, active or not.
-    pub fn status_of(&self, server: &str) -> Result<StatusReport, ClientError> {
-        let line = self.one_off(server, &Request::Status, None)?;
-        parse_status(&line)
-    }
-
-    /// An admin request to one particular server (reread, down and
-    /// rotate-log concern the server named, active or not), after
-    /// presenting `token` if given. Returns the OK line.
-    pub fn admin_at(
-        &self,
-        server: &str,
-        request: &Request,
-        token: Option<&str>,
-    ) -> Result<String, ClientError> {
-        self.one_off(server, request, token)
-    }
-
-    /// One request on a connection of its own to `server`; an `ERR`
-    /// becomes `Denied`, except that a standby's answer is returned.
-    fn one_off(
-        &self,
-        server: &str,
-        request: &Request,
-        token: Option<&str>,
-    ) -> Result<String, ClientError> {
-        if in_event_sink() {
-            return Err(ClientError::Reentrant);
-        }
-        let sh = &self.shared;
-        let notice = |s: &str| {
-            sh.emit(ClientEvent::Trying {
-                server: s.to_string(),
-            })
-        };
-        let watch = Watch::new(&sh.cancel, None, &notice);
-        let config = &sh.config;
-        let mut conn = Connection::open(server, &config.identity, config.io_timeout, &watch)
-            .map_err(|e| e.error)?;
-        if let Some(token) = token {
-            let line = conn.request(
-                &Request::Auth {
-                    token: token.to_string(),
-                },
-                &watch,
-            )?;
-            if let Some(e) = session::denial(&line)? {
-                return Err(e);
-            }
-        }
-        let line = conn.request(request, &watch)?;
-        conn.quit();
-        match session::denial(&line)? {
-            Some(e) => Err(e),
-            None => Ok(line.0),
-        }
-    }
-
-    /// An admin request about seats (remove) to the active server, after
-    /// presenting `token` if given. Returns the OK line.
-    pub fn admin(&self, request: &Request, token: Option<&str>) -> Result<String, ClientError> {
-        let sh = &self.shared;
-        sh.with_session(|session, watch| {
-            if let Some(token) = token {
-                let auth = Request::Auth {
-                    token: token.to_string(),
-                };
-                session.call(sh, &auth, sh.config.failover_timeout, watch)?;
-            }
-            session
-                .call(sh, request, sh.config.failover_timeout, watch)
-                .map(|l| l.0)
-        })
-    }
-
     /// Starts the background thread that heartbeats every held seat at a
     /// third of its lease, fails over when its server goes away and
     /// reports seats whose lease ran out. It ends with
@@ -638,51 +421,6 @@ impl Client {
             outcome
         });
         outcome
-    }
-}
-
-/// The `id=` of a pushed line.
-fn push_id(parsed: &line::Line<'_>) -> Option<u64> {
-    parsed.get("id").and_then(|v| v.parse().ok())
-}
-
-/// Waits on a queued checkout's connection for the server's decision.
-fn wait_for_grant(
-    conn: &mut Connection,
-    id: u64,
-    deadline: Instant,
-    watch: &Watch<'_>,
-    feature: &str,
-    version: &Version,
-    count: u32,
-) -> Result<Seat, ClientError> {
-    loop {
-        let pushed = conn.next_push(deadline, watch)?;
-        let parsed = line::parse(&pushed).map_err(ClientError::Protocol)?;
-        if push_id(&parsed) != Some(id) {
-            continue;
-        }
-        return match parsed.arg(0) {
-            Some("GRANTED") => seat_from_fields(&parsed, feature, version, count),
-            _ => {
-                let code_text = parsed.get("code").unwrap_or("").to_string();
-                Err(ClientError::Denied {
-                    code: Code::parse(&code_text),
-                    code_text,
-                    message: parsed.get("msg").unwrap_or("").to_string(),
-                })
-            }
-        };
-    }
-}
-
-fn parse_status(line: &str) -> Result<StatusReport, ClientError> {
-    match Reply::parse(line).map_err(ClientError::Protocol)? {
-        Reply::Status(json) => serde_json::from_str(json)
-            .map_err(|e| ClientError::Protocol(format!("status JSON: {e}"))),
-        other => Err(ClientError::Protocol(format!(
-            "unexpected reply to STATUS: {other:?}"
-        ))),
     }
 }
 
