@@ -174,6 +174,8 @@ EOF
 # admin_token_file = "/etc/floatd/admin.token"
 # Require the admin token from loopback too.
 # admin_token_always = false
+# The length of a roam day (docs/ROAMING.md). Shorter for tests only.
+# roam_day = "1d"
 
 ## Storage
 # Journal, snapshot and report log. Default: $STATE_DIRECTORY (systemd's

@@ -85,6 +85,37 @@
 // A fault inside the library itself (a bug): the message says where.
 #define FLOATD_E_INTERNAL (-20)
 
+// The feature's licence does not let its seats roam (no `roam=`), or the
+// operator turned roaming of it off.
+#define FLOATD_E_NOT_ROAMABLE (-21)
+
+// A longer roam than the licence, the operator or the licence's expiry
+// allows.
+#define FLOATD_E_ROAM_TOO_LONG (-22)
+
+// As many seats of the feature are out roaming as the licence or the
+// operator allows.
+#define FLOATD_E_TOO_MANY_ROAMING (-23)
+
+// The operator keeps this user, host or group from roaming the feature.
+#define FLOATD_E_ROAM_EXCLUDED (-24)
+
+// No kept roam token lets the feature run on this machine now (none
+// kept, the roam ended, made for another machine, or not signed by the
+// key pinned for its server pair); or no kept roam matches.
+#define FLOATD_E_NO_ROAM (-25)
+
+// The server's roam token cannot be used here: it is signed by another
+// key than the one pinned for the server pair. The roam was handed back.
+#define FLOATD_E_ROAM_KEY (-26)
+
+// The roam store (the directory of kept tokens) cannot be read or written.
+#define FLOATD_E_ROAM_STORE (-27)
+
+// The other server of the pair is catching up or not acknowledging, so
+// no roam is granted or extended now: try again shortly.
+#define FLOATD_E_ROAM_UNAVAILABLE (-28)
+
 // The seat is held: its lease was renewed in time.
 #define FLOATD_SEAT_HELD 1
 
@@ -291,6 +322,59 @@ uint32_t floatd_seat_count(const floatd_seat *seat);
 // # Safety
 // `seat` is NULL or a live seat.
 uint32_t floatd_seat_lease_ms(const floatd_seat *seat);
+
+// Roams `count` seats of `feature` at `version` or newer (NULL or "": any)
+// for `days` days to this machine (docs/ROAMING.md): the server counts
+// them until the roam ends, and the token that lets the application run
+// offline meanwhile is kept in the roam store `store_dir` (NULL or "":
+// $FLOATD_ROAM_DIR, else ~/.local/share/floatd/roams). Stores when the
+// roam ends (Unix seconds) in `*until_out` unless it is NULL.
+//
+// # Safety
+// `client` is NULL or a live client; the strings NULL or C strings;
+// `until_out` NULL or writable storage for a uint64_t.
+int32_t floatd_roam(floatd_client *client,
+                    const char *feature,
+                    const char *version,
+                    uint32_t count,
+                    uint32_t days,
+                    const char *store_dir,
+                    uint64_t *until_out);
+
+// Makes the kept roam that `roam` names (a feature, or a token) last
+// `days` days from today, within the same limits as a new roam; keeps its
+// new token. Stores when it now ends in `*until_out` unless NULL.
+//
+// # Safety
+// As for floatd_roam.
+int32_t floatd_roam_extend(floatd_client *client,
+                           const char *roam,
+                           uint32_t days,
+                           const char *store_dir,
+                           uint64_t *until_out);
+
+// Hands the kept roams that `roam` names (a feature, or a token; NULL:
+// every one) back to the server early, and forgets their tokens.
+//
+// # Safety
+// `client` is NULL or a live client; `roam` and `store_dir` NULL or C
+// strings.
+int32_t floatd_roam_return(floatd_client *client, const char *roam, const char *store_dir);
+
+// Offline, without a client: FLOATD_OK when a roam token kept in
+// `store_dir` lets `count` seats of `feature` at `version` (NULL or "":
+// any) run on this machine now, signed by the key pinned for its server
+// pair; else FLOATD_E_NO_ROAM (floatd_last_error says why). Stores when
+// that roam ends in `*until_out` unless NULL.
+//
+// # Safety
+// The strings NULL or C strings; `until_out` NULL or writable storage
+// for a uint64_t.
+int32_t floatd_roam_check(const char *feature,
+                          const char *version,
+                          uint32_t count,
+                          const char *store_dir,
+                          uint64_t *until_out);
 
 #ifdef __cplusplus
 }  // extern "C"

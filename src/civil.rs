@@ -105,6 +105,28 @@ pub fn format_timestamp(unix_secs: u64) -> String {
     )
 }
 
+/// Parses `YYYY-MM-DDTHH:MM:SSZ` (what [`format_timestamp`] writes) to
+/// Unix seconds.
+pub fn parse_timestamp(text: &str) -> Option<u64> {
+    let (date, time) = text.split_once('T')?;
+    let time = time.strip_suffix('Z')?;
+    let b = time.as_bytes();
+    if b.len() != 8
+        || b[2] != b':'
+        || b[5] != b':'
+        || !time.bytes().all(|c| c.is_ascii_digit() || c == b':')
+    {
+        return None;
+    }
+    let part = |i: usize| time[i..i + 2].parse::<u64>().ok();
+    let (h, m, s) = (part(0)?, part(3)?, part(6)?);
+    if h > 23 || m > 59 || s > 59 {
+        return None;
+    }
+    let days = u64::try_from(Date::parse(date)?.days_since_epoch()).ok()?;
+    Some(days * 86_400 + h * 3600 + m * 60 + s)
+}
+
 fn is_leap(year: i64) -> bool {
     (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
 }
@@ -174,5 +196,18 @@ mod tests {
     fn formats_timestamps() {
         assert_eq!(format_timestamp(0), "1970-01-01T00:00:00Z");
         assert_eq!(format_timestamp(1_795_000_000), "2026-11-18T11:06:40Z");
+        for t in [0, 1_795_000_000, 1_800_057_599, 253_402_300_799] {
+            assert_eq!(parse_timestamp(&format_timestamp(t)), Some(t));
+        }
+        for bad in [
+            "2026-11-18T11:06:40",
+            "2026-11-18 11:06:40Z",
+            "2026-11-18T24:00:00Z",
+            "2026-11-18T11:6:40Z",
+            "2026-02-30T00:00:00Z",
+            "2026-11-18T11:06:4aZ",
+        ] {
+            assert_eq!(parse_timestamp(bad), None, "{bad}");
+        }
     }
 }

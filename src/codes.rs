@@ -70,6 +70,16 @@ codes! {
     BackupExpired = "BACKUP_EXPIRED",
     /// The server is shutting down.
     ShuttingDown = "SHUTTING_DOWN",
+    /// The feature's licence does not let its seats roam (no `roam=`), or the options file turns roaming off.
+    NotRoamable = "NOT_ROAMABLE",
+    /// The roam asked for is longer than the licence, the options file or the licence's expiry allows.
+    RoamTooLong = "ROAM_TOO_LONG",
+    /// As many seats of the feature are out roaming as the licence or the options file allows.
+    TooManyRoaming = "TOO_MANY_ROAMING",
+    /// An options-file EXCLUDE_ROAM or INCLUDE_ROAM rule keeps the requester from roaming the feature.
+    RoamExcluded = "ROAM_EXCLUDED",
+    /// The other server of the pair is catching up or not acknowledging, so no roam is granted or extended now: a server that took over without knowing of it would give its seats out again.
+    RoamUnavailable = "ROAM_UNAVAILABLE",
     /// An admin request without loopback access or the admin token.
     AdminRequired = "ADMIN_REQUIRED",
     /// The server is at its connection cap.

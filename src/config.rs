@@ -98,6 +98,8 @@ pub struct Config {
     /// The address clients should use for this server, when it differs
     /// from what it binds (told to the peer and, through it, to clients).
     pub advertise: Option<String>,
+    /// The length of a roam day: one day, shorter only for tests.
+    pub roam_day: Duration,
 }
 
 impl Default for Config {
@@ -130,6 +132,7 @@ impl Default for Config {
             backup_lost_after: Duration::from_secs(7 * 86_400),
             http: None,
             advertise: None,
+            roam_day: Duration::from_secs(86_400),
         }
     }
 }
@@ -172,6 +175,7 @@ struct FileConfig {
     backup_lost_after_days: Option<DurationValue>,
     http: Option<String>,
     advertise: Option<String>,
+    roam_day: Option<DurationValue>,
 }
 
 /// The unit a bare number means for a duration key.
@@ -256,6 +260,7 @@ usage: floatd [--config FILE] [--license PATH] [--demo] [options]
   --advertise HOST:PORT    the address clients use for this server (default: the
                            licence line's host name and the bound port)
   --http ADDR:PORT         status page and /metrics (off unless set)
+  --roam-day DURATION      the length of a roam day (default 1d; shorter for tests only)
 ";
 
 impl Config {
@@ -330,6 +335,7 @@ impl Config {
                 }
                 "http" => config.http = Some(value()?),
                 "advertise" => config.advertise = Some(value()?),
+                "roam-day" => config.roam_day = parse_duration(&value()?, Unit::Days)?,
                 other => return Err(format!("unknown flag --{other} (see floatd --help)")),
             }
         }
@@ -415,6 +421,7 @@ impl Config {
         if let Some(v) = file.advertise {
             self.advertise = Some(v);
         }
+        set!(roam_day, roam_day, Unit::Days);
         Ok(())
     }
 
@@ -422,6 +429,11 @@ impl Config {
     pub fn validate(&self) -> Result<(), String> {
         if self.lease < Duration::from_secs(1) {
             return Err("lease must be at least 1s".into());
+        }
+        if self.roam_day < Duration::from_secs(1) || self.roam_day > Duration::from_secs(86_400) {
+            return Err(
+                "roam_day must be from 1s to 1d (shorter than a day for tests only)".into(),
+            );
         }
         if self.max_connections == 0 {
             return Err("max_connections must be at least 1".into());

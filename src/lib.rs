@@ -7,6 +7,7 @@
 //! - [`ledger`]: the seat ledger, a pure state machine with no I/O.
 //! - [`journal`]: durable storage of ledger events: encoding, append, snapshot, replay.
 //! - [`report`]: the usage report log.
+//! - [`roam`]: roam tokens: format, signing, the offline check.
 //! - [`protocol`]: the client line protocol and peer messages: codecs only.
 //! - [`server`]: the mio event loop, connections, admin requests.
 //! - [`failover`]: the watchdog thread, peer link, role decisions, witness.
@@ -39,6 +40,7 @@ pub mod logging;
 pub mod net;
 pub mod protocol;
 pub mod report;
+pub mod roam;
 pub mod server;
 pub mod sys;
 

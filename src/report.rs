@@ -15,7 +15,10 @@ use std::path::{Path, PathBuf};
 /// The report-log line for a record (with its newline).
 pub fn format_line(record: &Record) -> String {
     let (at, word) = match &record.event {
+        Event::Grant(g) if g.roam.is_some() => (g.at, "roam"),
         Event::Grant(g) => (g.at, "checkout"),
+        Event::RoamExtended(x) => (x.at, "roam_extend"),
+        Event::RoamKey(k) => (k.at, "roam_key"),
         Event::Adopt(s) => (s.grant.at, "merged"),
         Event::Release(r) => (r.at, "return"),
         Event::Denied(d) => (d.at, "denied"),
@@ -34,7 +37,19 @@ pub fn format_line(record: &Record) -> String {
             .field("user", &g.user)
             .field("host", &g.host)
             .field("client", &g.client)
-            .field("handle", &g.handle),
+            .field_opt("hostid", g.roam.as_ref().map(|r| &r.hostid))
+            .field("handle", &g.handle)
+            .field_opt("days", g.roam.as_ref().map(|r| r.days))
+            .field_opt("until", g.roam.as_ref().map(|r| format_timestamp(r.until))),
+        Event::RoamExtended(x) => line
+            .field("feature", &x.feature)
+            .field("version", &x.version)
+            .field("count", x.count)
+            .field("user", &x.user)
+            .field("host", &x.host)
+            .field("handle", &x.handle)
+            .field("days", x.days)
+            .field("until", format_timestamp(x.until)),
         Event::Adopt(s) => line
             .field("feature", &s.grant.feature)
             .field("version", &s.grant.version)
@@ -43,8 +58,13 @@ pub fn format_line(record: &Record) -> String {
             .field("user", &s.grant.user)
             .field("host", &s.grant.host)
             .field("client", &s.grant.client)
+            .field_opt("hostid", s.grant.roam.as_ref().map(|r| &r.hostid))
             .field("handle", &s.grant.handle)
-            .field("lease_left_secs", s.lease_left_ms / 1000),
+            .field("lease_left_secs", s.lease_left_ms / 1000)
+            .field_opt(
+                "until",
+                s.grant.roam.as_ref().map(|r| format_timestamp(r.until)),
+            ),
         Event::Release(r) => line
             .field("feature", &r.feature)
             .field("version", &r.version)
@@ -61,11 +81,13 @@ pub fn format_line(record: &Record) -> String {
             .field("user", &d.user)
             .field("host", &d.host)
             .field("code", d.code)
-            .field_opt("rule", d.rule.as_ref()),
+            .field_opt("rule", d.rule.as_ref())
+            .field_opt("days", d.roam_days),
         Event::Reread { pools, .. } => line.field("pools", pools),
         Event::Activated { server, state, .. } => {
             line.field("server", server).field("state", state)
         }
+        Event::RoamKey(k) => line.field("key", &k.key_id),
         Event::Started { .. } | Event::Stopped { .. } => line,
     };
     line.field("epoch", record.epoch)
@@ -272,6 +294,7 @@ mod tests {
                 lease_ms: 60_000,
                 min_hold_ms: 0,
                 at: 1_800_000_000,
+                roam: None,
             }),
         };
         let text = format_line(&grant);
@@ -313,10 +336,77 @@ mod tests {
                 code: Code::Excluded,
                 rule: Some("site.opt:4".into()),
                 at: 1_800_000_000,
+                roam_days: None,
             }),
         };
         let text = format_line(&denied);
         assert!(text.contains(" code=EXCLUDED rule=site.opt:4 "), "{text}");
+    }
+
+    #[test]
+    fn roams_have_lines_and_reasons_of_their_own() {
+        let mut grant = crate::journal::codec::tests::grant("r1");
+        grant.roam = Some(Box::new(crate::ledger::Roam {
+            hostid: "machine:0123456789abcdef".into(),
+            days: 3,
+            from: 1_800_000_000,
+            until: 1_800_316_800,
+        }));
+        grant.user = "ann".into();
+        let text = format_line(&Record {
+            seq: 4,
+            epoch: 1,
+            event: Event::Grant(grant.clone()),
+        });
+        let l = line::parse(text.trim_end()).unwrap();
+        assert_eq!(l.arg(0), Some("roam"));
+        assert_eq!(l.get("hostid"), Some("machine:0123456789abcdef"));
+        assert_eq!(l.get("days"), Some("3"));
+        assert_eq!(l.get("until"), Some("2027-01-19T00:00:00Z"));
+        assert_eq!(l.get("seq"), Some("4"));
+
+        let text = format_line(&Record {
+            seq: 5,
+            epoch: 1,
+            event: Event::RoamExtended(crate::ledger::Extension {
+                handle: "r1".into(),
+                days: 5,
+                until: 1_800_489_600,
+                at: 1_800_100_000,
+                feature: "cad".into(),
+                version: v("2.0"),
+                count: 2,
+                user: "ann".into(),
+                host: "ws-1".into(),
+            }),
+        });
+        let l = line::parse(text.trim_end()).unwrap();
+        assert_eq!(l.arg(0), Some("roam_extend"));
+        assert_eq!(l.get("until"), Some("2027-01-21T00:00:00Z"));
+
+        for (reason, text) in [
+            (Reason::RoamReturn, "roam_return"),
+            (Reason::RoamEnd, "roam_end"),
+        ] {
+            let line_text = format_line(&Record {
+                seq: 6,
+                epoch: 1,
+                event: Event::Release(Return {
+                    handle: "r1".into(),
+                    reason,
+                    at: 1_800_316_800,
+                    feature: "cad".into(),
+                    version: v("2.0"),
+                    count: 2,
+                    user: "ann".into(),
+                    host: "ws-1".into(),
+                    granted_at: 1_800_000_000,
+                }),
+            });
+            let l = line::parse(line_text.trim_end()).unwrap();
+            assert_eq!(l.get("reason"), Some(text));
+            assert_eq!(l.get("held_secs"), Some("316800"));
+        }
     }
 
     fn started(seq: u64) -> Record {

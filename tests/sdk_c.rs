@@ -199,6 +199,25 @@ fn freeing_a_client_returns_its_seats() {
 }
 
 #[test]
+fn roaming_through_the_c_api() {
+    let (site, server) = serve(
+        "FEATURE cad version=1.0 count=1 expires=permanent\n\
+         FEATURE solver version=1.0 count=3 expires=permanent roam=5",
+        &[],
+    );
+    let store = site.path("roams").display().to_string();
+    let mut t = run_api_test(&["roam", &server.addr, &store], true);
+    t.wait_line("roam: roaming");
+    assert_eq!(feature_sum(&server.addr, "solver", "roaming"), 2);
+    t.send("go");
+    t.wait_line("roam: returned");
+    assert_eq!(in_use(&server.addr, "solver"), 0);
+    t.send("go");
+    t.wait_line("roam: ok");
+    assert_eq!(t.finish(PATIENCE * 4), Some(0), "{:#?}", t.seen);
+}
+
+#[test]
 fn the_header_compiles_as_cxx() {
     let dir = repo().join("target/sdk-test");
     let source = dir.join("header_check.cc");

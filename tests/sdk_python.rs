@@ -110,6 +110,24 @@ fn blocking_calls_from_the_callback_raise_would_block() {
 }
 
 #[test]
+fn roaming_from_python() {
+    let Some(python) = python() else { return };
+    let (site, server) = serve(
+        "FEATURE cad version=1.0 count=1 expires=permanent\n\
+         FEATURE solver version=1.0 count=3 expires=permanent roam=5",
+        &[],
+    );
+    let store = site.path("roams").display().to_string();
+    let mut app = scenario(python, &["roam", &server.addr, &store]);
+    app.wait_line("roam: roaming");
+    assert_eq!(feature_sum(&server.addr, "solver", "roaming"), 2);
+    app.send("go");
+    app.wait_line("roam: ok");
+    assert_eq!(app.finish(PATIENCE), Some(0), "{:#?}", app.seen);
+    assert_eq!(in_use(&server.addr, "solver"), 0);
+}
+
+#[test]
 fn threads_sharing_a_client_keep_the_count() {
     let Some(python) = python() else { return };
     let (_site, server) = serve(LICENCE, &[]);

@@ -57,6 +57,29 @@ pub const FLOATD_E_PROTOCOL: i32 = -18;
 pub const FLOATD_E_SERVER: i32 = -19;
 /// A fault inside the library itself (a bug): the message says where.
 pub const FLOATD_E_INTERNAL: i32 = -20;
+/// The feature's licence does not let its seats roam (no `roam=`), or the
+/// operator turned roaming of it off.
+pub const FLOATD_E_NOT_ROAMABLE: i32 = -21;
+/// A longer roam than the licence, the operator or the licence's expiry
+/// allows.
+pub const FLOATD_E_ROAM_TOO_LONG: i32 = -22;
+/// As many seats of the feature are out roaming as the licence or the
+/// operator allows.
+pub const FLOATD_E_TOO_MANY_ROAMING: i32 = -23;
+/// The operator keeps this user, host or group from roaming the feature.
+pub const FLOATD_E_ROAM_EXCLUDED: i32 = -24;
+/// No kept roam token lets the feature run on this machine now (none
+/// kept, the roam ended, made for another machine, or not signed by the
+/// key pinned for its server pair); or no kept roam matches.
+pub const FLOATD_E_NO_ROAM: i32 = -25;
+/// The server's roam token cannot be used here: it is signed by another
+/// key than the one pinned for the server pair. The roam was handed back.
+pub const FLOATD_E_ROAM_KEY: i32 = -26;
+/// The roam store (the directory of kept tokens) cannot be read or written.
+pub const FLOATD_E_ROAM_STORE: i32 = -27;
+/// The other server of the pair is catching up or not acknowledging, so
+/// no roam is granted or extended now: try again shortly.
+pub const FLOATD_E_ROAM_UNAVAILABLE: i32 = -28;
 
 /// The seat is held: its lease was renewed in time.
 pub const FLOATD_SEAT_HELD: i32 = 1;
@@ -137,6 +160,11 @@ pub fn code_of_refusal(code: Code) -> i32 {
         Code::UnknownHandle | Code::BadHandle | Code::LicenceGone => FLOATD_E_SEAT_LOST,
         Code::Recovering => FLOATD_E_RECOVERING,
         Code::BackupExpired => FLOATD_E_BACKUP_EXPIRED,
+        Code::NotRoamable => FLOATD_E_NOT_ROAMABLE,
+        Code::RoamTooLong => FLOATD_E_ROAM_TOO_LONG,
+        Code::TooManyRoaming => FLOATD_E_TOO_MANY_ROAMING,
+        Code::RoamExcluded => FLOATD_E_ROAM_EXCLUDED,
+        Code::RoamUnavailable => FLOATD_E_ROAM_UNAVAILABLE,
         // The library walks on to the active server for these; they reach
         // the application only when no server was active in time.
         Code::Standby | Code::NotActive | Code::ShuttingDown => FLOATD_E_UNREACHABLE,
@@ -248,6 +276,46 @@ pub const RESULTS: &[(i32, &str, &CStr)] = &[
         FLOATD_E_INTERNAL,
         "FLOATD_E_INTERNAL",
         c"internal error in the floatd client library",
+    ),
+    (
+        FLOATD_E_NOT_ROAMABLE,
+        "FLOATD_E_NOT_ROAMABLE",
+        c"the licence does not let this feature roam",
+    ),
+    (
+        FLOATD_E_ROAM_TOO_LONG,
+        "FLOATD_E_ROAM_TOO_LONG",
+        c"a longer roam than the licence or the operator allows",
+    ),
+    (
+        FLOATD_E_TOO_MANY_ROAMING,
+        "FLOATD_E_TOO_MANY_ROAMING",
+        c"as many seats are out roaming as allowed",
+    ),
+    (
+        FLOATD_E_ROAM_EXCLUDED,
+        "FLOATD_E_ROAM_EXCLUDED",
+        c"the operator keeps this user, host or group from roaming",
+    ),
+    (
+        FLOATD_E_NO_ROAM,
+        "FLOATD_E_NO_ROAM",
+        c"no roam kept here lets this run now",
+    ),
+    (
+        FLOATD_E_ROAM_KEY,
+        "FLOATD_E_ROAM_KEY",
+        c"the server's roam token is not signed by the key pinned for it",
+    ),
+    (
+        FLOATD_E_ROAM_STORE,
+        "FLOATD_E_ROAM_STORE",
+        c"the roam store cannot be read or written",
+    ),
+    (
+        FLOATD_E_ROAM_UNAVAILABLE,
+        "FLOATD_E_ROAM_UNAVAILABLE",
+        c"no roaming while the other server catches up",
     ),
 ];
 

@@ -406,6 +406,126 @@ pub unsafe extern "C" fn floatd_seat_lease_ms(seat: *const floatd_seat) -> u32 {
     unsafe { seat.as_ref() }.map_or(0, |s| s.inner.lease_ms)
 }
 
+/// Writes `until` to `until_out` unless that is NULL.
+///
+/// # Safety
+/// `until_out` is NULL or writable storage for a uint64_t.
+unsafe fn give_until(until_out: *mut u64, until: u64) {
+    if !until_out.is_null() {
+        // SAFETY: non-NULL and writable, as the caller promises.
+        unsafe { *until_out = until };
+    }
+}
+
+/// Roams `count` seats of `feature` at `version` or newer (NULL or "": any)
+/// for `days` days to this machine (docs/ROAMING.md): the server counts
+/// them until the roam ends, and the token that lets the application run
+/// offline meanwhile is kept in the roam store `store_dir` (NULL or "":
+/// $FLOATD_ROAM_DIR, else ~/.local/share/floatd/roams). Stores when the
+/// roam ends (Unix seconds) in `*until_out` unless it is NULL.
+///
+/// # Safety
+/// `client` is NULL or a live client; the strings NULL or C strings;
+/// `until_out` NULL or writable storage for a uint64_t.
+#[no_mangle]
+pub unsafe extern "C" fn floatd_roam(
+    client: *mut floatd_client,
+    feature: *const c_char,
+    version: *const c_char,
+    count: u32,
+    days: u32,
+    store_dir: *const c_char,
+    until_out: *mut u64,
+) -> i32 {
+    run(|| {
+        // SAFETY: NULL or a live client; NULL or C strings.
+        let client = unsafe { client.as_ref() }.ok_or_else(|| null("client"))?;
+        let feature = unsafe { text(feature, "feature") }?;
+        let version = unsafe { optional_text(version, "version") }?;
+        let dir = unsafe { optional_text(store_dir, "store_dir") }?;
+        let until = client.inner.roam(feature, version, count, days, dir)?;
+        // SAFETY: as the caller promises.
+        unsafe { give_until(until_out, until) };
+        Ok(())
+    })
+}
+
+/// Makes the kept roam that `roam` names (a feature, or a token) last
+/// `days` days from today, within the same limits as a new roam; keeps its
+/// new token. Stores when it now ends in `*until_out` unless NULL.
+///
+/// # Safety
+/// As for floatd_roam.
+#[no_mangle]
+pub unsafe extern "C" fn floatd_roam_extend(
+    client: *mut floatd_client,
+    roam: *const c_char,
+    days: u32,
+    store_dir: *const c_char,
+    until_out: *mut u64,
+) -> i32 {
+    run(|| {
+        // SAFETY: NULL or a live client; NULL or C strings.
+        let client = unsafe { client.as_ref() }.ok_or_else(|| null("client"))?;
+        let roam = unsafe { text(roam, "roam") }?;
+        let dir = unsafe { optional_text(store_dir, "store_dir") }?;
+        let until = client.inner.extend_roam(roam, days, dir)?;
+        // SAFETY: as the caller promises.
+        unsafe { give_until(until_out, until) };
+        Ok(())
+    })
+}
+
+/// Hands the kept roams that `roam` names (a feature, or a token; NULL:
+/// every one) back to the server early, and forgets their tokens.
+///
+/// # Safety
+/// `client` is NULL or a live client; `roam` and `store_dir` NULL or C
+/// strings.
+#[no_mangle]
+pub unsafe extern "C" fn floatd_roam_return(
+    client: *mut floatd_client,
+    roam: *const c_char,
+    store_dir: *const c_char,
+) -> i32 {
+    run(|| {
+        // SAFETY: NULL or a live client; NULL or C strings.
+        let client = unsafe { client.as_ref() }.ok_or_else(|| null("client"))?;
+        let roam = unsafe { optional_text(roam, "roam") }?;
+        let dir = unsafe { optional_text(store_dir, "store_dir") }?;
+        client.inner.return_roams(roam, dir)
+    })
+}
+
+/// Offline, without a client: FLOATD_OK when a roam token kept in
+/// `store_dir` lets `count` seats of `feature` at `version` (NULL or "":
+/// any) run on this machine now, signed by the key pinned for its server
+/// pair; else FLOATD_E_NO_ROAM (floatd_last_error says why). Stores when
+/// that roam ends in `*until_out` unless NULL.
+///
+/// # Safety
+/// The strings NULL or C strings; `until_out` NULL or writable storage
+/// for a uint64_t.
+#[no_mangle]
+pub unsafe extern "C" fn floatd_roam_check(
+    feature: *const c_char,
+    version: *const c_char,
+    count: u32,
+    store_dir: *const c_char,
+    until_out: *mut u64,
+) -> i32 {
+    run(|| {
+        // SAFETY: NULL or C strings.
+        let feature = unsafe { text(feature, "feature") }?;
+        let version = unsafe { optional_text(version, "version") }?;
+        let dir = unsafe { optional_text(store_dir, "store_dir") }?;
+        let until = crate::roam::roam_check(feature, version, count, dir)?;
+        // SAFETY: as the caller promises.
+        unsafe { give_until(until_out, until) };
+        Ok(())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

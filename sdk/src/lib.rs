@@ -9,6 +9,7 @@
 //! - [`codes`]: result codes, seat states, event kinds.
 //! - [`options`]: the server list and options string of a new client.
 //! - [`model`]: clients, seats and events in safe Rust.
+//! - [`roam`]: roaming (seats taken away offline for days) in safe Rust.
 //! - `ffi`: the exported C functions, the only unsafe code in floatd.
 #![deny(unsafe_code)]
 
@@ -16,6 +17,7 @@ pub mod codes;
 mod ffi;
 pub mod model;
 pub mod options;
+pub mod roam;
 
 pub use ffi::*;
 

@@ -103,6 +103,11 @@ impl SdkClient {
         self.client.cancel();
     }
 
+    /// The client library's client (for [`crate::roam`]).
+    pub(crate) fn client(&self) -> &Client {
+        &self.client
+    }
+
     pub fn heartbeat(&self) -> Result<(), Failure> {
         Ok(self.client.heartbeat_all()?)
     }

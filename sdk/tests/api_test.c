@@ -5,6 +5,7 @@
  *   api_test reentry SERVERS        blocking calls from the callback
  *   api_test threads SERVERS N ROUNDS COUNT   threads sharing a client
  *   api_test free-held SERVERS      freeing a client that holds seats
+ *   api_test roam SERVERS STORE     roaming (a licence where `solver` may roam)
  *
  * The licence served has `cad` (count 1, version 1.0) and `solver`
  * (count 3). Lines on stdout tell the test where the program is; where
@@ -292,10 +293,40 @@ static void free_held(const char *servers)
     say("free-held: ok");
 }
 
+/* Roams solver, checks the token offline, extends and returns it. */
+static void roam(const char *servers, const char *store)
+{
+    floatd_client *c = new_client(servers, NULL);
+    uint64_t until = 0, later = 0;
+    EXPECT_RC(floatd_roam(c, "cad", NULL, 1, 1, store, &until), FLOATD_E_NOT_ROAMABLE);
+    EXPECT_RC(floatd_roam(c, "solver", NULL, 1, 99, store, &until), FLOATD_E_ROAM_TOO_LONG);
+    EXPECT_RC(floatd_roam(c, "solver", NULL, 1, 0, store, &until), FLOATD_E_BAD_ARGUMENT);
+    EXPECT_RC(floatd_roam(NULL, "solver", NULL, 1, 1, store, &until), FLOATD_E_BAD_ARGUMENT);
+    EXPECT_RC(floatd_roam_check("solver", NULL, 1, store, &until), FLOATD_E_NO_ROAM);
+    EXPECT_RC(floatd_roam(c, "solver", "1.0", 2, 1, store, &until), FLOATD_OK);
+    EXPECT(until > (uint64_t)time(NULL));
+    say("roam: roaming");
+    wait_for_go();
+    /* Offline: no client, the kept token alone. */
+    EXPECT_RC(floatd_roam_check("solver", "1.0", 2, store, &later), FLOATD_OK);
+    EXPECT(later == until);
+    EXPECT_RC(floatd_roam_check("solver", "2.0", 1, store, NULL), FLOATD_E_NO_ROAM);
+    EXPECT_RC(floatd_roam_check("solver", NULL, 3, store, NULL), FLOATD_E_NO_ROAM);
+    EXPECT_RC(floatd_roam_extend(c, "solver", 3, store, &later), FLOATD_OK);
+    EXPECT(later == until + 2 * 86400);
+    EXPECT_RC(floatd_roam_return(c, "solver", store), FLOATD_OK);
+    EXPECT_RC(floatd_roam_check("solver", NULL, 1, store, NULL), FLOATD_E_NO_ROAM);
+    EXPECT_RC(floatd_roam_return(c, NULL, store), FLOATD_E_NO_ROAM);
+    EXPECT_RC(floatd_client_free(c), FLOATD_OK);
+    say("roam: returned");
+    wait_for_go();
+    say("roam: ok");
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 3)
-        fail("usage: api_test codes|reentry|threads|free-held SERVERS ...");
+        fail("usage: api_test codes|reentry|threads|free-held|roam SERVERS ...");
     const char *what = argv[1], *servers = argv[2];
     if (strcmp(what, "codes") == 0)
         codes(servers);
@@ -305,6 +336,8 @@ int main(int argc, char **argv)
         threads(servers, atoi(argv[3]), atoi(argv[4]), atoi(argv[5]));
     else if (strcmp(what, "free-held") == 0)
         free_held(servers);
+    else if (strcmp(what, "roam") == 0 && argc == 4)
+        roam(servers, argv[3]);
     else
         fail("unknown scenario %s", what);
     return 0;

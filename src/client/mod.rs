@@ -29,6 +29,9 @@
 //! time. A sink must not call back into the client's blocking methods: such
 //! a call returns [`ClientError::Reentrant`] instead of deadlocking.
 //! [`Client::seat_state`] and [`Client::cancel`] may be called from a sink.
+//!
+//! [`roam`]: seats taken away for days, their tokens kept in the user's
+//! roam store, and the offline check.
 
 mod admin;
 mod cancel;
@@ -36,6 +39,7 @@ mod config;
 mod connection;
 mod heartbeat;
 mod queue;
+pub mod roam;
 mod seats;
 mod session;
 mod walk;
@@ -48,6 +52,7 @@ use crate::codes::Code;
 use crate::licence::Version;
 use crate::protocol::{line, Request};
 use cancel::{Cancel, Watch};
+pub use roam::{RoamError, RoamStore, StoredToken};
 use seats::SeatTable;
 use session::Session;
 use std::cell::Cell;

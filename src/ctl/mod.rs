@@ -3,11 +3,13 @@
 //! Vendor commands (keygen, sign, verify, hostid, pools) live in
 //! [`vendor`]; operator commands talking to a running server in [`ops`]
 //! (options common to them in [`common`], the status table in [`view`]);
-//! usage reports from report logs in [`report`] (numbers from `usage`).
+//! usage reports from report logs in [`report`] (numbers from `usage`);
+//! roaming (`floatctl roam`) in `roam`.
 
 pub mod common;
 pub mod ops;
 pub mod report;
+mod roam;
 mod usage;
 pub mod vendor;
 pub mod view;
@@ -92,6 +94,19 @@ const COMMANDS: &[(&str, &str, &str, &str)] = &[
          \x20 --csv, --json       for spreadsheets and scripts (default: a table)\n\
          Reads plain and rotated logs in any order; a record seen twice counts once.\n",
     ),
+    (
+        "roam",
+        "FEATURE --days N [--version V] [--count N] | --list | --check FEATURE | --extend FEATURE|TOKEN --days N | --return [FEATURE|TOKEN]",
+        "take seats away offline for days, and the tokens kept for it (docs/ROAMING.md)",
+        "  FEATURE --days N          roam: prints where the token is kept\n\
+         \x20 --list                    this user's roams, and whether each is good here now\n\
+         \x20 --check FEATURE           offline: exit 0 when a kept token lets FEATURE\n\
+         \x20                           ([--version V] [--count N]) run here now\n\
+         \x20 --extend FEATURE|TOKEN --days N   make a roam last N days from today\n\
+         \x20 --return [FEATURE|TOKEN]  hand roams back early (every one without an argument)\n\
+         \x20 --roam-dir DIR            where tokens are kept ($FLOATD_ROAM_DIR, else\n\
+         \x20                           ~/.local/share/floatd/roams)\n",
+    ),
 ];
 
 const COMMON_HELP: &str = "\
@@ -105,7 +120,7 @@ common options (operator commands; also from the environment):
 fn is_operator(command: &str) -> bool {
     matches!(
         command,
-        "checkout" | "checkin" | "status" | "remove" | "reread" | "rotate-log" | "down"
+        "checkout" | "checkin" | "status" | "remove" | "reread" | "rotate-log" | "down" | "roam"
     )
 }
 
@@ -118,6 +133,7 @@ fn usage() -> String {
             0 => out.push_str("\nvendor commands:\n"),
             5 => out.push_str("\noperator commands:\n"),
             12 => out.push_str("\nreports:\n"),
+            13 => out.push_str("\nroaming:\n"),
             _ => {}
         }
         out.push_str(&format!("  {name} {args}\n      {what}\n"));
@@ -203,6 +219,7 @@ pub fn main(args: Vec<std::ffi::OsString>) -> i32 {
     match command {
         "keygen" | "sign" | "verify" | "hostid" | "pools" => vendor::run(command, rest),
         "report" => report::run(rest),
+        "roam" => roam::run(rest),
         c if is_operator(c) => ops::run(command, rest),
         "--version" | "version" => {
             println!("{}", crate::build_info::version_line("floatctl"));

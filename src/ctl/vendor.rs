@@ -338,8 +338,19 @@ fn pool_line(pool: &Pool) -> String {
     } else {
         String::new()
     };
+    // `roam=3:2,30:1`: 2 seats may roam up to 3 days, 1 up to 30.
+    let roam = if pool.roam.is_empty() {
+        String::new()
+    } else {
+        let parts: Vec<String> = pool
+            .roam
+            .iter()
+            .map(|a| format!("{}:{}", a.days, a.seats))
+            .collect();
+        format!(" roam={}", parts.join(","))
+    };
     format!(
-        "{} {} count={} expires={} share={}{min_checkout}\n",
+        "{} {} count={} expires={} share={}{min_checkout}{roam}\n",
         pool.key.feature,
         pool.key.version,
         pool.count,

@@ -101,6 +101,11 @@ fn feature(out: &mut String, f: &FeatureStatus, now: u64) {
     } else {
         String::new()
     };
+    let roaming = if f.roaming > 0 {
+        format!(" ({} roaming)", f.roaming)
+    } else {
+        String::new()
+    };
     let expiry = match f.days_left {
         None => "permanent".to_string(),
         Some(d) if d <= 0 => format!("EXPIRED {}", f.expires),
@@ -118,7 +123,7 @@ fn feature(out: &mut String, f: &FeatureStatus, now: u64) {
     };
     let _ = writeln!(
         out,
-        "{} {}: {issued}, {} in use{queued}, {expiry}{share}",
+        "{} {}: {issued}, {} in use{roaming}{queued}, {expiry}{share}",
         f.name, f.version, f.in_use
     );
     if f.holders.is_empty() {
@@ -172,11 +177,14 @@ fn holder_row(h: &Holder, now: u64) -> Vec<String> {
     } else {
         h.version.clone()
     };
-    let lease = format!(
-        "{} (in {})",
-        local_time(now + h.returns_in_secs),
-        duration(h.returns_in_secs)
-    );
+    let lease = match &h.roam {
+        Some(r) => format!("roaming to {} until {}", r.hostid, r.until),
+        None => format!(
+            "{} (in {})",
+            local_time(now + h.returns_in_secs),
+            duration(h.returns_in_secs)
+        ),
+    };
     vec![
         h.seat.clone(),
         h.user.clone(),
@@ -229,8 +237,10 @@ mod tests {
                         granted_at: 1_800_000_000,
                         age_secs: 192,
                         returns_in_secs: 42,
+                        roam: None,
                     }],
                     more_holders: 12,
+                    roaming: 0,
                 },
                 FeatureStatus {
                     name: "viewer".into(),

@@ -1,9 +1,9 @@
 //! Encoding of journal entries and snapshots: bytes only, no I/O.
 //!
-//! # Journal, format version 1
+//! # Journal, format version 2 (version 1 files read as version 2)
 //!
 //! ```text
-//! floatd-journal 1\n                                  file header (17 bytes)
+//! floatd-journal 2\n                                  file header (17 bytes)
 //! <len> <sum> <payload>\n                             one entry per record
 //! <len> <sum> <payload>\n
 //! ...
@@ -35,10 +35,10 @@
 //! build stops at an unknown version instead of cutting entries it cannot
 //! decode.
 //!
-//! # Snapshot, format version 1
+//! # Snapshot, format version 2 (version 1 files read as version 2)
 //!
 //! ```text
-//! floatd-snapshot 1\n                                 file header (18 bytes)
+//! floatd-snapshot 2\n                                 file header (18 bytes)
 //! <len> <sum> <body>\n                                one line
 //! ```
 //!
@@ -52,14 +52,25 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::fmt;
 
-/// The version of the journal, record and snapshot encodings.
-pub const FORMAT_VERSION: u32 = 1;
+/// The version of the journal, record and snapshot encodings. Version 2
+/// added roams (a grant's `roam`, the `roam_extended` and `roam_key`
+/// events, the `roam_return` and `roam_end` reasons) and what a merge after a split
+/// records (the `adopt` event, the `journal_failed` reason, a snapshot's
+/// `returned`).
+pub const FORMAT_VERSION: u32 = 2;
 
 /// The first line of a journal file.
-pub const JOURNAL_HEADER: &[u8] = b"floatd-journal 1\n";
+pub const JOURNAL_HEADER: &[u8] = b"floatd-journal 2\n";
 
 /// The first line of a snapshot file.
-pub const SNAPSHOT_HEADER: &[u8] = b"floatd-snapshot 1\n";
+pub const SNAPSHOT_HEADER: &[u8] = b"floatd-snapshot 2\n";
+
+/// The headers of version 1, which lacks only what version 2 added: its
+/// files read as version 2. Recovery rewrites an old journal's header
+/// before new records follow it, so a file never claims a version older
+/// than its records.
+pub const JOURNAL_HEADER_V1: &[u8] = b"floatd-journal 1\n";
+const SNAPSHOT_HEADER_V1: &[u8] = b"floatd-snapshot 1\n";
 
 const JOURNAL_MAGIC: &str = "floatd-journal";
 const SNAPSHOT_MAGIC: &str = "floatd-snapshot";
@@ -112,7 +123,7 @@ impl fmt::Display for DecodeError {
             }
             DecodeError::UnknownVersion { magic, found } => write!(
                 f,
-                "{magic} format version {found:?} is not one this build reads (it reads {FORMAT_VERSION})"
+                "{magic} format version {found:?} is not one this build reads (it reads 1 and {FORMAT_VERSION})"
             ),
         }
     }
@@ -169,7 +180,7 @@ pub fn encode_snapshot(snapshot: &Snapshot) -> Vec<u8> {
 /// Decodes a whole snapshot file. Every failure is an error: a snapshot is
 /// never partly trusted.
 pub fn decode_snapshot(bytes: &[u8]) -> Result<Snapshot, DecodeError> {
-    let start = check_header(bytes, SNAPSHOT_MAGIC, SNAPSHOT_HEADER)?;
+    let start = check_header(bytes, SNAPSHOT_MAGIC, [SNAPSHOT_HEADER, SNAPSHOT_HEADER_V1])?;
     let rest = &bytes[start..];
     let (body, used) = split_frame(rest, SNAPSHOT_SUM_HEX, rest.len() as u64)?;
     if used != rest.len() {
@@ -182,21 +193,21 @@ pub fn decode_snapshot(bytes: &[u8]) -> Result<Snapshot, DecodeError> {
 
 /// Checks a journal file's header, returning its length.
 pub fn check_journal_header(bytes: &[u8]) -> Result<usize, DecodeError> {
-    check_header(bytes, JOURNAL_MAGIC, JOURNAL_HEADER)
+    check_header(bytes, JOURNAL_MAGIC, [JOURNAL_HEADER, JOURNAL_HEADER_V1])
 }
 
-/// `Ok(header length)` for the expected header; `Incomplete` for a proper
-/// prefix of it (a torn creation); `UnknownVersion` for `<magic> <other>`;
-/// `NotThisFormat` for anything else.
+/// `Ok(header length)` for one of the headers read (this version's or an
+/// older one); `Incomplete` for a proper prefix of one (a torn creation);
+/// `UnknownVersion` for `<magic> <other>`; `NotThisFormat` for anything else.
 fn check_header(
     bytes: &[u8],
     magic: &'static str,
-    expected: &'static [u8],
+    read: [&'static [u8]; 2],
 ) -> Result<usize, DecodeError> {
-    if bytes.starts_with(expected) {
-        return Ok(expected.len());
+    if let Some(header) = read.iter().find(|h| bytes.starts_with(h)) {
+        return Ok(header.len());
     }
-    if expected.starts_with(bytes) {
+    if read.iter().any(|h| h.starts_with(bytes)) {
         return Err(DecodeError::Incomplete);
     }
     let line_end = bytes.iter().take(64).position(|&b| b == b'\n');
@@ -344,7 +355,7 @@ fn split_frame(bytes: &[u8], sum_hex: usize, max_len: u64) -> Result<(&[u8], usi
 pub(crate) mod tests {
     use super::*;
     use crate::codes::Code;
-    use crate::ledger::{Denial, Event, Grant, Reason, Return, SeatSnapshot};
+    use crate::ledger::{Denial, Event, Extension, Grant, Reason, Return, Roam, SeatSnapshot};
     use crate::licence::{Expiry, PoolKey, Share, Version};
 
     pub(crate) fn grant(handle: &str) -> Grant {
@@ -365,6 +376,7 @@ pub(crate) mod tests {
             lease_ms: 60_000,
             min_hold_ms: 5_000,
             at: 1_763_900_000,
+            roam: None,
         }
     }
 
@@ -382,6 +394,7 @@ pub(crate) mod tests {
                 code: Code::NoSeats,
                 rule: None,
                 at: 3,
+                roam_days: None,
             }),
             Event::Denied(Denial {
                 feature: "cad".into(),
@@ -392,6 +405,7 @@ pub(crate) mod tests {
                 code: Code::MaxReached,
                 rule: Some("floatd.opt:12".into()),
                 at: 7,
+                roam_days: Some(30),
             }),
             Event::Reread { pools: 3, at: 9 },
         ];
@@ -420,6 +434,49 @@ pub(crate) mod tests {
             at: 12,
         });
         events.push(Event::Stopped { at: u64::MAX });
+        // Format version 2: roams.
+        events.extend([
+            Event::Grant(Grant {
+                roam: Some(Box::new(Roam {
+                    hostid: "machine:0123456789abcdef".into(),
+                    days: 7,
+                    from: 1_763_900_000,
+                    until: 1_764_547_200,
+                })),
+                lease_ms: 0,
+                min_hold_ms: 0,
+                ..grant("r1.tag")
+            }),
+            Event::RoamExtended(Extension {
+                handle: "r1.tag".into(),
+                days: 9,
+                until: 1_764_720_000,
+                at: 1_763_990_000,
+                feature: "cad".into(),
+                version: Version::parse("2.0").unwrap(),
+                count: 2,
+                user: "ann".into(),
+                host: "ws-1".into(),
+            }),
+        ]);
+        events.push(Event::RoamKey(crate::ledger::RoamKey {
+            key_id: "1f3a9c2e".into(),
+            wrapped: "AAECAwQFBgcICQoLDA0ODw==".into(),
+            at: 1_763_900_000,
+        }));
+        for reason in [Reason::RoamReturn, Reason::RoamEnd] {
+            events.push(Event::Release(Return {
+                handle: "r1.tag".into(),
+                reason,
+                at: 1_764_720_000,
+                feature: "cad".into(),
+                version: Version::parse("2.0").unwrap(),
+                count: 2,
+                user: "ann".into(),
+                host: "ws-1".into(),
+                granted_at: 1_763_900_000,
+            }));
+        }
         events
     }
 
@@ -454,6 +511,11 @@ pub(crate) mod tests {
                     left_ms: 100 * i as u64,
                 })
                 .collect(),
+            roam_key: (seats > 0).then(|| crate::ledger::RoamKey {
+                key_id: "1f3a9c2e".into(),
+                wrapped: "AAECAwQFBgcICQoLDA0ODw==".into(),
+                at: 5,
+            }),
         }
     }
 
@@ -600,7 +662,12 @@ pub(crate) mod tests {
 
     #[test]
     fn headers_are_checked() {
+        assert_eq!(check_journal_header(b"floatd-journal 2\nrest"), Ok(17));
         assert_eq!(check_journal_header(b"floatd-journal 1\nrest"), Ok(17));
+        assert_eq!(
+            check_journal_header(b"floatd-journal 1"),
+            Err(DecodeError::Incomplete)
+        );
         assert_eq!(JOURNAL_HEADER.len(), 17);
         assert_eq!(SNAPSHOT_HEADER.len(), 18);
         assert_eq!(
@@ -608,23 +675,28 @@ pub(crate) mod tests {
             Err(DecodeError::Incomplete)
         );
         assert_eq!(
-            check_journal_header(b"floatd-journal 2\n"),
+            check_journal_header(b"floatd-journal 3\n"),
             Err(DecodeError::UnknownVersion {
                 magic: "floatd-journal",
-                found: "2".into()
+                found: "3".into()
             })
         );
         assert_eq!(
-            check_journal_header(b"floatd-snapshot 1\n"),
+            check_journal_header(b"floatd-snapshot 2\n"),
             Err(DecodeError::NotThisFormat {
                 expected: "floatd-journal"
             })
         );
-        let mut v2 = b"floatd-snapshot 2\n".to_vec();
-        v2.extend_from_slice(&encode_snapshot(&snapshot(1, 0))[SNAPSHOT_HEADER.len()..]);
+        let body = &encode_snapshot(&snapshot(1, 0))[SNAPSHOT_HEADER.len()..];
+        let mut v3 = b"floatd-snapshot 3\n".to_vec();
+        v3.extend_from_slice(body);
         assert!(matches!(
-            decode_snapshot(&v2),
+            decode_snapshot(&v3),
             Err(DecodeError::UnknownVersion { .. })
         ));
+        // Version 1 snapshots (written before roaming) still read.
+        let mut v1 = SNAPSHOT_HEADER_V1.to_vec();
+        v1.extend_from_slice(body);
+        assert_eq!(decode_snapshot(&v1).unwrap(), snapshot(1, 0));
     }
 }

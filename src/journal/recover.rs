@@ -240,12 +240,36 @@ pub fn recover(dir: &Path) -> Result<Recovered, RecoverError> {
         file.sync_all()
             .map_err(io_error(&path, "fsync the truncated journal"))?;
     }
+    if bytes.starts_with(codec::JOURNAL_HEADER_V1) && keep >= codec::JOURNAL_HEADER.len() as u64 {
+        upgrade_header(&path)?;
+    }
     Ok(Recovered {
         snapshot,
         records: scan.records,
         cut: scan.cut,
         skipped: scan.skipped,
     })
+}
+
+/// Rewrites a version 1 journal's header as version 2's (the same length)
+/// before records of version 2 follow it: an older floatd then refuses
+/// the file at start instead of cutting records it cannot read.
+fn upgrade_header(path: &Path) -> Result<(), RecoverError> {
+    use std::os::unix::fs::FileExt;
+    let file = OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(io_error(path, "open the journal to upgrade its header"))?;
+    file.write_all_at(codec::JOURNAL_HEADER, 0)
+        .map_err(io_error(path, "upgrade the journal's header"))?;
+    file.sync_all()
+        .map_err(io_error(path, "fsync the journal's new header"))?;
+    log::info!(
+        "{}: journal format 1 upgraded to {}",
+        path.display(),
+        codec::FORMAT_VERSION
+    );
+    Ok(())
 }
 
 /// Reads and checks a snapshot file; `None` if there is none.
@@ -500,9 +524,29 @@ mod tests {
     }
 
     #[test]
+    fn a_version_1_journal_is_read_and_its_header_upgraded() {
+        let dir = tempfile::tempdir().unwrap();
+        let rs = records(1, 12); // every kind version 1 had
+        let mut bytes = journal_bytes(&rs);
+        bytes[..JOURNAL_HEADER.len()].copy_from_slice(codec::JOURNAL_HEADER_V1);
+        write_journal(dir.path(), &bytes);
+        let r = recover(dir.path()).unwrap();
+        assert_eq!((r.records, r.cut), (rs.clone(), None));
+        let on_disk = fs::read(dir.path().join(JOURNAL_FILE)).unwrap();
+        assert_eq!(on_disk, journal_bytes(&rs));
+        // A journal holding only a version 1 header is upgraded too.
+        write_journal(dir.path(), codec::JOURNAL_HEADER_V1);
+        recover(dir.path()).unwrap();
+        assert_eq!(
+            fs::read(dir.path().join(JOURNAL_FILE)).unwrap(),
+            JOURNAL_HEADER
+        );
+    }
+
+    #[test]
     fn unknown_journal_version_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
-        let mut bytes = b"floatd-journal 2\n".to_vec();
+        let mut bytes = b"floatd-journal 3\n".to_vec();
         bytes.extend_from_slice(&encode_record(&records(1, 1)[0]));
         write_journal(dir.path(), &bytes);
         let e = recover(dir.path()).unwrap_err();

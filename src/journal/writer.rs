@@ -295,7 +295,7 @@ impl Drop for Journal {
 }
 
 /// Opens the journal for appending, writing the header into a new or empty
-/// file. An existing one must have the version 1 header and end with a
+/// file. An existing one must have this version's header and end with a
 /// good entry numbered `last_seq` (or hold no entries): what recovery
 /// leaves behind.
 fn open_journal(dir: &Path, path: &Path, last_seq: u64) -> io::Result<File> {
@@ -328,7 +328,10 @@ fn open_journal(dir: &Path, path: &Path, last_seq: u64) -> io::Result<File> {
     file.seek(SeekFrom::Start(0))?;
     file.read_exact(&mut header)?;
     if header != JOURNAL_HEADER {
-        return Err(bad("the header is not a version 1 journal's"));
+        return Err(bad(&format!(
+            "the header is not a version {} journal's",
+            codec::FORMAT_VERSION
+        )));
     }
     let header = JOURNAL_HEADER.len() as u64;
     if len == header {
@@ -939,7 +942,7 @@ mod tests {
         let mut torn = JOURNAL_HEADER.to_vec();
         torn.extend_from_slice(&codec::encode_record(&records(1, 1)[0]));
         torn.truncate(torn.len() - 3);
-        for bytes in [&b"floatd-jo"[..], b"floatd-journal 2\n", &torn[..]] {
+        for bytes in [&b"floatd-jo"[..], b"floatd-journal 1\n", &torn[..]] {
             fs::write(&path, bytes).unwrap();
             let (wake, _woken) = waker();
             let e = Journal::start(dir.path(), 0, Durability::Fsync, wake)

@@ -28,6 +28,30 @@ pub struct Grant {
     pub min_hold_ms: u64,
     /// Wall-clock time of the grant, for the report log and status ages only.
     pub at: u64,
+    /// Set when the seats roam: they need no heartbeat and stay out until
+    /// the roam ends or is returned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roam: Option<Box<Roam>>,
+}
+
+/// The terms of a roam: seats taken away from the network for days.
+///
+/// A roam ends by the calendar, not by a lease: at `until`, by the wall
+/// clock of whichever server is active then. Both times are Unix seconds
+/// written once by the server that granted (or extended) the roam, so
+/// replaying or replicating the record gives the same end everywhere.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Roam {
+    /// The host id of the client's machine (`machine:HEX`, ...): the
+    /// roam token is good on that machine only.
+    pub hostid: String,
+    /// Days last asked for (the licence and options limit this).
+    pub days: u32,
+    /// When the roam began (the grant's wall-clock time).
+    pub from: u64,
+    /// When it ends: the UTC midnight after its last day, by the server's
+    /// calendar. Its seats count as in use until then.
+    pub until: u64,
 }
 
 /// Why a seat came back to its pool. Stable codes in the report log.
@@ -47,6 +71,10 @@ pub enum Reason {
     /// Granted, but the journal failed before it was recorded: the client
     /// was told so and never got the seat.
     JournalFailed,
+    /// The client returned a roam before its end.
+    RoamReturn,
+    /// A roam's last day ended.
+    RoamEnd,
 }
 
 impl Reason {
@@ -65,6 +93,8 @@ impl Reason {
             Reason::LicenceGone => "licence_gone",
             Reason::Shutdown => "shutdown",
             Reason::JournalFailed => "journal_failed",
+            Reason::RoamReturn => "roam_return",
+            Reason::RoamEnd => "roam_end",
         }
     }
 }
@@ -98,6 +128,36 @@ pub struct Denial {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rule: Option<String>,
     pub at: u64,
+    /// The days asked for, when the request was to roam.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roam_days: Option<u32>,
+}
+
+/// The roam key of a server pair, as its journal carries it to the
+/// standby: the secret wrapped under a key derived from the peer secret
+/// (so the journal and the peer link never hold it in the clear), and the
+/// id of its public half.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoamKey {
+    pub key_id: String,
+    pub wrapped: String,
+    pub at: u64,
+}
+
+/// A roam made longer: it now ends at `until`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Extension {
+    pub handle: String,
+    /// The days asked for, counted from the day of the extension.
+    pub days: u32,
+    pub until: u64,
+    pub at: u64,
+    /// Whose roam, for the report log.
+    pub feature: String,
+    pub version: Version,
+    pub count: u32,
+    pub user: String,
+    pub host: String,
 }
 
 /// One change. Seat events change the ledger; the others only go on record.
@@ -110,6 +170,10 @@ pub enum Event {
     Adopt(super::SeatSnapshot),
     Release(Return),
     Denied(Denial),
+    /// A roam was extended.
+    RoamExtended(Extension),
+    /// The pair signs roam tokens with this key from now on.
+    RoamKey(RoamKey),
     /// Licences (and options) were reread; `pools` is how many now serve.
     Reread {
         pools: usize,
@@ -145,6 +209,9 @@ impl Event {
     /// True for events that change seats (and so must be durable, and
     /// acknowledged by the standby, before the client hears of them).
     pub fn changes_seats(&self) -> bool {
-        matches!(self, Event::Grant(_) | Event::Adopt(_) | Event::Release(_))
+        matches!(
+            self,
+            Event::Grant(_) | Event::Adopt(_) | Event::Release(_) | Event::RoamExtended(_)
+        )
     }
 }

@@ -180,6 +180,7 @@ mod tests {
             },
             count: Count::Seats(10),
             min_checkout_secs: 0,
+            roam: Vec::new(),
         };
         Ledger::new(
             vec![pool],

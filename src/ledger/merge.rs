@@ -11,12 +11,15 @@
 //! - a seat held on either side is honoured, with the lease it had left
 //!   there (never a fresh one), so a client that kept heartbeating on the
 //!   side that steps down keeps its seat;
-//! - held on both sides, the later lease wins.
+//! - held on both sides, the later lease wins;
+//! - roams end by the calendar, not by a lease: one still running is
+//!   honoured until its end, and held on both sides, the later end wins
+//!   (an extension made on either side).
 //!
 //! Only seats both sides granted beyond the count can then exceed it, and
 //! only until they are returned or their leases run out.
 
-use super::{Event, Ledger, Now, Reason, SeatSnapshot};
+use super::{Event, Extension, Ledger, Now, Reason, SeatSnapshot};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -138,6 +141,15 @@ impl Ledger {
         let mut outcome = MergeOutcome::default();
         for theirs in &merge.seats {
             let handle = &theirs.grant.handle;
+            if let Some(ours) = self.seats.get(handle) {
+                if let (Some(mine), Some(other)) = (&ours.grant.roam, &theirs.grant.roam) {
+                    if other.until > mine.until {
+                        self.commit(Event::RoamExtended(roam_extension(theirs, now)), now);
+                        outcome.extended += 1;
+                    }
+                    continue;
+                }
+            }
             if let Some(ours) = self.seats.get_mut(handle) {
                 let until = now.mono + Duration::from_millis(theirs.lease_left_ms);
                 if !theirs.checked_in && !ours.checked_in && until > ours.lease_until {
@@ -153,10 +165,10 @@ impl Ledger {
                 outcome.kept_returned += 1;
                 continue;
             }
-            let left = if theirs.checked_in {
-                theirs.hold_left_ms
-            } else {
-                theirs.lease_left_ms.max(theirs.hold_left_ms)
+            let left = match &theirs.grant.roam {
+                Some(roam) => roam.until.saturating_sub(now.unix),
+                None if theirs.checked_in => theirs.hold_left_ms,
+                None => theirs.lease_left_ms.max(theirs.hold_left_ms),
             };
             if left == 0 {
                 continue; // it ran out there too
@@ -177,9 +189,13 @@ impl Ledger {
         outcome
     }
 
-    /// Applies an `Adopt` record: the seat with the time it had left.
+    /// Applies an `Adopt` record: the seat with the time it had left (a
+    /// roam keeps its end: `add_seat` files it by the calendar).
     pub(super) fn adopt_seat(&mut self, seat: &SeatSnapshot, now: Now) {
         self.add_seat(seat.grant.clone(), now);
+        if seat.grant.roam.is_some() {
+            return;
+        }
         if let Some(s) = self.seats.get_mut(&seat.grant.handle) {
             s.lease_until = now.mono + Duration::from_millis(seat.lease_left_ms);
             s.hold_until = now.mono + Duration::from_millis(seat.hold_left_ms);
@@ -188,5 +204,23 @@ impl Ledger {
             self.deadlines
                 .push(std::cmp::Reverse((returns, seat.grant.handle.clone())));
         }
+    }
+}
+
+/// The record that gives a roam held here the later end the other side
+/// gave it.
+fn roam_extension(theirs: &SeatSnapshot, now: Now) -> Extension {
+    let g = &theirs.grant;
+    let roam = g.roam.as_ref().expect("a roam");
+    Extension {
+        handle: g.handle.clone(),
+        days: roam.days,
+        until: roam.until,
+        at: now.unix,
+        feature: g.feature.clone(),
+        version: g.version.clone(),
+        count: g.count,
+        user: g.user.clone(),
+        host: g.host.clone(),
     }
 }

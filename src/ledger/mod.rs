@@ -17,13 +17,15 @@ mod merge;
 pub mod per_client;
 pub mod policy;
 mod pools;
+mod roam;
 
-pub use event::{Denial, Event, Grant, Reason, Record, Return};
+pub use event::{Denial, Event, Extension, Grant, Reason, Record, Return, Roam, RoamKey};
 pub use handle::{Entropy, HandleClaim, HandleKey, SeededEntropy, HANDLE_ID_BYTES, MAX_HANDLE_LEN};
 pub use holders::{looks_like_seat_id, seat_id, SeatHolder, SeatSelector, SEAT_ID_LEN};
 use merge::ReturnedSeats;
 pub use merge::{Merge, MergeOutcome, Returned};
 pub use policy::Options;
+pub use roam::{RoamRequest, DAY_SECS};
 
 use crate::civil::Date;
 use crate::codes::Code;
@@ -32,7 +34,7 @@ use policy::{Requester, Usage};
 use pools::PoolState;
 use serde::{Deserialize, Serialize};
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BTreeSet, BinaryHeap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 /// The two clocks a ledger call needs: the monotonic one measures leases,
@@ -180,6 +182,9 @@ pub struct Snapshot {
     /// split never brings them back.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub returned: Vec<Returned>,
+    /// The pair's roam key, as last recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roam_key: Option<RoamKey>,
 }
 
 /// A queued checkout decided, and the record its reply waits for.
@@ -261,6 +266,14 @@ pub struct Ledger {
     woken: Vec<Woken>,
     /// The last seat-changing record made since [`Ledger::take_change`].
     changed: Option<u64>,
+    /// Roams by their end (wall clock, Unix seconds), then handle.
+    roam_ends: BTreeSet<(u64, String)>,
+    /// Seats out roaming, per feature.
+    roaming: HashMap<String, u64>,
+    /// Seconds in a roam day: 86,400, shorter only in tests.
+    roam_day: u64,
+    /// The pair's roam key, as last recorded.
+    roam_key: Option<RoamKey>,
 }
 
 impl Ledger {
@@ -291,6 +304,10 @@ impl Ledger {
             outbox: Vec::new(),
             woken: Vec::new(),
             changed: None,
+            roam_ends: BTreeSet::new(),
+            roaming: HashMap::new(),
+            roam_day: DAY_SECS,
+            roam_key: None,
         };
         ledger.index_pools(pools);
         ledger
@@ -403,7 +420,7 @@ impl Ledger {
             seat.pool = self.pool_index.get(&seat.grant.pool).copied();
             if let Some(i) = seat.pool {
                 let p = &mut self.pools[i];
-                let key = p.share_key(&seat.grant.user, &seat.grant.host);
+                let key = charge_key(p, &seat.grant);
                 p.charge(&seat.grant.handle, seat.grant.count, key);
             }
         }
@@ -422,7 +439,7 @@ impl Ledger {
         if let Err(refusal) = self.per_client.admit(&request) {
             return Outcome::Denied(refusal);
         }
-        match self.try_grant(&request, None, GrantRules::Checkout, now) {
+        match self.try_grant(&request, None, GrantRules::Checkout, None, now) {
             Ok(grant) => Outcome::Granted(grant),
             Err(refusal)
                 if request.wait && matches!(refusal.code, Code::NoSeats | Code::Reserved) =>
@@ -438,7 +455,7 @@ impl Ledger {
                 }
             }
             Err(refusal) => {
-                self.record_denial(&request, &refusal, now);
+                self.record_denial(&request, &refusal, None, now);
                 Outcome::Denied(refusal)
             }
         }
@@ -465,6 +482,7 @@ impl Ledger {
     /// through [`Ledger::heartbeat_by`], which checks the holder.
     pub fn heartbeat(&mut self, handle: &str, now: Now) -> Result<Duration, Refusal> {
         match self.seats.get_mut(handle) {
+            Some(seat) if seat.grant.roam.is_some() => Err(roam::not_a_lease()),
             Some(seat) if !seat.checked_in => {
                 let lease = Duration::from_millis(seat.grant.lease_ms);
                 seat.lease_until = now.mono + lease;
@@ -478,6 +496,7 @@ impl Ledger {
     /// [`Ledger::checkin_by`]. min_checkout may keep it out a while longer.
     pub fn checkin(&mut self, handle: &str, now: Now) -> Result<CheckinOutcome, Refusal> {
         let seat = match self.seats.get_mut(handle) {
+            Some(seat) if seat.grant.roam.is_some() => return Err(roam::not_a_lease()),
             Some(seat) if !seat.checked_in => seat,
             _ => return Err(unknown_handle()),
         };
@@ -509,6 +528,9 @@ impl Ledger {
     /// again, counted, when their tag proves the grant and seats allow.
     pub fn reclaim(&mut self, handle: &str, request: &CheckoutRequest, now: Now) -> Outcome {
         if let Some(seat) = self.seats.get_mut(handle) {
+            if seat.grant.roam.is_some() {
+                return Outcome::Denied(roam::not_a_lease());
+            }
             let g = &seat.grant;
             let same = g.feature == request.feature
                 && g.version == request.version
@@ -539,7 +561,7 @@ impl Ledger {
         if handle.len() > MAX_HANDLE_LEN || !self.handle_key.verify(handle, &claim) {
             return Outcome::Denied(bad_handle());
         }
-        match self.try_grant(request, Some(handle), GrantRules::Reclaim, now) {
+        match self.try_grant(request, Some(handle), GrantRules::Reclaim, None, now) {
             Ok(grant) => Outcome::Granted(grant),
             Err(refusal) => Outcome::Denied(refusal),
         }
@@ -555,6 +577,9 @@ impl Ledger {
             let Some(seat) = self.seats.get(&handle) else {
                 continue;
             };
+            if seat.grant.roam.is_some() {
+                continue; // ends by the calendar (`end_roams`)
+            }
             let due = seat.returns_at();
             if due > now.mono {
                 self.deadlines.push(Reverse((due, handle)));
@@ -567,9 +592,12 @@ impl Ledger {
             };
             self.release(&handle, reason, now);
         }
+        self.end_roams(now);
     }
 
-    /// When `expire_due` next has work (possibly earlier, never later).
+    /// When `expire_due` next has work on a lease (possibly earlier, never
+    /// later). Roams end by the wall clock: the server calls `expire_due`
+    /// at least every few hundred milliseconds anyway.
     pub fn next_deadline(&self) -> Option<Instant> {
         self.deadlines.peek().map(|Reverse((at, _))| *at)
     }
@@ -591,7 +619,7 @@ impl Ledger {
     /// Gives every seat a full lease from now: after a restart or a
     /// takeover, clients could not heartbeat while no server was up.
     pub fn grant_grace(&mut self, now: Now) {
-        for seat in self.seats.values_mut() {
+        for seat in self.seats.values_mut().filter(|s| s.grant.roam.is_none()) {
             let lease = now.mono + Duration::from_millis(seat.grant.lease_ms);
             seat.lease_until = seat.lease_until.max(lease);
         }
@@ -634,6 +662,8 @@ impl Ledger {
         self.last_epoch = record.epoch;
         match &record.event {
             Event::Grant(grant) => self.add_seat(grant.clone(), now),
+            Event::RoamExtended(ext) => self.apply_extension(ext),
+            Event::RoamKey(key) => self.roam_key = Some(key.clone()),
             Event::Adopt(seat) => self.adopt_seat(seat, now),
             Event::Release(ret) => {
                 self.drop_seat(&ret.handle);
@@ -667,7 +697,7 @@ impl Ledger {
         let pool = self.pool_index.get(&grant.pool).copied();
         if let Some(i) = pool {
             let p = &mut self.pools[i];
-            let key = p.share_key(&grant.user, &grant.host);
+            let key = charge_key(p, &grant);
             p.charge(&grant.handle, grant.count, key);
         } else {
             log::warn!(
@@ -688,8 +718,12 @@ impl Ledger {
             checked_in: false,
             grant,
         };
-        self.deadlines
-            .push(Reverse((seat.returns_at(), seat.grant.handle.clone())));
+        if self.add_roam(&seat.grant) {
+            // Ends by the calendar (`roam_ends`), never by a lease.
+        } else {
+            self.deadlines
+                .push(Reverse((seat.returns_at(), seat.grant.handle.clone())));
+        }
         self.seats.insert(seat.grant.handle.clone(), seat);
     }
 
@@ -699,9 +733,10 @@ impl Ledger {
         };
         if let Some(i) = seat.pool {
             let p = &mut self.pools[i];
-            let key = p.share_key(&seat.grant.user, &seat.grant.host);
+            let key = charge_key(p, &seat.grant);
             p.discharge(handle, seat.grant.count, key.as_deref());
         }
+        self.drop_roam(&seat.grant);
         if let Some(usage) = self.usage.get_mut(&seat.grant.feature) {
             let delta = -(seat.grant.count as i64);
             adjust(&mut usage.by_user, &seat.grant.user, delta);
@@ -731,7 +766,13 @@ impl Ledger {
         self.serve_queue(&feature, now);
     }
 
-    fn record_denial(&mut self, request: &CheckoutRequest, refusal: &Refusal, now: Now) {
+    fn record_denial(
+        &mut self,
+        request: &CheckoutRequest,
+        refusal: &Refusal,
+        roam_days: Option<u32>,
+        now: Now,
+    ) {
         self.commit(
             Event::Denied(Denial {
                 feature: request.feature.clone(),
@@ -742,6 +783,7 @@ impl Ledger {
                 code: refusal.code,
                 rule: refusal.rule.clone(),
                 at: now.unix,
+                roam_days,
             }),
             now,
         );
@@ -757,7 +799,7 @@ impl Ledger {
             };
             let request = head.request.clone();
             let id = head.id;
-            match self.try_grant(&request, None, GrantRules::QueueHead, now) {
+            match self.try_grant(&request, None, GrantRules::QueueHead, None, now) {
                 Err(r) if matches!(r.code, Code::NoSeats | Code::Reserved) => break,
                 result => {
                     if let Some(q) = self.queues.get_mut(feature) {
@@ -767,7 +809,7 @@ impl Ledger {
                     let (outcome, wait_for) = match result {
                         Ok(grant) => (Outcome::Granted(grant), Some(self.last_seq())),
                         Err(refusal) => {
-                            self.record_denial(&request, &refusal, now);
+                            self.record_denial(&request, &refusal, None, now);
                             (Outcome::Denied(refusal), None)
                         }
                     };
@@ -784,12 +826,14 @@ impl Ledger {
         }
     }
 
-    /// Decides a grant and, if allowed, commits it.
+    /// Decides a grant (a roam when `roam` says so) and, if allowed,
+    /// commits it.
     fn try_grant(
         &mut self,
         request: &CheckoutRequest,
         reuse_handle: Option<&str>,
         rules: GrantRules,
+        roam: Option<&Roam>,
         now: Now,
     ) -> Result<Grant, Refusal> {
         let feature = &request.feature;
@@ -832,6 +876,12 @@ impl Ledger {
                 ),
             ));
         }
+        // A roam draws only on pools whose licence lets seats roam that
+        // long, and whose roamable seats are not all out roaming.
+        let candidates = match roam {
+            Some(roam) => self.roam_candidates(candidates, request, roam)?,
+            None => candidates,
+        };
         let who = Requester {
             user: &request.user,
             host: &request.host,
@@ -875,7 +925,11 @@ impl Ledger {
         let mut chosen = None;
         for &i in &candidates {
             let p = &self.pools[i];
-            let key = p.share_key(&request.user, &request.host);
+            // A roam takes seats of its own: they leave with the machine.
+            let key = match roam {
+                Some(_) => None,
+                None => p.share_key(&request.user, &request.host),
+            };
             let needed = p.needed(request.count, key.as_deref());
             if needed == 0 {
                 chosen = Some(i);
@@ -945,9 +999,16 @@ impl Ledger {
             user: request.user.clone(),
             host: request.host.clone(),
             client: request.client.clone(),
-            lease_ms: self.lease.as_millis() as u64,
-            min_hold_ms: pool_state.pool.min_checkout_secs as u64 * 1000,
+            lease_ms: match roam {
+                Some(_) => 0,
+                None => self.lease.as_millis() as u64,
+            },
+            min_hold_ms: match roam {
+                Some(_) => 0,
+                None => pool_state.pool.min_checkout_secs as u64 * 1000,
+            },
             at: now.unix,
+            roam: roam.cloned().map(Box::new),
         };
         self.commit(Event::Grant(grant.clone()), now);
         Ok(grant)
@@ -1018,6 +1079,7 @@ impl Ledger {
             epoch: self.last_epoch,
             seats,
             returned: self.returned.snapshot(now.mono),
+            roam_key: self.roam_key.clone(),
         }
     }
 
@@ -1026,6 +1088,8 @@ impl Ledger {
         self.seats.clear();
         self.usage.clear();
         self.per_client.forget_held();
+        self.roam_ends.clear();
+        self.roaming.clear();
         for s in &snapshot.seats {
             self.add_seat(s.grant.clone(), now);
             let seat = self.seats.get_mut(&s.grant.handle).expect("just added");
@@ -1034,6 +1098,7 @@ impl Ledger {
             seat.checked_in = s.checked_in;
         }
         self.returned = ReturnedSeats::restore(&snapshot.returned, now.mono);
+        self.roam_key = snapshot.roam_key.clone();
         self.next_seq = snapshot.seq + 1;
         self.last_epoch = snapshot.epoch;
         self.epoch = self.epoch.max(snapshot.epoch);
@@ -1045,8 +1110,18 @@ impl Ledger {
         self.deadlines = self
             .seats
             .values()
+            .filter(|s| s.grant.roam.is_none())
             .map(|s| Reverse((s.returns_at(), s.grant.handle.clone())))
             .collect();
+    }
+}
+
+/// The share key a seat is charged under: none for a roam, which always
+/// takes seats of its own.
+fn charge_key(pool: &PoolState, grant: &Grant) -> Option<String> {
+    match grant.roam {
+        Some(_) => None,
+        None => pool.share_key(&grant.user, &grant.host),
     }
 }
 
@@ -1068,7 +1143,7 @@ fn bad_handle() -> Refusal {
     )
 }
 
-fn unknown_handle() -> Refusal {
+pub(crate) fn unknown_handle() -> Refusal {
     Refusal::new(
         Code::UnknownHandle,
         "no seat is held here under this handle (checked in, expired or removed)",

@@ -153,6 +153,7 @@ mod tests {
             lease_ms: 1,
             min_hold_ms: 0,
             at: 0,
+            roam: None,
         }
     }
 

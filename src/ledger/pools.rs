@@ -103,6 +103,7 @@ mod tests {
             },
             count: Count::Seats(seats),
             min_checkout_secs: 0,
+            roam: Vec::new(),
         })
     }
 

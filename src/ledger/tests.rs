@@ -11,6 +11,7 @@ fn pool(feature: &str, version: &str, count: Count, share: Share, min_checkout: 
         },
         count,
         min_checkout_secs: min_checkout,
+        roam: Vec::new(),
     }
 }
 

@@ -66,7 +66,7 @@ pub mod signature;
 pub use hostid::{HostId, HostIds};
 pub use keys::{KeyError, TrustedKeys};
 pub use load::{find_files, load, load_files, load_sources, LoadRequest, Source};
-pub use model::{Count, Expiry, Pool, PoolKey, Share, Version};
+pub use model::{Count, Expiry, Pool, PoolKey, RoamAllowance, Share, Version};
 pub use parse::{parse_licence, FeatureLine, LicenceFile, ParseError, ServerLine};
 pub use pools::{LoadError, LoadedFile, Served, Side, EXPIRY_WARNING_DAYS};
 pub use signature::{check_feature, sign_licence, SigCheck, SigField};

@@ -252,16 +252,48 @@ pub struct Pool {
     /// Seconds a seat stays out after checkout whatever the client does
     /// (the largest `min_checkout=` of the combined lines; 0 when unset).
     pub min_checkout_secs: u32,
+    /// The seats that may roam, by the `roam=` of the lines that allow it,
+    /// shortest roam first; empty when no line of the pool may roam.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roam: Vec<RoamAllowance>,
+}
+
+/// Seats of a pool whose licence lines say `roam=DAYS`: they may be out
+/// roaming for at most `days` days.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoamAllowance {
+    pub days: u32,
+    /// The seats of the pool's lines with this `roam=`.
+    pub seats: Count,
 }
 
 impl Pool {
     /// Seats in the pool, `None` when uncounted.
     pub fn limit(&self) -> Option<u64> {
-        match self.count {
-            Count::Seats(n) => Some(n as u64),
-            Count::Uncounted => None,
-            Count::Single => Some(0),
-        }
+        count_limit(self.count)
+    }
+
+    /// The longest roam any of the pool's seats may make; `None` when
+    /// they may not roam.
+    pub fn longest_roam(&self) -> Option<u32> {
+        self.roam.iter().map(|a| a.days).max()
+    }
+
+    /// Seats that may roam for `days` days or longer: those of the lines
+    /// allowing at least that; `None` when uncounted.
+    pub fn roam_seats(&self, days: u32) -> Option<u64> {
+        self.roam
+            .iter()
+            .filter(|a| a.days >= days)
+            .try_fold(0u64, |sum, a| count_limit(a.seats).map(|n| sum + n))
+    }
+}
+
+fn count_limit(count: Count) -> Option<u64> {
+    match count {
+        Count::Seats(n) => Some(n as u64),
+        Count::Uncounted => None,
+        Count::Single => Some(0),
     }
 }
 
@@ -299,6 +331,40 @@ mod tests {
         assert!(!a.is_expired(today));
         assert!(a.is_expired(today.add_days(1)));
         assert!(!Expiry::Permanent.is_expired(today));
+    }
+
+    #[test]
+    fn roam_seats_count_the_lines_that_allow_at_least_the_days() {
+        let pool = Pool {
+            key: PoolKey {
+                feature: "cad".into(),
+                version: Version::parse("1").unwrap(),
+                expiry: Expiry::Permanent,
+                share: Share::None,
+            },
+            count: Count::Seats(10),
+            min_checkout_secs: 0,
+            roam: vec![
+                RoamAllowance {
+                    days: 3,
+                    seats: Count::Seats(2),
+                },
+                RoamAllowance {
+                    days: 30,
+                    seats: Count::Seats(1),
+                },
+            ],
+        };
+        assert_eq!(pool.longest_roam(), Some(30));
+        assert_eq!(pool.roam_seats(1), Some(3));
+        assert_eq!(pool.roam_seats(3), Some(3));
+        assert_eq!(pool.roam_seats(4), Some(1));
+        assert_eq!(pool.roam_seats(31), Some(0));
+        let mut open = pool.clone();
+        open.roam[1].seats = Count::Uncounted;
+        assert_eq!(open.roam_seats(3), None);
+        open.roam.clear();
+        assert_eq!((open.longest_roam(), open.roam_seats(1)), (None, Some(0)));
     }
 
     #[test]

@@ -107,6 +107,9 @@ pub struct FeatureLine {
     pub share: Share,
     /// `min_checkout=` seconds, 0 when absent.
     pub min_checkout_secs: u32,
+    /// `roam=` days: the longest roam the vendor allows for these seats;
+    /// `None` (absent) means they may not roam.
+    pub roam_days: Option<u32>,
     pub sig: Option<SigField>,
     pub fields: Vec<Field>,
     /// Line number in its file, from 1.
@@ -736,6 +739,7 @@ pub(crate) fn feature_from_raw(
     let mut expiry = None;
     let mut share = Share::None;
     let mut min_checkout_secs = 0;
+    let mut roam_days = None;
     let mut sig = None;
     for field in &raw.fields {
         let value = field.value.as_str();
@@ -755,6 +759,17 @@ pub(crate) fn feature_from_raw(
                         ))
                     })?
             }
+            "roam" => {
+                roam_days = Some(
+                    parse_decimal(value)
+                        .filter(|n| (1..=u64::from(MAX_ROAM_DAYS)).contains(n))
+                        .ok_or_else(|| {
+                            bad(format!(
+                                "expected the longest roam in days, 1 to {MAX_ROAM_DAYS}, found {value:?}"
+                            ))
+                        })? as u32,
+                )
+            }
             "sig" if existing_sig == ExistingSig::Check => {
                 sig = Some(SigField::parse(value).map_err(bad)?)
             }
@@ -769,6 +784,7 @@ pub(crate) fn feature_from_raw(
         expiry: expiry.ok_or_else(|| missing(ctx, raw, "expires", REQUIRED))?,
         share,
         min_checkout_secs,
+        roam_days,
         sig,
         fields: raw
             .fields
@@ -781,6 +797,9 @@ pub(crate) fn feature_from_raw(
         line: ctx.number,
     })
 }
+
+/// The longest `roam=` a licence line may allow (ten years).
+pub const MAX_ROAM_DAYS: u32 = 3650;
 
 /// Decimal digits only (no sign, no spaces), saturating far above any u32.
 fn parse_decimal(text: &str) -> Option<u64> {
@@ -856,6 +875,16 @@ feature viewer version=1.0 count=uncounted expires=permanent _note=\"say \\\"hi\
         assert_eq!(viewer.expiry, Expiry::Permanent);
         assert_eq!(viewer.share, Share::None);
         assert_eq!(viewer.fields[3].value, "say \"hi\" \\ bye");
+        assert_eq!((cad.roam_days, viewer.roam_days), (None, None));
+    }
+
+    #[test]
+    fn roam_is_the_longest_roam_in_days() {
+        let file = parse(&format!(
+            "{HEAD}FEATURE cad version=2 count=3 expires=permanent roam=14\n"
+        ))
+        .unwrap();
+        assert_eq!(file.features[0].roam_days, Some(14));
     }
 
     #[test]
@@ -930,6 +959,18 @@ feature viewer version=1.0 count=uncounted expires=permanent _note=\"say \\\"hi\
             (
                 "FEATURE cad version=2 count=1 expires=permanent min_checkout=-1",
                 "bad min_checkout= value",
+            ),
+            (
+                "FEATURE cad version=2 count=1 expires=permanent roam=0",
+                "bad roam= value",
+            ),
+            (
+                "FEATURE cad version=2 count=1 expires=permanent roam=3651",
+                "bad roam= value",
+            ),
+            (
+                "FEATURE cad version=2 count=1 expires=permanent roam=7d",
+                "bad roam= value",
             ),
             (
                 "FEATURE cad version=x count=1 expires=permanent",

@@ -8,7 +8,7 @@
 use super::canonical::signed_message;
 use super::hostid::HostIds;
 use super::keys::TrustedKeys;
-use super::model::{Count, Expiry, Pool, PoolKey};
+use super::model::{Count, Expiry, Pool, PoolKey, RoamAllowance};
 use super::parse::{FeatureLine, LicenceFile, ServerLine};
 use super::signature::{check_message, SigCheck};
 use crate::civil::Date;
@@ -256,14 +256,18 @@ pub(crate) fn serve(
                     }
                     pool.count = count;
                     pool.min_checkout_secs = pool.min_checkout_secs.max(feature.min_checkout_secs);
+                    add_roam(pool, feature);
                 }
                 None => {
                     pool_index.insert(key.clone(), pools.len());
-                    pools.push(Pool {
+                    let mut pool = Pool {
                         key,
                         count: feature.count,
                         min_checkout_secs: feature.min_checkout_secs,
-                    });
+                        roam: Vec::new(),
+                    };
+                    add_roam(&mut pool, feature);
+                    pools.push(pool);
                 }
             }
         }
@@ -380,6 +384,25 @@ fn describe_host(host: &HostIds) -> String {
 
 /// Adds two served counts: uncounted absorbs anything; seats saturate at
 /// u32::MAX (the flag says so).
+/// Adds a line's roamable seats to its pool: lines with the same `roam=`
+/// add up, and each roam length keeps its own seats, so a pool of 7 seats
+/// that may not roam and 3 that may is exactly that.
+fn add_roam(pool: &mut Pool, feature: &FeatureLine) {
+    let Some(days) = feature.roam_days else {
+        return;
+    };
+    match pool.roam.iter_mut().find(|a| a.days == days) {
+        Some(allowance) => allowance.seats = add_counts(allowance.seats, feature.count).0,
+        None => {
+            pool.roam.push(RoamAllowance {
+                days,
+                seats: feature.count,
+            });
+            pool.roam.sort_by_key(|a| a.days);
+        }
+    }
+}
+
 fn add_counts(a: Count, b: Count) -> (Count, bool) {
     match (a, b) {
         (Count::Seats(x), Count::Seats(y)) => match x.checked_add(y) {
@@ -505,6 +528,45 @@ mod tests {
         assert!(served.expiring.is_empty());
         assert_eq!(served.pools[0].key.version, Version::parse("2").unwrap());
         assert_eq!(served.pools[3].key.share, Share::User);
+    }
+
+    #[test]
+    fn roamable_seats_keep_their_roam_length_within_a_pool() {
+        let a = source(
+            "a.lic",
+            MINE,
+            &[
+                "FEATURE cad version=2 count=7 expires=permanent",
+                "FEATURE cad version=2 count=2 expires=permanent roam=3 serial=1",
+                "FEATURE cad version=2 count=1 expires=permanent roam=30",
+                "FEATURE cad version=2 count=1 expires=permanent roam=3 serial=2",
+                "FEATURE viewer version=1 count=uncounted expires=permanent roam=5",
+            ],
+        );
+        let served = load(&[a], Side::Primary).unwrap();
+        assert!(served.problems.is_empty(), "{:?}", served.problems);
+        let cad = &served.pools[0];
+        assert_eq!(cad.count, Count::Seats(11));
+        assert_eq!(
+            cad.roam,
+            [
+                RoamAllowance {
+                    days: 3,
+                    seats: Count::Seats(3)
+                },
+                RoamAllowance {
+                    days: 30,
+                    seats: Count::Seats(1)
+                },
+            ]
+        );
+        assert_eq!(
+            served.pools[1].roam,
+            [RoamAllowance {
+                days: 5,
+                seats: Count::Uncounted
+            }]
+        );
     }
 
     #[test]

@@ -286,6 +286,53 @@ FEATURE viewer version=1.0 count=uncounted expires=permanent sig=ed25519:0000000
             .text
     }
 
+    /// A line signed before `roam=` existed: its signature must verify
+    /// for as long as floatd reads licence files.
+    const SIGNED_BEFORE_ROAM: &str = "SERVER lic1 hostid=host:lic1 port=27000\n\
+        FEATURE cad version=2.0 count=10 expires=2027-12-31 customer=Acme \
+        sig=ed25519:fe812c12:mINmp/TVZdVl29/fSBA+Y8Lh+FPX6vmrd1TiWep7DnYpA3HeZkK46cZTyR1hx7giobAPuvMYw8L4toKaJ8+5CQ==\n";
+
+    #[test]
+    fn licences_signed_before_roaming_still_verify() {
+        let key = signing_key(7);
+        let id = key_id(&key.verifying_key());
+        assert_eq!(
+            checks(SIGNED_BEFORE_ROAM, &trusting(&key)),
+            [SigCheck::Valid { key_id: id }]
+        );
+    }
+
+    #[test]
+    fn roam_is_signed_like_any_field() {
+        let keys = trusting(&signing_key(7));
+        let text = sign_licence(
+            "site.lic",
+            b"SERVER lic1 hostid=any\n\
+              FEATURE cad version=2 count=3 expires=permanent roam=7\n\
+              FEATURE viewer version=1 count=2 expires=permanent\n",
+            &signing_key(7),
+        )
+        .unwrap()
+        .text;
+        assert!(checks(&text, &keys).iter().all(SigCheck::is_valid));
+        for (from, to) in [
+            ("roam=7", "roam=30"),
+            (" roam=7", ""),
+            (
+                "FEATURE viewer version=1",
+                "FEATURE viewer version=1 roam=7",
+            ),
+        ] {
+            let edited = text.replacen(from, to, 1);
+            assert!(
+                checks(&edited, &keys)
+                    .iter()
+                    .any(|c| matches!(c, SigCheck::Bad { .. })),
+                "{from} -> {to}"
+            );
+        }
+    }
+
     #[test]
     fn signing_keeps_the_layout_and_adds_or_replaces_sig() {
         let key = signing_key(7);

@@ -47,6 +47,24 @@ pub enum Request {
         version: Version,
         count: u32,
     },
+    /// Takes seats away roaming for `days` days, to the machine `hostid`.
+    Roam {
+        feature: String,
+        version: Version,
+        count: u32,
+        days: u32,
+        hostid: String,
+    },
+    /// Makes a roam (named by its id, the handle in its token) last `days`
+    /// days from today.
+    RoamExtend {
+        id: String,
+        days: u32,
+    },
+    /// Hands a roam back early.
+    RoamReturn {
+        id: String,
+    },
     Status,
     /// `STATUS holders=all` (admin): every holder of every pool listed.
     StatusAll,
@@ -87,6 +105,8 @@ impl Request {
             "HELLO" => &["proto", "client", "user", "host"],
             "CHECKOUT" => &["version", "count", "wait"],
             "RECLAIM" => &["feature", "version", "count"],
+            "ROAM" => &["version", "count", "days", "hostid"],
+            "ROAM-EXTEND" => &["days"],
             "DOWN" => &["release"],
             "REMOVE" => &["feature", "user", "host"],
             "STATUS" => &["holders"],
@@ -96,7 +116,8 @@ impl Request {
             return Err(format!("{verb} takes no field {key:?}"));
         }
         let positionals = match verb.as_str() {
-            "CHECKOUT" | "HEARTBEAT" | "CHECKIN" | "RECLAIM" | "AUTH" => 1,
+            "CHECKOUT" | "HEARTBEAT" | "CHECKIN" | "RECLAIM" | "AUTH" | "ROAM" | "ROAM-EXTEND"
+            | "ROAM-RETURN" => 1,
             // A seat by id or handle, or (by fields) a holder's seats.
             "REMOVE" if l.fields.is_empty() => 1,
             _ => 0,
@@ -137,6 +158,18 @@ impl Request {
                 version: version(l.get("version"))?,
                 count: count(l.get("count"))?,
             },
+            "ROAM" => Request::Roam {
+                feature: name("feature", l.arg(0).unwrap_or(""))?,
+                version: version(l.get("version"))?,
+                count: count(l.get("count"))?,
+                days: days(l.get("days"))?,
+                hostid: hostid(l.get("hostid"))?,
+            },
+            "ROAM-EXTEND" => Request::RoamExtend {
+                id: handle()?,
+                days: days(l.get("days"))?,
+            },
+            "ROAM-RETURN" => Request::RoamReturn { id: handle()? },
             "STATUS" => match l.get("holders") {
                 None => Request::Status,
                 Some("all") => Request::StatusAll,
@@ -205,6 +238,22 @@ impl Request {
                 .field("feature", feature)
                 .field("version", version)
                 .field("count", count),
+            Request::Roam {
+                feature,
+                version,
+                count,
+                days,
+                hostid,
+            } => LineBuilder::new("ROAM")
+                .arg(feature)
+                .field("version", version)
+                .field("count", count)
+                .field("days", days)
+                .field("hostid", hostid),
+            Request::RoamExtend { id, days } => {
+                LineBuilder::new("ROAM-EXTEND").arg(id).field("days", days)
+            }
+            Request::RoamReturn { id } => LineBuilder::new("ROAM-RETURN").arg(id),
             Request::Status => LineBuilder::new("STATUS"),
             Request::StatusAll => LineBuilder::new("STATUS").field("holders", "all"),
             Request::Ping => LineBuilder::new("PING"),
@@ -261,6 +310,29 @@ fn version(value: Option<&str>) -> Result<Version, String> {
     Version::parse(value.unwrap_or("0"))
 }
 
+fn days(value: Option<&str>) -> Result<u32, String> {
+    let max = crate::licence::parse::MAX_ROAM_DAYS;
+    let Some(value) = value else {
+        return Err("days=N is required".into());
+    };
+    match value.parse::<u32>() {
+        Ok(n) if (1..=max).contains(&n) => Ok(n),
+        _ => Err(format!("days={value:?}: expected 1 to {max}")),
+    }
+}
+
+/// A roam's host id: a machine, MAC address or host name (never `any`).
+fn hostid(value: Option<&str>) -> Result<String, String> {
+    let value = value.ok_or("hostid=ID is required (the machine the seats roam to)")?;
+    if value.len() > MAX_NAME {
+        return Err(format!("hostid is longer than {MAX_NAME} bytes"));
+    }
+    match crate::licence::HostId::parse(value)? {
+        crate::licence::HostId::Any => Err("hostid=any names no machine".into()),
+        id => Ok(id.to_string()),
+    }
+}
+
 fn count(value: Option<&str>) -> Result<u32, String> {
     let Some(value) = value else { return Ok(1) };
     match value.parse::<u32>() {
@@ -304,6 +376,18 @@ mod tests {
                 version: v,
                 count: 1,
             },
+            Request::Roam {
+                feature: "cad".into(),
+                version: Version::parse("2").unwrap(),
+                count: 2,
+                days: 7,
+                hostid: "machine:0123456789abcdef".into(),
+            },
+            Request::RoamExtend {
+                id: "h.x".into(),
+                days: 3,
+            },
+            Request::RoamReturn { id: "h.x".into() },
             Request::Status,
             Request::StatusAll,
             Request::Ping,
@@ -361,6 +445,16 @@ mod tests {
             "REMOVE",
             "REMOVE feature=cad user=alice",
             "REMOVE h.x user=alice",
+            "ROAM cad",
+            "ROAM cad days=3",
+            "ROAM cad hostid=machine:0123456789abcdef",
+            "ROAM cad days=0 hostid=machine:0123456789abcdef",
+            "ROAM cad days=3651 hostid=machine:0123456789abcdef",
+            "ROAM cad days=3 hostid=any",
+            "ROAM cad days=3 hostid=machine:xyz",
+            "ROAM-EXTEND h.x",
+            "ROAM-RETURN",
+            "ROAM-RETURN h.x days=3",
         ] {
             assert!(Request::parse(bad).is_err(), "{bad}");
         }

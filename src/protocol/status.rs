@@ -57,6 +57,9 @@ pub struct FeatureStatus {
     /// Holders (checkouts) of the pool not listed in `holders`.
     #[serde(default)]
     pub more_holders: u64,
+    /// Seats of the pool out roaming (counted in `in_use` too).
+    #[serde(default)]
+    pub roaming: u64,
 }
 
 /// One checkout holding seats of a pool.
@@ -78,6 +81,18 @@ pub struct Holder {
     pub age_secs: u64,
     /// Seconds until the seat returns unless renewed.
     pub returns_in_secs: u64,
+    /// Set when the seat roams: where to and until when.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roam: Option<RoamStatus>,
+}
+
+/// A roaming seat: the machine it roams to and its dates.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RoamStatus {
+    pub hostid: String,
+    /// `YYYY-MM-DDTHH:MM:SSZ`: when the roam began and when it ends.
+    pub from: String,
+    pub until: String,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -144,6 +144,8 @@ pub struct Core {
     pub counters: super::metrics::Counters,
     /// Seats in use over time, for the status page's chart.
     pub history: super::history::History,
+    /// The pair's roam key, for roam tokens.
+    pub roam: super::roam::RoamDesk,
 }
 
 impl Core {
@@ -180,6 +182,7 @@ impl Core {
             handover_until: None,
             counters: Default::default(),
             history: Default::default(),
+            roam: Default::default(),
         }
     }
 

@@ -227,6 +227,7 @@ mod tests {
                 code: Code::NoSeats,
                 rule: None,
                 at: 0,
+                roam_days: None,
             }),
         }
     }

@@ -136,6 +136,14 @@ fn render_report(report: &StatusReport, core: &Core, _now: Now) -> String {
         }
     }
     m.family(
+        "floatd_seats_roaming",
+        "gauge",
+        "Seats of a pool out roaming now (counted in floatd_seats_in_use too).",
+    );
+    for f in &report.features {
+        m.sample("floatd_seats_roaming", &pool_labels(f), f.roaming);
+    }
+    m.family(
         "floatd_queue_length",
         "gauge",
         "Checkouts waiting for a feature (shared by its pools).",

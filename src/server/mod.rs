@@ -5,6 +5,7 @@
 //! - [`core`]: requests to replies; owns the ledger and storage.
 //! - [`licences`]: where licences come from (files or the demo).
 //! - [`status`], [`admin`]: the status report and admin access.
+//! - [`roam`]: roam requests and the pair's roam key.
 //! - [`http`], [`metrics`]: the status page and Prometheus metrics port.
 //! - [`state_dir`]: the state directory: where, locked, private.
 
@@ -22,6 +23,7 @@ pub mod options;
 pub mod output;
 mod pairing;
 mod requests;
+pub mod roam;
 pub mod state_dir;
 pub mod status;
 
@@ -122,6 +124,7 @@ pub fn run(config: Config) -> Result<(), RunError> {
     );
     ledger.set_options(policy);
     ledger.set_client_limit(Some(config.max_checkouts_per_client).filter(|&n| n > 0));
+    ledger.set_roam_day(config.roam_day.as_secs());
     ledger.replay(recovered.snapshot.as_ref(), &recovered.records, now);
     if ledger.seat_count() > 0 {
         log::info!(
@@ -204,6 +207,13 @@ pub fn run(config: Config) -> Result<(), RunError> {
     }
     core.admin_token_always = config.admin_token_always;
     core.options = options;
+    let roam_wrapping = match (&config.role, &config.peer_secret_file) {
+        (Role::Primary | Role::Backup, Some(path)) => {
+            Some(crate::roam::key::wrapping_key(&read_secret(path)?))
+        }
+        _ => None,
+    };
+    core.roam = roam::RoamDesk::load(&state_dir, roam_wrapping)?;
     if matches!(config.role, Role::Primary | Role::Backup) {
         let (mut settings, listener) = pair_settings(&config, &local)?;
         settings.peer_client_addr = peer_client_addr;
@@ -478,7 +488,7 @@ fn pair_handle_key(secret: &[u8]) -> HandleKey {
 }
 
 /// Writes a file readable by its owner only, atomically.
-fn write_private(path: &Path, bytes: &[u8]) -> Result<(), String> {
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> Result<(), String> {
     use std::os::unix::fs::OpenOptionsExt;
     let tmp = path.with_extension("tmp");
     let mut file = std::fs::OpenOptions::new()

@@ -47,6 +47,9 @@ impl Core {
                 | Request::Heartbeat { .. }
                 | Request::Checkin { .. }
                 | Request::Reclaim { .. }
+                | Request::Roam { .. }
+                | Request::RoamExtend { .. }
+                | Request::RoamReturn { .. }
         );
         if !needs_session {
             return Ok(());
@@ -172,6 +175,11 @@ impl Core {
                     }
                     Outcome::Queued { .. } => unreachable!("reclaims never queue"),
                 }
+            }
+            roam @ (Request::Roam { .. }
+            | Request::RoamExtend { .. }
+            | Request::RoamReturn { .. }) => {
+                return Some(super::roam::handle(self, session?, roam, now));
             }
             Request::Status => super::status::reply(self, now, super::status::MAX_HOLDERS_LISTED),
             Request::StatusAll => super::status::reply(self, now, usize::MAX),

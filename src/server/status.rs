@@ -1,8 +1,9 @@
 //! Builds the status report from the server's state.
 
 use super::core::Core;
+use crate::civil::format_timestamp;
 use crate::ledger::{seat_id, Now, Seat};
-use crate::protocol::status::{FeatureStatus, Holder, StatusReport};
+use crate::protocol::status::{FeatureStatus, Holder, RoamStatus, StatusReport};
 use std::collections::HashMap;
 
 /// Most holders listed per pool in one report (STATUS, /status.json, the
@@ -44,6 +45,7 @@ fn build_listing(core: &Core, now: Now, holders: usize) -> StatusReport {
                 queue: core.ledger.queue_len(&key.feature),
                 holders: Vec::new(),
                 more_holders: 0,
+                roaming: 0,
             }
         })
         .collect();
@@ -54,6 +56,11 @@ fn build_listing(core: &Core, now: Now, holders: usize) -> StatusReport {
         }
     }
     for (f, seats) in features.iter_mut().zip(by_pool) {
+        f.roaming = seats
+            .iter()
+            .filter(|s| s.grant.roam.is_some())
+            .map(|s| s.grant.count as u64)
+            .sum();
         let (listed, more) = longest_held(seats, holders);
         f.more_holders = more as u64;
         f.holders = listed.into_iter().map(|s| holder(s, now)).collect();
@@ -117,10 +124,19 @@ fn holder(seat: &Seat, now: Now) -> Holder {
         version: g.version.to_string(),
         granted_at: g.at,
         age_secs: now.unix.saturating_sub(g.at),
-        returns_in_secs: seat
-            .returns_at()
-            .saturating_duration_since(now.mono)
-            .as_secs(),
+        // A roam returns by the calendar, not by its lease.
+        returns_in_secs: match &g.roam {
+            Some(r) => r.until.saturating_sub(now.unix),
+            None => seat
+                .returns_at()
+                .saturating_duration_since(now.mono)
+                .as_secs(),
+        },
+        roam: g.roam.as_ref().map(|r| RoamStatus {
+            hostid: r.hostid.clone(),
+            from: format_timestamp(r.from),
+            until: format_timestamp(r.until),
+        }),
     }
 }
 

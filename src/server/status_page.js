@@ -86,7 +86,9 @@
             el('td', { 'class': 'host' }, [h.host]),
             el('td', { 'class': 'num' }, [h.count]),
             el('td', { 'class': 'num age', 'data-age': h.age_secs }, [duration(h.age_secs)]),
-            el('td', { 'class': 'num' }, [duration(h.returns_in_secs)])
+            h.roam
+              ? el('td', { 'class': 'roam', 'data-hostid': h.roam.hostid }, ['roaming until ' + h.roam.until])
+              : el('td', { 'class': 'num' }, [duration(h.returns_in_secs)])
           ]);
         });
         if (f.more_holders > 0) {

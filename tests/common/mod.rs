@@ -466,12 +466,18 @@ pub fn status_json(addr: &str) -> serde_json::Value {
 
 /// Seats of `feature` in use, by the server's status.
 pub fn in_use(addr: &str, feature: &str) -> u64 {
+    feature_sum(addr, feature, "in_use")
+}
+
+/// A number of the server's status summed over the pools of `feature`
+/// (`in_use`, `roaming`, ...).
+pub fn feature_sum(addr: &str, feature: &str, key: &str) -> u64 {
     status_json(addr)["features"]
         .as_array()
         .unwrap()
         .iter()
         .filter(|f| f["name"] == feature)
-        .map(|f| f["in_use"].as_u64().unwrap())
+        .map(|f| f[key].as_u64().unwrap())
         .sum()
 }
 

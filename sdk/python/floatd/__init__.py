@@ -14,7 +14,7 @@ a floatd.Error with the library's result code. docs/SDK.md has the rest.
 """
 
 from . import _native
-from .client import Client, Event, Seat
+from .client import Client, Event, Seat, roam_check
 from .errors import (
     BackupExpired,
     BadArgument,
@@ -29,13 +29,21 @@ from .errors import (
     NoSeats,
     NoSuchFeature,
     NotIncluded,
+    NoRoam,
+    NotRoamable,
     NoVersion,
     ProtocolError,
     Recovering,
     Reserved,
+    RoamExcluded,
+    RoamKeyMismatch,
+    RoamStoreError,
+    RoamTooLong,
+    RoamUnavailable,
     SeatLost,
     ServerError,
     Timeout,
+    TooManyRoaming,
     Unreachable,
     WouldBlock,
 )
@@ -59,5 +67,6 @@ __all__ = [
     "NoSuchFeature", "NoVersion", "LicenceExpired", "Reserved", "CountTooLarge",
     "MaxReached", "Excluded", "NotIncluded", "Recovering", "BackupExpired",
     "SeatLost", "WouldBlock", "Cancelled", "ProtocolError", "ServerError",
-    "InternalError",
+    "InternalError", "roam_check", "NotRoamable", "RoamTooLong", "TooManyRoaming",
+    "RoamExcluded", "RoamUnavailable", "NoRoam", "RoamKeyMismatch", "RoamStoreError",
 ]

@@ -29,6 +29,14 @@ E_CANCELLED = -17
 E_PROTOCOL = -18
 E_SERVER = -19
 E_INTERNAL = -20
+E_NOT_ROAMABLE = -21
+E_ROAM_TOO_LONG = -22
+E_TOO_MANY_ROAMING = -23
+E_ROAM_EXCLUDED = -24
+E_NO_ROAM = -25
+E_ROAM_KEY = -26
+E_ROAM_STORE = -27
+E_ROAM_UNAVAILABLE = -28
 
 # Seat states (FLOATD_SEAT_*).
 SEAT_HELD = 1
@@ -111,6 +119,19 @@ def _declare(lib):
         "floatd_seat_expires": ([p], c.c_char_p),
         "floatd_seat_count": ([p], c.c_uint32),
         "floatd_seat_lease_ms": ([p], c.c_uint32),
+        "floatd_roam": (
+            [p, c.c_char_p, c.c_char_p, c.c_uint32, c.c_uint32, c.c_char_p, c.POINTER(c.c_uint64)],
+            c.c_int32,
+        ),
+        "floatd_roam_extend": (
+            [p, c.c_char_p, c.c_uint32, c.c_char_p, c.POINTER(c.c_uint64)],
+            c.c_int32,
+        ),
+        "floatd_roam_return": ([p, c.c_char_p, c.c_char_p], c.c_int32),
+        "floatd_roam_check": (
+            [c.c_char_p, c.c_char_p, c.c_uint32, c.c_char_p, c.POINTER(c.c_uint64)],
+            c.c_int32,
+        ),
     }
     for name, (args, result) in signatures.items():
         fn = getattr(lib, name)

@@ -81,6 +81,25 @@ def _bytes(value):
     return None if value is None else str(value).encode("utf-8")
 
 
+def _whole(name, value):
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= _U32_MAX:
+        raise BadArgument(n.E_BAD_ARGUMENT, f"{name}={value!r}: expected a whole number >= 1")
+
+
+def roam_check(feature, version=None, count=1, store_dir=None):
+    """Offline, no client needed: whether a kept roam token lets `count`
+    seats of `feature` at `version` run on this machine now. Returns when
+    that roam ends (Unix seconds); raises NoRoam (saying why) otherwise."""
+    _whole("count", count)
+    until = ctypes.c_uint64()
+    check(
+        n.lib.floatd_roam_check(
+            _bytes(feature), _bytes(version), count, _bytes(store_dir), ctypes.byref(until)
+        )
+    )
+    return until.value
+
+
 class Client:
     """A client of a floatd server or failover pair.
 
@@ -210,6 +229,49 @@ class Client:
         made = Seat(self, seat.value)
         self._seats[made.id] = made
         return made
+
+    # -- roaming (docs/ROAMING.md) --
+
+    def roam(self, feature, days, version=None, count=1, store_dir=None):
+        """Roams `count` seats of `feature` (at `version` or newer) for
+        `days` days to this machine: the server counts them until the roam
+        ends, and the token that lets the application run offline is kept
+        in the roam store (`store_dir`, else $FLOATD_ROAM_DIR, else
+        ~/.local/share/floatd/roams). Returns when the roam ends (Unix
+        seconds). Raises NotRoamable, RoamTooLong, TooManyRoaming,
+        RoamExcluded or any checkout refusal."""
+        _whole("count", count)
+        _whole("days", days)
+        until = ctypes.c_uint64()
+        check(
+            self._call(
+                n.lib.floatd_roam,
+                _bytes(feature),
+                _bytes(version),
+                count,
+                days,
+                _bytes(store_dir),
+                ctypes.byref(until),
+            )
+        )
+        return until.value
+
+    def extend_roam(self, roam, days, store_dir=None):
+        """Makes the kept roam `roam` names (a feature, or a token) last
+        `days` days from today; returns when it now ends."""
+        _whole("days", days)
+        until = ctypes.c_uint64()
+        check(
+            self._call(
+                n.lib.floatd_roam_extend, _bytes(roam), days, _bytes(store_dir), ctypes.byref(until)
+            )
+        )
+        return until.value
+
+    def return_roam(self, roam=None, store_dir=None):
+        """Hands the kept roams `roam` names (a feature, or a token; None:
+        every one) back early; their seats are free at once."""
+        check(self._call(n.lib.floatd_roam_return, _bytes(roam), _bytes(store_dir)))
 
     def heartbeat(self):
         """Renews every held seat now (for heartbeat="manual")."""

@@ -74,6 +74,44 @@ class BackupExpired(Denied):
     """The backup has served alone longer than the licence allows."""
 
 
+class NotRoamable(Denied):
+    """The licence does not let the feature roam (or the operator turned
+    roaming of it off)."""
+
+
+class RoamTooLong(Denied):
+    """A longer roam than the licence, the operator or the licence's expiry
+    allows."""
+
+
+class TooManyRoaming(Denied):
+    """As many seats of the feature are out roaming as allowed."""
+
+
+class RoamExcluded(Denied):
+    """The operator keeps this user, host or group from roaming the feature."""
+
+
+class RoamUnavailable(Denied):
+    """The other server of the pair is catching up or not acknowledging:
+    no roam is granted or extended now; try again shortly."""
+
+
+class NoRoam(Error):
+    """No kept roam lets the feature run on this machine now (none kept,
+    ended, for another machine, or not signed by the pinned key); or no
+    kept roam matches."""
+
+
+class RoamKeyMismatch(Error):
+    """The server's roam token is signed by another key than the one pinned
+    for its server pair; the roam was handed back."""
+
+
+class RoamStoreError(Error):
+    """The roam store cannot be read or written."""
+
+
 class SeatLost(Error):
     """The seat is no longer held."""
 
@@ -119,6 +157,14 @@ BY_CODE = {
     n.E_PROTOCOL: ProtocolError,
     n.E_SERVER: ServerError,
     n.E_INTERNAL: InternalError,
+    n.E_NOT_ROAMABLE: NotRoamable,
+    n.E_ROAM_TOO_LONG: RoamTooLong,
+    n.E_TOO_MANY_ROAMING: TooManyRoaming,
+    n.E_ROAM_EXCLUDED: RoamExcluded,
+    n.E_NO_ROAM: NoRoam,
+    n.E_ROAM_KEY: RoamKeyMismatch,
+    n.E_ROAM_STORE: RoamStoreError,
+    n.E_ROAM_UNAVAILABLE: RoamUnavailable,
 }
 
 

@@ -5,6 +5,7 @@
     scenario.py reentry SERVERS         blocking calls from the callback
     scenario.py threads SERVERS N ROUNDS COUNT
     scenario.py close-held SERVERS      close() returns the seats held
+    scenario.py roam SERVERS STORE      roaming (a licence where `solver` may roam)
 
 The licence has `cad` (count 1, version 1.0) and `solver` (count 3).
 Progress goes to stdout a line at a time; where the test must look at the
@@ -166,6 +167,26 @@ def close_held(servers):
     say("close-held: ok")
 
 
+def roam(servers, store):
+    with floatd.Client(servers) as client:
+        expect(floatd.NotRoamable, client.roam, "cad", 1, store_dir=store)
+        expect(floatd.RoamTooLong, client.roam, "solver", 99, store_dir=store)
+        expect(floatd.BadArgument, client.roam, "solver", 0, store_dir=store)
+        expect(floatd.NoRoam, floatd.roam_check, "solver", store_dir=store)
+        until = client.roam("solver", 1, version="1.0", count=2, store_dir=store)
+        assert until > time.time(), until
+        say("roam: roaming")
+        wait_for_go()
+        assert floatd.roam_check("solver", "1.0", 2, store_dir=store) == until
+        e = expect(floatd.NoRoam, floatd.roam_check, "solver", "2.0", store_dir=store)
+        assert "2.0" in str(e) or "version" in str(e), e
+        assert client.extend_roam("solver", 3, store_dir=store) == until + 2 * 86400
+        client.return_roam("solver", store_dir=store)
+        expect(floatd.NoRoam, floatd.roam_check, "solver", store_dir=store)
+        expect(floatd.NoRoam, client.return_roam, store_dir=store)
+    say("roam: ok")
+
+
 def main(argv):
     what, servers = argv[1], argv[2]
     if what == "failover":
@@ -178,6 +199,8 @@ def main(argv):
         threads(servers, int(argv[3]), int(argv[4]), int(argv[5]))
     elif what == "close-held":
         close_held(servers)
+    elif what == "roam":
+        roam(servers, argv[3])
     else:
         raise SystemExit(f"unknown scenario {what}")
     say("library:", floatd._native.path)

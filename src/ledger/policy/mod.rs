@@ -20,15 +20,20 @@
 //! 4. Each `RESERVE n` naming somebody else keeps `n` seats free for that
 //!    target, less the seats the target already holds (`RESERVED`).
 //!
+//! Roaming has rules of its own ([`roam`](mod@roam)): `INCLUDE_ROAM`,
+//! `EXCLUDE_ROAM`, `ROAM_MAX_DAYS`, `ROAM_MAX_COUNT` and `ROAM_LOWWATER`.
+//!
 //! A user matches `user NAME` and every `group` that lists the user; a
 //! host matches `host NAME` and every `host_group` that lists it. Names
 //! are compared exactly (case matters).
 
 mod parse;
+mod roam;
 #[cfg(test)]
 mod tests;
 
 pub use parse::{parse, OptionsError};
+pub use roam::{RoamLimit, RoamLimitKind};
 
 use crate::codes::Code;
 use std::collections::{BTreeSet, HashMap};
@@ -98,6 +103,10 @@ pub enum RuleKind {
     Exclude,
     Max(u32),
     Reserve(u32),
+    /// `INCLUDE_ROAM`: only those named may roam the feature.
+    IncludeRoam,
+    /// `EXCLUDE_ROAM`: those named may not roam the feature.
+    ExcludeRoam,
 }
 
 /// One rule line of the options file.
@@ -117,6 +126,8 @@ struct FeatureRules {
     exclude: Vec<usize>,
     max: Vec<usize>,
     reserve: Vec<usize>,
+    include_roam: Vec<usize>,
+    exclude_roam: Vec<usize>,
 }
 
 /// Parsed options (empty by default: everybody admitted, nothing reserved).
@@ -128,6 +139,8 @@ pub struct Options {
     host_groups: HashMap<String, BTreeSet<String>>,
     rules: Vec<Rule>,
     by_feature: HashMap<String, FeatureRules>,
+    /// `ROAM_MAX_DAYS`, `ROAM_MAX_COUNT` and `ROAM_LOWWATER` lines, in file order.
+    roam_limits: Vec<RoamLimit>,
 }
 
 impl Options {
@@ -138,6 +151,7 @@ impl Options {
         groups: HashMap<String, BTreeSet<String>>,
         host_groups: HashMap<String, BTreeSet<String>>,
         rules: Vec<Rule>,
+        roam_limits: Vec<RoamLimit>,
     ) -> Options {
         let mut by_feature: HashMap<String, FeatureRules> = HashMap::new();
         for (i, rule) in rules.iter().enumerate() {
@@ -147,7 +161,12 @@ impl Options {
                 RuleKind::Exclude => entry.exclude.push(i),
                 RuleKind::Max(_) => entry.max.push(i),
                 RuleKind::Reserve(_) => entry.reserve.push(i),
+                RuleKind::IncludeRoam => entry.include_roam.push(i),
+                RuleKind::ExcludeRoam => entry.exclude_roam.push(i),
             }
+        }
+        for limit in &roam_limits {
+            by_feature.entry(limit.feature.clone()).or_default();
         }
         Options {
             source,
@@ -155,12 +174,13 @@ impl Options {
             host_groups,
             rules,
             by_feature,
+            roam_limits,
         }
     }
 
     /// True when there are no rules (groups alone change nothing).
     pub fn is_empty(&self) -> bool {
-        self.rules.is_empty()
+        self.rules.is_empty() && self.roam_limits.is_empty()
     }
 
     /// Every rule, in file order.
@@ -189,7 +209,12 @@ impl Options {
     /// A denial citing `rule`, in the message too (clients that show only
     /// the message still point the user at the rule).
     fn deny(&self, code: Code, rule: &Rule, message: String) -> PolicyDenial {
-        let cited = self.cite(rule);
+        self.deny_at(code, rule.line, message)
+    }
+
+    /// A denial citing the options file's line `line`.
+    fn deny_at(&self, code: Code, line: usize, message: String) -> PolicyDenial {
+        let cited = format!("{}:{line}", self.source);
         PolicyDenial {
             code,
             message: format!("{message} ({cited})"),
@@ -211,6 +236,21 @@ impl Options {
                 .get(&target.name)
                 .is_some_and(|m| m.contains(who.host)),
         }
+    }
+
+    /// The first of `rules` (indexes, in file order) that names `who`.
+    fn first_naming(&self, rules: &[usize], who: Requester) -> Option<&Rule> {
+        rules
+            .iter()
+            .map(|&i| &self.rules[i])
+            .find(|r| self.matches(&r.target, who))
+    }
+
+    /// For an include list: its first rule when it has rules and none of
+    /// them names `who` (the rule a refusal cites).
+    fn left_out_by(&self, rules: &[usize], who: Requester) -> Option<&Rule> {
+        let first = &self.rules[*rules.first()?];
+        self.first_naming(rules, who).is_none().then_some(first)
     }
 
     /// Seats of the feature `usage` describes that `target` holds: a
@@ -243,35 +283,26 @@ impl Options {
         let Some(rules) = self.by_feature.get(feature) else {
             return Ok(());
         };
-        for &i in &rules.exclude {
-            let rule = &self.rules[i];
-            if self.matches(&rule.target, who) {
-                return Err(self.deny(
-                    Code::Excluded,
-                    rule,
-                    format!(
-                        "{} on {} may not use {feature}: EXCLUDE {}",
-                        who.user, who.host, rule.target
-                    ),
-                ));
-            }
+        if let Some(rule) = self.first_naming(&rules.exclude, who) {
+            return Err(self.deny(
+                Code::Excluded,
+                rule,
+                format!(
+                    "{} on {} may not use {feature}: EXCLUDE {}",
+                    who.user, who.host, rule.target
+                ),
+            ));
         }
-        if let Some(&first) = rules.include.first() {
-            if !rules
-                .include
-                .iter()
-                .any(|&i| self.matches(&self.rules[i].target, who))
-            {
-                return Err(self.deny(
-                    Code::NotIncluded,
-                    &self.rules[first],
-                    format!(
-                        "{feature} is only for the users, hosts and groups its INCLUDE lines name, \
-                         and {} on {} is not among them",
-                        who.user, who.host
-                    ),
-                ));
-            }
+        if let Some(first) = self.left_out_by(&rules.include, who) {
+            return Err(self.deny(
+                Code::NotIncluded,
+                first,
+                format!(
+                    "{feature} is only for the users, hosts and groups its INCLUDE lines name, \
+                     and {} on {} is not among them",
+                    who.user, who.host
+                ),
+            ));
         }
         for &i in &rules.max {
             let rule = &self.rules[i];
@@ -378,7 +409,7 @@ impl Options {
     pub fn summary(&self) -> String {
         format!(
             "{} rule(s) for {} feature(s), {} group(s)",
-            self.rules.len(),
+            self.rules.len() + self.roam_limits.len(),
             self.by_feature.len(),
             self.group_count()
         )

@@ -8,7 +8,7 @@
 //! names and features are not. Errors say file, line, column (counted in
 //! characters from 1) and what was expected there.
 
-use super::{Options, Rule, RuleKind, Target, TargetKind};
+use super::{Options, RoamLimit, RoamLimitKind, Rule, RuleKind, Target, TargetKind};
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::path::Path;
@@ -35,7 +35,7 @@ impl fmt::Display for OptionsError {
 
 impl std::error::Error for OptionsError {}
 
-const KEYWORDS: &str = "GROUP, HOST_GROUP, RESERVE, MAX, INCLUDE or EXCLUDE";
+const KEYWORDS: &str = "GROUP, HOST_GROUP, RESERVE, MAX, INCLUDE, EXCLUDE, INCLUDE_ROAM, EXCLUDE_ROAM, ROAM_MAX_DAYS, ROAM_MAX_COUNT or ROAM_LOWWATER";
 const KINDS: &str = "user, host, group or host_group";
 
 /// One word of a line.
@@ -66,6 +66,7 @@ pub fn parse(text: &str, file: &Path) -> Result<Options, OptionsError> {
         groups: HashMap::new(),
         host_groups: HashMap::new(),
         rules: Vec::new(),
+        roam_limits: Vec::new(),
         refs: Vec::new(),
     };
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
@@ -78,6 +79,7 @@ pub fn parse(text: &str, file: &Path) -> Result<Options, OptionsError> {
         parser.groups,
         parser.host_groups,
         parser.rules,
+        parser.roam_limits,
     ))
 }
 
@@ -86,6 +88,7 @@ struct Parser {
     groups: HashMap<String, BTreeSet<String>>,
     host_groups: HashMap<String, BTreeSet<String>>,
     rules: Vec<Rule>,
+    roam_limits: Vec<RoamLimit>,
     refs: Vec<GroupRef>,
 }
 
@@ -151,21 +154,7 @@ impl Parser {
                 Ok(())
             }
             "RESERVE" | "MAX" => {
-                let count = need(1, "a number of seats")?;
-                let seats = Some(&count.text)
-                    .filter(|t| t.bytes().all(|b| b.is_ascii_digit()))
-                    .and_then(|t| t.parse::<u32>().ok());
-                let Some(seats) = seats else {
-                    return Err(self.error(
-                        n,
-                        count.col,
-                        format!(
-                            "expected a number of seats (0 to {}), found \"{}\"",
-                            u32::MAX,
-                            count.text
-                        ),
-                    ));
-                };
+                let seats = self.number(n, need(1, "a number of seats")?, "seats")?;
                 let kind = if upper == "MAX" {
                     RuleKind::Max(seats)
                 } else {
@@ -173,13 +162,40 @@ impl Parser {
                 };
                 self.rule(n, kind, &words, 2, end)
             }
-            "INCLUDE" | "EXCLUDE" => {
-                let kind = if upper == "INCLUDE" {
-                    RuleKind::Include
-                } else {
-                    RuleKind::Exclude
+            "INCLUDE" | "EXCLUDE" | "INCLUDE_ROAM" | "EXCLUDE_ROAM" => {
+                let kind = match upper.as_str() {
+                    "INCLUDE" => RuleKind::Include,
+                    "EXCLUDE" => RuleKind::Exclude,
+                    "INCLUDE_ROAM" => RuleKind::IncludeRoam,
+                    _ => RuleKind::ExcludeRoam,
                 };
                 self.rule(n, kind, &words, 1, end)
+            }
+            "ROAM_MAX_DAYS" | "ROAM_MAX_COUNT" | "ROAM_LOWWATER" => {
+                let (kind, unit, what) = match upper.as_str() {
+                    "ROAM_MAX_DAYS" => (RoamLimitKind::MaxDays, "days", "a number of days"),
+                    "ROAM_MAX_COUNT" => (RoamLimitKind::MaxCount, "seats", "a number of seats"),
+                    _ => (RoamLimitKind::LowWater, "seats", "a number of seats"),
+                };
+                let number = self.number(n, need(1, what)?, unit)?;
+                let feature = need(2, "a feature name")?;
+                if let Some(extra) = words.get(3) {
+                    return Err(self.error(
+                        n,
+                        extra.col,
+                        format!(
+                            "expected the end of the line after \"{} {} {}\", found \"{}\"",
+                            keyword.text, words[1].text, feature.text, extra.text
+                        ),
+                    ));
+                }
+                self.roam_limits.push(RoamLimit {
+                    kind,
+                    n: number,
+                    feature: feature.text.clone(),
+                    line: n,
+                });
+                Ok(())
             }
             _ => Err(self.error(
                 n,
@@ -187,6 +203,24 @@ impl Parser {
                 format!("expected {KEYWORDS}, found \"{}\"", keyword.text),
             )),
         }
+    }
+
+    /// A whole number of `unit` (seats, days), 0 to u32::MAX.
+    fn number(&self, n: usize, word: &Word, unit: &str) -> Result<u32, OptionsError> {
+        Some(&word.text)
+            .filter(|t| t.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|t| t.parse::<u32>().ok())
+            .ok_or_else(|| {
+                self.error(
+                    n,
+                    word.col,
+                    format!(
+                        "expected a number of {unit} (0 to {}), found \"{}\"",
+                        u32::MAX,
+                        word.text
+                    ),
+                )
+            })
     }
 
     /// `FEATURE KIND NAME` from word `at` on, and nothing after it.

@@ -361,6 +361,7 @@ fn ledger(seats: u32, options: &str) -> Ledger {
         },
         count: Count::Seats(seats),
         min_checkout_secs: 0,
+        roam: Vec::new(),
     };
     let mut l = Ledger::new(
         vec![pool],
