@@ -1,7 +1,7 @@
 # floatd: common tasks. `make test` is the whole test suite (what CI runs).
 CARGO ?= cargo
 
-.PHONY: build test demo demo-witness bench lint release release-static chaos soak \
+.PHONY: build test demo demo-witness bench lint release release-static fuzz chaos soak \
 	sdk sdk-header sdk-check
 
 build:
@@ -31,6 +31,12 @@ chaos:
 # Repeated failovers and failbacks under thousands of holders: make soak DURATION=600
 soak:
 	SEED=$(SEED) DURATION=$(or $(DURATION),600) MODE=$(MODE) bash scripts/chaos.sh --soak --floods
+
+# Coverage-guided fuzzing (docs/FUZZING.md): each target FUZZ_TIME seconds
+# (CI runs 30 s each), under AddressSanitizer here.
+FUZZ_TIME ?= 300
+fuzz:
+	FUZZ_SANITIZER=$${FUZZ_SANITIZER:-address} bash scripts/fuzz.sh $(FUZZ_TIME)
 
 lint:
 	$(CARGO) fmt --all --check

@@ -165,6 +165,9 @@ EOF
 # Connection cap (a few more are kept for operators on loopback). Needs
 # LimitNOFILE= above it (the units set 32768).
 # max_connections = 16384
+# Checkouts one client (client id, user, host) may hold and wait for at
+# once; 0 for no limit. Stops a runaway client (CLIENT_LIMIT).
+# max_checkouts_per_client = 1000
 # Close client connections that send nothing for this long.
 # idle_timeout = "300s"
 # A file holding the token admin requests from other hosts must present.

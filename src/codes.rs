@@ -88,6 +88,10 @@ codes! {
     JournalFailed = "JOURNAL_FAILED",
     /// Something failed inside the server (I/O, a reread that could not load).
     Internal = "INTERNAL",
+    /// The client already holds (and waits for) as many checkouts as one client may.
+    ClientLimit = "CLIENT_LIMIT",
+    /// Too many wrong admin tokens from this address (or in all): AUTH is refused for a while.
+    AuthLimit = "AUTH_LIMIT",
 }
 
 impl fmt::Display for Code {

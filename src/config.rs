@@ -74,6 +74,8 @@ pub struct Config {
     pub options: Option<PathBuf>,
     pub lease: Duration,
     pub max_connections: usize,
+    /// Most checkouts one client may hold and wait for; 0: no limit.
+    pub max_checkouts_per_client: u64,
     pub admin_token_file: Option<PathBuf>,
     /// Require the admin token from loopback too (for tests and shared hosts).
     pub admin_token_always: bool,
@@ -111,6 +113,7 @@ impl Default for Config {
             options: None,
             lease: Duration::from_secs(60),
             max_connections: 16_384,
+            max_checkouts_per_client: crate::ledger::per_client::DEFAULT_LIMIT,
             admin_token_file: None,
             admin_token_always: false,
             durability: Durability::Fsync,
@@ -154,6 +157,7 @@ struct FileConfig {
     options: Option<PathBuf>,
     lease: Option<DurationValue>,
     max_connections: Option<usize>,
+    max_checkouts_per_client: Option<u64>,
     admin_token_file: Option<PathBuf>,
     admin_token_always: Option<bool>,
     durability: Option<String>,
@@ -239,6 +243,8 @@ usage: floatd [--config FILE] [--license PATH] [--demo] [options]
   --options FILE           operator policy (default floatd.opt beside the licence)
   --lease DURATION         seat lease (default 60s)
   --max-connections N      connection cap (default 16384)
+  --max-checkouts-per-client N
+                           checkouts one client may hold and wait for (default 1000, 0: no limit)
   --admin-token-file FILE  token that admin requests from other hosts must present
   --admin-token-always     require the token from loopback too
   --durability MODE        fsync (default) or none
@@ -306,6 +312,9 @@ impl Config {
                 "options" => config.options = Some(value()?.into()),
                 "lease" => config.lease = parse_duration(&value()?, Unit::Secs)?,
                 "max-connections" => config.max_connections = parse_num(&name, &value()?)?,
+                "max-checkouts-per-client" => {
+                    config.max_checkouts_per_client = parse_num(&name, &value()?)?
+                }
                 "admin-token-file" => config.admin_token_file = Some(value()?.into()),
                 "durability" => config.durability = durability(&value()?)?,
                 "idle-timeout" => config.idle_timeout = parse_duration(&value()?, Unit::Secs)?,
@@ -376,6 +385,7 @@ impl Config {
         }
         set!(lease, lease, Unit::Secs);
         set!(max_connections);
+        set!(max_checkouts_per_client);
         if let Some(v) = file.admin_token_file {
             self.admin_token_file = Some(v);
         }

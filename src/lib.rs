@@ -30,6 +30,8 @@ pub mod config;
 pub mod ctl;
 pub mod failover;
 pub mod files;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod journal;
 pub mod ledger;
 pub mod licence;

@@ -18,6 +18,45 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
 use std::path::Path;
 
+/// The network a peer address counts for when limits are kept per
+/// source: the address itself for IPv4 (and IPv4-mapped IPv6), its /64
+/// for IPv6, since one host commonly holds a whole /64.
+pub fn network_of(addr: IpAddr) -> IpAddr {
+    match addr {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into()),
+        },
+        v4 => v4,
+    }
+}
+
+/// Which of several connections a newcomer pushes out when a port is
+/// full, given each one's address and arrival number (a counter: smaller
+/// came earlier): the oldest of the address that holds the most (on a
+/// tie, the address whose oldest is older). So a stranger who floods from
+/// one address pushes out only its own connections, and the one pushed
+/// out has had the longest to prove itself.
+pub fn oldest_of_busiest(waiting: &[(IpAddr, u64)]) -> Option<usize> {
+    let mut by_addr: std::collections::HashMap<IpAddr, (usize, usize)> =
+        std::collections::HashMap::new();
+    for (i, (addr, since)) in waiting.iter().enumerate() {
+        let entry = by_addr.entry(network_of(*addr)).or_insert((0, i));
+        entry.0 += 1;
+        if *since < waiting[entry.1].1 {
+            entry.1 = i;
+        }
+    }
+    by_addr
+        .values()
+        .max_by(|(count_a, oldest_a), (count_b, oldest_b)| {
+            count_a
+                .cmp(count_b)
+                .then(waiting[*oldest_b].1.cmp(&waiting[*oldest_a].1))
+        })
+        .map(|&(_, oldest)| oldest)
+}
+
 /// The hosts file consulted for names.
 pub const HOSTS_FILE: &str = "/etc/hosts";
 
@@ -146,6 +185,33 @@ fn invalid(message: String) -> io::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn ip(last: u8) -> IpAddr {
+        IpAddr::from([10, 0, 0, last])
+    }
+
+    #[test]
+    fn a_newcomer_pushes_out_the_oldest_of_the_busiest_network() {
+        let s = |n: u64| n;
+        assert_eq!(oldest_of_busiest(&[]), None);
+        // One address holds three, the other (older) one: the three lose.
+        let waiting = [(ip(1), s(0)), (ip(2), s(5)), (ip(2), s(3)), (ip(2), s(9))];
+        assert_eq!(oldest_of_busiest(&waiting), Some(2));
+        // A tie: the address whose oldest is older loses it.
+        let waiting = [(ip(1), s(4)), (ip(2), s(2)), (ip(1), s(6)), (ip(2), s(8))];
+        assert_eq!(oldest_of_busiest(&waiting), Some(1));
+        // All from one address: the oldest.
+        let waiting = [(ip(1), s(7)), (ip(1), s(1)), (ip(1), s(3))];
+        assert_eq!(oldest_of_busiest(&waiting), Some(1));
+        // IPv6 addresses of one /64 count as one.
+        let v6 = |a: &str| a.parse::<IpAddr>().unwrap();
+        let waiting = [
+            (v6("2001:db8::1"), s(1)),
+            (v6("2001:db8:0:1::1"), s(2)),
+            (v6("2001:db8:0:1::2"), s(3)),
+        ];
+        assert_eq!(oldest_of_busiest(&waiting), Some(1));
+    }
 
     const HOSTS: &str = "\
 # comment

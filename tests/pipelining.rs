@@ -58,7 +58,8 @@ fn hello() -> String {
 #[test]
 fn thousands_of_pipelined_requests_of_each_kind_get_every_reply() {
     let site = Site::new(FEATURES);
-    let args = site.server_args("state");
+    let mut args = site.server_args("state");
+    args.extend(["--max-checkouts-per-client".into(), "0".into()]);
     let server = Floatd::start(&args, &site.path("floatd.log"));
     let good = GoodClient::start(&server.addr, "good");
     let addr = server.addr.clone();

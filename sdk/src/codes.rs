@@ -153,7 +153,8 @@ pub fn code_of_refusal(code: Code) -> i32 {
         Code::NoSeats => FLOATD_E_NO_SEATS,
         Code::Reserved => FLOATD_E_RESERVED,
         Code::CountTooLarge => FLOATD_E_COUNT_TOO_LARGE,
-        Code::MaxReached => FLOATD_E_MAX_REACHED,
+        // max_checkouts_per_client: an operator's cap too.
+        Code::MaxReached | Code::ClientLimit => FLOATD_E_MAX_REACHED,
         Code::Excluded => FLOATD_E_EXCLUDED,
         Code::NotIncluded => FLOATD_E_NOT_INCLUDED,
         Code::UnknownHandle | Code::BadHandle | Code::LicenceGone => FLOATD_E_SEAT_LOST,
@@ -168,7 +169,11 @@ pub fn code_of_refusal(code: Code) -> i32 {
         // the application only when no server was active in time.
         Code::Standby | Code::NotActive | Code::ShuttingDown => FLOATD_E_UNREACHABLE,
         Code::LineTooLong | Code::NotGreeted | Code::ProtocolVersion => FLOATD_E_PROTOCOL,
-        Code::AdminRequired | Code::Busy | Code::JournalFailed | Code::Internal => FLOATD_E_SERVER,
+        Code::AdminRequired
+        | Code::AuthLimit
+        | Code::Busy
+        | Code::JournalFailed
+        | Code::Internal => FLOATD_E_SERVER,
     }
 }
 

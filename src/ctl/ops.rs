@@ -230,7 +230,29 @@ fn admin(common: &Common, args: Vec<OsString>, request: Request) -> Result<(), F
     let reply = result?;
     let fields = line::parse(&reply).map_err(|e| ClientError::Protocol(e.to_string()))?;
     println!("{}", admin_done(&request, server, &fields));
+    if matches!(request, Request::Reread) {
+        reread_skipped(&fields)?;
+    }
     Ok(())
+}
+
+/// A reread took effect, but the broken licence lines the server skipped
+/// (`skip=` fields) make the command fail, each named on stderr.
+fn reread_skipped(ok: &line::Line) -> Result<(), Failure> {
+    let skipped: usize = ok.get("skipped").and_then(|n| n.parse().ok()).unwrap_or(0);
+    if skipped == 0 {
+        return Ok(());
+    }
+    let mut message = format!(
+        "the server skipped {skipped} broken licence line(s) or file(s); seats they served \
+         stay out, new checkouts of them are refused:"
+    );
+    for (key, why) in &ok.fields {
+        if *key == "skip" {
+            message.push_str(&format!("\n  {why}"));
+        }
+    }
+    Err(Failure::Denied(message))
 }
 
 /// What an admin request did, in words, from the server's `OK` line.

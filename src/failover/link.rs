@@ -41,7 +41,6 @@ pub enum LinkEvent {
 pub struct LinkWriter {
     pub id: u64,
     pub peer: String,
-    pub opened: std::time::Instant,
     stream: TcpStream,
     auth: FrameAuth,
 }
@@ -103,7 +102,6 @@ pub fn dial(
     let mut writer = LinkWriter {
         id,
         peer: addr.to_string(),
-        opened: std::time::Instant::now(),
         stream: stream.try_clone()?,
         auth: FrameAuth::new(secret, challenge, true),
     };
@@ -149,7 +147,6 @@ pub(super) fn adopt_proven(
     let writer = LinkWriter {
         id,
         peer: peer.clone(),
-        opened: std::time::Instant::now(),
         stream: stream.try_clone()?,
         auth: FrameAuth::new(secret, challenge, false),
     };

@@ -7,10 +7,10 @@
 //! first frame ([`MAX_FIRST_FRAME_BYTES`]), on one thread for all of them
 //! (a mio poll), for at most [`PROOF_TIMEOUT`]. At most [`MAX_WAITING`]
 //! wait at once; a newcomer beyond that pushes one out, chosen by
-//! [`choose_victim`], so squatters only ever push each other out while a
+//! [`crate::net::oldest_of_busiest`], so squatters only ever push each other out while a
 //! real peer, which proves itself within a round trip, gets through. A
 //! connection that proves the secret gets a reader thread of its own and
-//! is handed to the owner of the link ([`super::link::adopt_proven`]).
+//! is handed to the owner of the link (`link::adopt_proven`).
 
 use super::link::{self, LinkEvent};
 use crate::protocol::peer::{
@@ -20,7 +20,6 @@ use crossbeam_channel::Sender;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
-use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -51,46 +50,12 @@ pub struct Proven {
     pub leftover: Vec<u8>,
 }
 
-/// Which waiting connection a newcomer pushes out, given each waiting
-/// one's address and arrival: the oldest of the address that holds the
-/// most (on a tie, the address whose oldest is older). So a stranger who
-/// floods from one address pushes out only its own connections, and the
-/// one pushed out has had the longest to prove itself.
-pub fn choose_victim(waiting: &[(IpAddr, Instant)]) -> Option<usize> {
-    let mut by_addr: HashMap<IpAddr, (usize, usize)> = HashMap::new();
-    for (i, (addr, since)) in waiting.iter().enumerate() {
-        let entry = by_addr.entry(network_of(*addr)).or_insert((0, i));
-        entry.0 += 1;
-        if *since < waiting[entry.1].1 {
-            entry.1 = i;
-        }
-    }
-    by_addr
-        .values()
-        .max_by(|(count_a, oldest_a), (count_b, oldest_b)| {
-            count_a
-                .cmp(count_b)
-                .then(waiting[*oldest_b].1.cmp(&waiting[*oldest_a].1))
-        })
-        .map(|&(_, oldest)| oldest)
-}
-
-/// The network an address counts for: itself for IPv4, its /64 for IPv6
-/// (one host commonly holds a whole /64).
-fn network_of(addr: IpAddr) -> IpAddr {
-    match addr {
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into()),
-        },
-        v4 => v4,
-    }
-}
-
 struct Waiting {
     stream: TcpStream,
     peer: SocketAddr,
     since: Instant,
+    /// Arrival order, for choosing whom a newcomer pushes out.
+    arrival: u64,
     challenge: [u8; CHALLENGE_LEN],
     auth: FrameAuth,
     buf: Vec<u8>,
@@ -130,6 +95,8 @@ struct Lobby {
     secret: Vec<u8>,
     events: Sender<LinkEvent>,
     accept_failing: bool,
+    /// Connections accepted so far (their arrival numbers).
+    arrivals: u64,
     rejected: Throttle,
     crowded: Throttle,
 }
@@ -152,6 +119,7 @@ pub fn spawn(
         secret,
         events,
         accept_failing: false,
+        arrivals: 0,
         rejected: Throttle::default(),
         crowded: Throttle::default(),
     };
@@ -241,13 +209,13 @@ impl Lobby {
             return;
         }
         if self.waiting.len() >= MAX_WAITING {
-            let list: Vec<(usize, (IpAddr, Instant))> = self
+            let list: Vec<(usize, (IpAddr, u64))> = self
                 .waiting
                 .iter()
-                .map(|(k, w)| (k, (w.peer.ip(), w.since)))
+                .map(|(k, w)| (k, (w.peer.ip(), w.arrival)))
                 .collect();
-            let brief: Vec<(IpAddr, Instant)> = list.iter().map(|(_, v)| *v).collect();
-            if let Some(i) = choose_victim(&brief) {
+            let brief: Vec<(IpAddr, u64)> = list.iter().map(|(_, v)| *v).collect();
+            if let Some(i) = crate::net::oldest_of_busiest(&brief) {
                 let key = list[i].0;
                 let victim = self.remove(key);
                 self.crowded.warn(now, || {
@@ -260,6 +228,7 @@ impl Lobby {
                 });
             }
         }
+        self.arrivals += 1;
         let entry = self.waiting.vacant_entry();
         if self
             .poll
@@ -274,6 +243,7 @@ impl Lobby {
             stream,
             peer,
             since: now,
+            arrival: self.arrivals,
             challenge,
             auth: FrameAuth::new(&self.secret, challenge, false),
             buf: Vec::new(),
@@ -374,34 +344,6 @@ impl Lobby {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn ip(last: u8) -> IpAddr {
-        IpAddr::from([10, 0, 0, last])
-    }
-
-    #[test]
-    fn the_victim_is_the_oldest_of_the_busiest_address() {
-        let t = Instant::now();
-        let s = |n: u64| t + Duration::from_millis(n);
-        assert_eq!(choose_victim(&[]), None);
-        // One address holds three, the other (older) one: the three lose.
-        let waiting = [(ip(1), s(0)), (ip(2), s(5)), (ip(2), s(3)), (ip(2), s(9))];
-        assert_eq!(choose_victim(&waiting), Some(2));
-        // A tie: the address whose oldest is older loses it.
-        let waiting = [(ip(1), s(4)), (ip(2), s(2)), (ip(1), s(6)), (ip(2), s(8))];
-        assert_eq!(choose_victim(&waiting), Some(1));
-        // All from one address: the oldest.
-        let waiting = [(ip(1), s(7)), (ip(1), s(1)), (ip(1), s(3))];
-        assert_eq!(choose_victim(&waiting), Some(1));
-        // IPv6 addresses of one /64 count as one.
-        let v6 = |a: &str| a.parse::<IpAddr>().unwrap();
-        let waiting = [
-            (v6("2001:db8::1"), s(1)),
-            (v6("2001:db8:0:1::1"), s(2)),
-            (v6("2001:db8:0:1::2"), s(3)),
-        ];
-        assert_eq!(choose_victim(&waiting), Some(1));
-    }
 
     #[test]
     fn warnings_are_throttled_and_count_what_they_held_back() {

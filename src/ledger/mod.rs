@@ -14,6 +14,7 @@ mod event;
 mod handle;
 mod holders;
 mod merge;
+pub mod per_client;
 pub mod policy;
 mod pools;
 mod roam;
@@ -103,6 +104,16 @@ pub enum Outcome {
 /// Identifies a queued checkout to the server, which maps it to a connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct WaiterId(pub u64);
+
+/// What a reread does with seats whose pool it removed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Orphans {
+    /// Return them (`licence_gone`): the licence was taken away.
+    Return,
+    /// Keep them until checked in or their lease ends: the licence may
+    /// have been broken by mistake (an edit without re-signing).
+    Keep,
+}
 
 /// Whether the ledger may grant seats now. The server sets it from its role.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -234,6 +245,8 @@ pub struct Ledger {
     /// re-filed when they come up (one entry a seat at any time).
     deadlines: BinaryHeap<Reverse<(Instant, String)>>,
     usage: HashMap<String, FeatureUsage>,
+    /// Checkouts held and waiting per client, against its limit.
+    per_client: per_client::PerClient,
     queues: HashMap<String, VecDeque<Waiter>>,
     options: Options,
     lease: Duration,
@@ -280,6 +293,7 @@ impl Ledger {
             seats: HashMap::new(),
             deadlines: BinaryHeap::new(),
             usage: HashMap::new(),
+            per_client: per_client::PerClient::new(Some(per_client::DEFAULT_LIMIT)),
             queues: HashMap::new(),
             options: Options::default(),
             lease,
@@ -318,6 +332,12 @@ impl Ledger {
         self.reclaims_past_count = on;
     }
 
+    /// Sets the most checkouts one client may hold and wait for (`None`:
+    /// no limit). See [`per_client`].
+    pub fn set_client_limit(&mut self, limit: Option<u64>) {
+        self.per_client.set_limit(limit);
+    }
+
     pub fn set_options(&mut self, options: Options) {
         self.options = options;
     }
@@ -349,9 +369,12 @@ impl Ledger {
     }
 
     /// Replaces the pools (licence reread). Seats already out stay out,
-    /// even where a pool shrank below its use; seats whose pool is gone
-    /// return with reason `licence_gone`. Queues are then served.
-    pub fn set_pools(&mut self, pools: Vec<Pool>, now: Now) {
+    /// even where a pool shrank below its use. Seats whose pool is gone
+    /// return with reason `licence_gone`, or with [`Orphans::Keep`] (the
+    /// reread skipped broken lines, so the pool may be gone by mistake)
+    /// stay out until checked in or their lease ends, and come back into
+    /// their pool if a later reread restores it. Queues are then served.
+    pub fn set_pools(&mut self, pools: Vec<Pool>, orphans: Orphans, now: Now) {
         self.index_pools(pools);
         let gone: Vec<String> = self
             .seats
@@ -365,8 +388,10 @@ impl Ledger {
             // records will say.
             return;
         }
-        for handle in gone {
-            self.release(&handle, Reason::LicenceGone, now);
+        if orphans == Orphans::Return {
+            for handle in gone {
+                self.release(&handle, Reason::LicenceGone, now);
+            }
         }
         let features: Vec<String> = self.queues.keys().cloned().collect();
         for feature in features {
@@ -418,11 +443,17 @@ impl Ledger {
         if let Gate::Closed(refusal) | Gate::ReclaimOnly(refusal) = &self.gate {
             return Outcome::Denied(refusal.clone());
         }
+        // Not recorded: a runaway client would fill the journal and report
+        // log with its refusals.
+        if let Err(refusal) = self.per_client.admit(&request) {
+            return Outcome::Denied(refusal);
+        }
         match self.try_grant(&request, None, GrantRules::Checkout, None, now) {
             Ok(grant) => Outcome::Granted(grant),
             Err(refusal)
                 if request.wait && matches!(refusal.code, Code::NoSeats | Code::Reserved) =>
             {
+                self.per_client.queued(&request);
                 let queue = self.queues.entry(request.feature.clone()).or_default();
                 queue.push_back(Waiter {
                     id: waiter,
@@ -442,7 +473,11 @@ impl Ledger {
     /// Drops a queued checkout (its client went away).
     pub fn cancel_wait(&mut self, waiter: WaiterId) {
         for queue in self.queues.values_mut() {
-            queue.retain(|w| w.id != waiter);
+            if let Some(i) = queue.iter().position(|w| w.id == waiter) {
+                if let Some(w) = queue.remove(i) {
+                    self.per_client.dequeued(&w.request);
+                }
+            }
         }
         self.queues.retain(|_, q| !q.is_empty());
     }
@@ -681,6 +716,7 @@ impl Ledger {
         let usage = self.usage.entry(grant.feature.clone()).or_default();
         adjust(&mut usage.by_user, &grant.user, grant.count as i64);
         adjust(&mut usage.by_host, &grant.host, grant.count as i64);
+        self.per_client.held(&grant);
         let seat = Seat {
             pool,
             since: now.mono,
@@ -713,6 +749,7 @@ impl Ledger {
             adjust(&mut usage.by_user, &seat.grant.user, delta);
             adjust(&mut usage.by_host, &seat.grant.host, delta);
         }
+        self.per_client.returned(&seat.grant);
     }
 
     fn release(&mut self, handle: &str, reason: Reason, now: Now) {
@@ -775,6 +812,7 @@ impl Ledger {
                     if let Some(q) = self.queues.get_mut(feature) {
                         q.pop_front();
                     }
+                    self.per_client.dequeued(&request);
                     let (outcome, wait_for) = match result {
                         Ok(grant) => (Outcome::Granted(grant), Some(self.last_seq())),
                         Err(refusal) => {
@@ -1060,6 +1098,7 @@ impl Ledger {
     pub fn restore(&mut self, snapshot: &Snapshot, now: Now) {
         self.seats.clear();
         self.usage.clear();
+        self.per_client.forget_held();
         self.roam_ends.clear();
         self.roaming.clear();
         for s in &snapshot.seats {

@@ -400,6 +400,7 @@ fn reread_keeps_seats_of_a_shrunk_pool_and_releases_those_of_a_gone_one() {
     l.take_records();
     l.set_pools(
         vec![pool("cad", "1.0", Count::Seats(1), Share::None, 0)],
+        Orphans::Return,
         now,
     );
     assert!(l.seat(&a.handle).is_some() && l.seat(&b.handle).is_some());
@@ -422,6 +423,35 @@ fn reread_keeps_seats_of_a_shrunk_pool_and_releases_those_of_a_gone_one() {
     );
     l.checkin(&b.handle, now).unwrap();
     granted(l.checkout(req("cad", "c"), WaiterId(4), now));
+}
+
+#[test]
+fn a_reread_that_skipped_broken_lines_keeps_the_seats_of_a_gone_pool() {
+    let now = Now::current();
+    let cad = pool("cad", "1.0", Count::Seats(2), Share::None, 0);
+    let old = pool("old", "1.0", Count::Seats(1), Share::None, 0);
+    let mut l = ledger(vec![cad.clone(), old.clone()]);
+    let o = granted(l.checkout(req("old", "a"), WaiterId(1), now));
+    l.take_records();
+    l.set_pools(vec![cad.clone()], Orphans::Keep, now);
+    // Kept, heartbeats go on, no record; new checkouts are refused.
+    assert!(l.seat(&o.handle).is_some());
+    assert!(l.heartbeat(&o.handle, now).is_ok());
+    assert!(l.take_records().is_empty());
+    assert_eq!(
+        denied(l.checkout(req("old", "b"), WaiterId(2), now)),
+        Code::NoSuchFeature
+    );
+    // The line is fixed: the seat counts in its pool again.
+    l.set_pools(vec![cad, old], Orphans::Return, now);
+    assert_eq!(used(&l, "old"), 1);
+    assert_eq!(
+        denied(l.checkout(req("old", "b"), WaiterId(3), now)),
+        Code::NoSeats
+    );
+    // Or its lease ends as any other.
+    l.expire_due(at(now, 61));
+    assert!(l.seat(&o.handle).is_none());
 }
 
 #[test]

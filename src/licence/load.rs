@@ -57,7 +57,7 @@ pub fn load(req: &LoadRequest<'_>) -> Result<Served, LoadError> {
         }
     }
     let found = find_licence_files(req.license_path, req.cwd, req.exe_dir);
-    let mut problems = Problems(found.problems);
+    let mut problems = Problems::logged_skips(found.problems);
     if found.files.is_empty() {
         let licence_path = match req.license_path {
             Some(path) => format!("licence path {path:?}"),
@@ -67,12 +67,12 @@ pub fn load(req: &LoadRequest<'_>) -> Result<Served, LoadError> {
             .exe_dir
             .map(|d| format!(", none beside the binary in {}", d.display()))
             .unwrap_or_default();
-        problems.0.push(format!(
+        problems.all.push(format!(
             "no licence files found: {licence_path}, no *.lic in {}{exe_dir}",
             req.cwd.display()
         ));
         return Err(LoadError {
-            reasons: problems.0,
+            reasons: problems.all,
         });
     }
     load_paths(
@@ -160,7 +160,7 @@ fn load_paths(
                     parsed.push((path.clone(), file));
                 }
             }
-            Err(e) => problems.warn(format!("{name}: {e}")),
+            Err(e) => problems.skip(format!("{name}: {e}")),
         }
     }
     serve(parsed, problems, keys, host, side, today)
@@ -177,7 +177,7 @@ fn parse_or_report(
             for error in errors {
                 problems.warn(error.to_string());
             }
-            problems.warn(format!(
+            problems.skip(format!(
                 "{name}: not used: every signature in a file depends on its SERVER and FAILOVER lines"
             ));
             None

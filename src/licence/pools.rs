@@ -71,6 +71,11 @@ pub struct Served {
     pub expiring: Vec<(PoolKey, i64)>,
     /// Lines and files left out, one message each (`file:line[:col]: why`).
     pub problems: Vec<String>,
+    /// Those of [`Served::problems`] left out because they are broken: a
+    /// line or file that does not parse, a bad, missing or untrusted
+    /// signature, a file that cannot be read. Not expired, single-use,
+    /// repeated or other hosts' lines, which are as they should be.
+    pub skipped: Vec<String>,
 }
 
 /// Nothing can be served; every reason, one a line.
@@ -93,17 +98,35 @@ impl std::error::Error for LoadError {}
 
 /// Problems met while loading, each logged as it is found.
 #[derive(Default)]
-pub(crate) struct Problems(pub Vec<String>);
+pub(crate) struct Problems {
+    pub all: Vec<String>,
+    /// The broken lines and files among them ([`Served::skipped`]).
+    pub skipped: Vec<String>,
+}
 
 impl Problems {
+    /// Problems already logged (by the file search), all of them broken files.
+    pub fn logged_skips(messages: Vec<String>) -> Problems {
+        Problems {
+            skipped: messages.clone(),
+            all: messages,
+        }
+    }
+
     pub fn warn(&mut self, message: String) {
         log::warn!("{message}");
-        self.0.push(message);
+        self.all.push(message);
     }
 
     pub fn info(&mut self, message: String) {
         log::info!("{message}");
-        self.0.push(message);
+        self.all.push(message);
+    }
+
+    /// A broken line or file, left out.
+    pub fn skip(&mut self, message: String) {
+        self.skipped.push(message.clone());
+        self.warn(message);
     }
 }
 
@@ -148,7 +171,7 @@ pub(crate) fn serve(
 
     for (path, file) in files {
         for error in &file.errors {
-            problems.warn(format!("{error}; line skipped"));
+            problems.skip(format!("{error}; line skipped"));
         }
         if !is_served_by(&file, host, side, &mut problems) {
             continue;
@@ -166,20 +189,20 @@ pub(crate) fn serve(
             match check {
                 SigCheck::Valid { .. } => {}
                 SigCheck::Missing => {
-                    problems.warn(format!(
+                    problems.skip(format!(
                         "{place}: missing signature (no sig=); line skipped"
                     ));
                     continue;
                 }
                 SigCheck::UnknownKey { key_id } => {
-                    problems.warn(format!(
+                    problems.skip(format!(
                         "{place}: signed by key {key_id}, which is not trusted here \
                          (give its vendor.pub with --vendor-key); line skipped"
                     ));
                     continue;
                 }
                 SigCheck::Bad { key_id } => {
-                    problems.warn(format!(
+                    problems.skip(format!(
                         "{place}: bad signature (key {key_id}): the line was edited, or belongs \
                          to a file for another host; line skipped"
                     ));
@@ -256,7 +279,7 @@ pub(crate) fn serve(
     }
 
     if pools.is_empty() {
-        let mut reasons = problems.0;
+        let mut reasons = problems.all;
         reasons.push(if served_files.is_empty() {
             format!(
                 "no licence file names this host on its {} line (role {}; this host's ids: {})",
@@ -297,7 +320,8 @@ pub(crate) fn serve(
         port,
         extra_ports,
         expiring,
-        problems: problems.0,
+        problems: problems.all,
+        skipped: problems.skipped,
     })
 }
 
@@ -790,6 +814,29 @@ mod tests {
             )),
             "{problems}"
         );
+        // Those four are the broken lines; nothing else is.
+        assert_eq!(served.skipped.len(), 4, "{:?}", served.skipped);
+        assert!(served.skipped.iter().all(|s| served.problems.contains(s)));
+    }
+
+    #[test]
+    fn expired_repeated_and_single_lines_are_not_broken_ones() {
+        let served = load(
+            &[source(
+                "a.lic",
+                "SERVER lic1 hostid=any",
+                &[
+                    "FEATURE cad version=1 count=1 expires=permanent",
+                    "FEATURE cad version=1 count=1 expires=permanent",
+                    "FEATURE old version=1 count=1 expires=2020-01-01",
+                    "FEATURE one version=1 count=single expires=permanent",
+                ],
+            )],
+            Side::Primary,
+        )
+        .unwrap();
+        assert_eq!(served.problems.len(), 3, "{:?}", served.problems);
+        assert!(served.skipped.is_empty(), "{:?}", served.skipped);
     }
 
     #[test]

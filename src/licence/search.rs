@@ -64,14 +64,14 @@ pub fn find_licence_files(licence_path: Option<&str>, cwd: &Path, exe_dir: Optio
         }
         let path = cwd.join(entry);
         if path.is_dir() {
-            search.directory(&path, true);
+            search.directory(&path, Dir::Named);
         } else {
             search.file(path);
         }
     }
-    search.directory(cwd, true);
+    search.directory(cwd, Dir::Working);
     if let Some(dir) = exe_dir {
-        search.directory(dir, false);
+        search.directory(dir, Dir::Binary);
     }
     search.found
 }
@@ -95,10 +95,10 @@ impl Search {
         }
     }
 
-    /// Adds the `*.lic` files of `dir` in name order. `report` says whether
-    /// an unreadable directory is worth a problem (the binary's directory
-    /// may legitimately be out of reach).
-    fn directory(&mut self, dir: &Path, report: bool) {
+    /// Adds the `*.lic` files of `dir` in name order, logging what it
+    /// skips as `kind` says.
+    fn directory(&mut self, dir: &Path, kind: Dir) {
+        let report = kind != Dir::Binary;
         let entries = match fs::read_dir(dir) {
             Ok(entries) => entries,
             Err(e) => {
@@ -120,7 +120,7 @@ impl Search {
         for path in paths {
             match skip_reason(&path) {
                 None => self.file(path),
-                Some(Skip::NotLic) if report => {
+                Some(Skip::NotLic) if kind == Dir::Named => {
                     log::info!("{}: skipped: not a *.lic file", path.display())
                 }
                 Some(Skip::NotLic) => log::debug!("{}: skipped: not a *.lic file", path.display()),
@@ -132,6 +132,18 @@ impl Search {
             }
         }
     }
+}
+
+/// Where a searched directory comes from: what is worth saying about it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Dir {
+    /// Named in the licence path: every entry it skips is logged (info).
+    Named,
+    /// The working directory: a listing failure is a problem; other
+    /// files are its business (debug).
+    Working,
+    /// The binary's directory: may legitimately be out of reach.
+    Binary,
 }
 
 /// Why a directory entry is not read as a licence file.

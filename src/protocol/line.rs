@@ -160,13 +160,16 @@ fn needs_quotes(value: &str) -> bool {
 }
 
 /// Appends `value` to `out`, quoted if needed. Control characters (which
-/// only a server-side message could hold) become spaces.
+/// only a server-side message could hold) become spaces; a tab, which
+/// [`parse`] accepts inside quotes, is kept (quoted), so what parses
+/// writes back the same.
 pub fn push_value(out: &mut String, value: &str) {
-    let clean: Cow<str> = if value.bytes().any(|b| b < 0x20 || b == 0x7f) {
+    let control = |c: char| c.is_control() && c != '\t';
+    let clean: Cow<str> = if value.chars().any(control) {
         Cow::Owned(
             value
                 .chars()
-                .map(|c| if c.is_control() { ' ' } else { c })
+                .map(|c| if control(c) { ' ' } else { c })
                 .collect(),
         )
     } else {
@@ -242,6 +245,18 @@ impl LineBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_tab_inside_quotes_survives_writing_back() {
+        let l = parse("HELLO user=\"a\tb\"").unwrap();
+        assert_eq!(l.get("user"), Some("a\tb"));
+        let mut out = String::new();
+        push_value(&mut out, "a\tb");
+        assert_eq!(out, "\"a\tb\"");
+        let mut out = String::new();
+        push_value(&mut out, "a\nb\u{7f}");
+        assert_eq!(out, "\"a b \"");
+    }
 
     #[test]
     fn parses_words_positionals_and_fields() {

@@ -120,6 +120,8 @@ pub struct Core {
     pub presence: Presence,
     pub admin_token: Option<String>,
     pub admin_token_always: bool,
+    /// Limits guessing of the admin token.
+    pub auth_limiter: super::admin::AuthLimiter,
     pub started: Instant,
     pub connections: usize,
     /// The failover pair, when this server is one of two.
@@ -172,6 +174,7 @@ impl Core {
             presence,
             admin_token: None,
             admin_token_always: false,
+            auth_limiter: Default::default(),
             started: Instant::now(),
             connections: 0,
             pair: None,

@@ -13,11 +13,15 @@
 //! [`MAX_HEAD`] bytes (431), malformed requests get 400, other methods 405,
 //! other paths 404, a client that has not sent its head within
 //! [`HEAD_TIMEOUT`] or read its answer within [`CONN_TIMEOUT`] is closed,
-//! and at most [`MAX_CONNS`] HTTP connections are open at once (503 past
-//! that). Nothing here changes the server's state.
+//! and at most [`MAX_CONNS`] HTTP connections are open at once,
+//! [`MAX_CONNS_PER_ADDR`] from one address: a newcomer past either pushes
+//! out the oldest connection of the busiest address ([`make_room`]), so
+//! slow clients cannot keep others out. Nothing here changes the server's
+//! state.
 
 use super::core::Core;
 use super::event_loop::accept_next;
+pub use super::http_guard::{make_room, read_head, Head, MAX_CONNS, MAX_CONNS_PER_ADDR, MAX_HEAD};
 use crate::ledger::Now;
 use mio::event::Event;
 use mio::net::{TcpListener, TcpStream};
@@ -32,19 +36,12 @@ use std::time::{Duration, Instant};
 pub const LISTENER: Token = Token(usize::MAX / 2);
 const FIRST_CONN: usize = usize::MAX / 2 + 1;
 
-/// Most bytes of a request head (request line and headers).
-pub const MAX_HEAD: usize = 8 * 1024;
-/// Most headers in a request.
-const MAX_HEADERS: usize = 32;
 /// The request head must be complete this soon after the connection opened.
 pub const HEAD_TIMEOUT: Duration = Duration::from_secs(5);
 /// A connection is closed this long after it opened, answered or not.
 pub const CONN_TIMEOUT: Duration = Duration::from_secs(15);
 /// After the answer went out: how long to wait for the client to close.
 const LINGER: Duration = Duration::from_secs(2);
-/// Most HTTP connections open at once.
-pub const MAX_CONNS: usize = 64;
-
 const PAGE_CSS: &str = include_str!("status_page.css");
 const PAGE_JS: &str = include_str!("status_page.js");
 
@@ -56,6 +53,8 @@ pub struct HttpServer {
     csp: String,
     /// An accept failed (out of file descriptors): retry each sweep.
     accept_stalled: bool,
+    /// Connections accepted so far (their arrival numbers).
+    arrivals: u64,
 }
 
 struct HttpConn {
@@ -65,6 +64,8 @@ struct HttpConn {
     output: Vec<u8>,
     sent: usize,
     opened: Instant,
+    /// Arrival order, for choosing whom a newcomer pushes out.
+    arrival: u64,
     /// Set once the answer is queued: read nothing more but discard.
     answered: Option<Instant>,
     /// Our side has sent FIN (the answer is out).
@@ -93,6 +94,7 @@ impl HttpServer {
             conns: Slab::new(),
             csp,
             accept_stalled: false,
+            arrivals: 0,
         }
     }
 
@@ -118,23 +120,21 @@ impl HttpServer {
         while let Some((mut socket, peer)) =
             accept_next(&self.listener, &mut self.accept_stalled, "http: ")
         {
-            if self.conns.len() >= MAX_CONNS {
-                // Read what the client already sent (closing on unread
-                // input would reset the connection and could lose the
-                // answer), then answer; best effort: a fresh socket has
-                // room for this.
-                let mut scratch = [0u8; 4096];
-                while matches!(socket.read(&mut scratch), Ok(n) if n > 0) {}
-                let _ = socket.write(&response(
-                    503,
-                    "text/plain; charset=utf-8",
-                    &[("Retry-After", "1")],
-                    b"too many HTTP connections; try again\n",
-                    false,
-                ));
-                let _ = socket.shutdown(Shutdown::Write);
-                continue;
+            // A full port (or address) pushes out its oldest connection
+            // from the busiest address: a slowloris holding slots only
+            // ever pushes out itself, and a newcomer is always heard.
+            let open: Vec<(usize, (std::net::IpAddr, u64))> = self
+                .conns
+                .iter()
+                .map(|(k, c)| (k, (c.peer.ip(), c.arrival)))
+                .collect();
+            let list: Vec<(std::net::IpAddr, u64)> = open.iter().map(|(_, v)| *v).collect();
+            if let Some(i) = make_room(&list, peer.ip()) {
+                let key = open[i].0;
+                log::debug!("http: {} pushed out for {peer}", open[i].1 .0);
+                self.close(registry, key);
             }
+            self.arrivals += 1;
             let entry = self.conns.vacant_entry();
             let key = entry.key();
             if let Err(e) = registry.register(
@@ -152,6 +152,7 @@ impl HttpServer {
                 output: Vec::new(),
                 sent: 0,
                 opened: now,
+                arrival: self.arrivals,
                 answered: None,
                 shut: false,
             });
@@ -267,45 +268,23 @@ impl HttpConn {
 
     /// The answer to the request read so far, once one can be given.
     fn parse(&mut self, csp: &str, core: &Core, now: Now) -> Option<Vec<u8>> {
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut request = httparse::Request::new(&mut headers);
-        let text = |code: u16, body: &str| {
-            Some(response(
-                code,
-                "text/plain; charset=utf-8",
-                &[],
-                body.as_bytes(),
-                false,
-            ))
-        };
-        let parsed = request.parse(&self.input);
-        match parsed {
-            Ok(httparse::Status::Partial) if self.input.len() > MAX_HEAD => text(
-                431,
-                &format!("request header fields too large (at most {MAX_HEAD} bytes)\n"),
-            ),
-            Ok(httparse::Status::Partial) => None,
-            Err(httparse::Error::TooManyHeaders) => text(
-                431,
-                &format!("too many header fields (at most {MAX_HEADERS})\n"),
-            ),
-            Err(e) => text(400, &format!("bad request: {e}\n")),
-            Ok(httparse::Status::Complete(_)) => {
-                let method = request.method.unwrap_or("");
-                let path = request.path.unwrap_or("");
-                let head = method == "HEAD";
-                if method != "GET" && !head {
-                    return Some(response(
-                        405,
-                        "text/plain; charset=utf-8",
-                        &[("Allow", "GET, HEAD")],
-                        b"this port is read-only: GET and HEAD only\n",
-                        false,
-                    ));
-                }
-                let path = path.split(['?', '#']).next().unwrap_or("");
-                Some(route(path, head, csp, core, now))
+        match read_head(&self.input) {
+            Head::Partial => None,
+            Head::Refuse { code, body } => {
+                let allow: &[(&str, &str)] = if code == 405 {
+                    &[("Allow", "GET, HEAD")]
+                } else {
+                    &[]
+                };
+                Some(response(
+                    code,
+                    "text/plain; charset=utf-8",
+                    allow,
+                    body.as_bytes(),
+                    false,
+                ))
             }
+            Head::Get { path, head } => Some(route(&path, head, csp, core, now)),
         }
     }
 

@@ -108,6 +108,17 @@ fn render_report(report: &StatusReport, core: &Core, _now: Now) -> String {
         "Alerts shown on the status page now (a pair problem, a journal failure).",
     );
     m.sample("floatd_alerts", &[], report.alerts.len() as u64);
+    m.family(
+        "floatd_licence_lines_skipped",
+        "gauge",
+        "Broken licence lines and files left out at the last start or reread (bad signature, \
+         parse error, unreadable); 0 when all load.",
+    );
+    m.sample(
+        "floatd_licence_lines_skipped",
+        &[],
+        core.served.skipped.len() as u64,
+    );
 
     // Seats, per pool.
     m.family("floatd_seats_in_use", "gauge", "Seats of a pool held now.");

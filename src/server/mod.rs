@@ -16,6 +16,7 @@ pub mod event_loop;
 pub mod gate;
 pub mod history;
 pub mod http;
+pub mod http_guard;
 pub mod licences;
 pub mod metrics;
 pub mod options;
@@ -122,6 +123,7 @@ pub fn run(config: Config) -> Result<(), RunError> {
         Box::new(crate::sys::OsEntropy::new()),
     );
     ledger.set_options(policy);
+    ledger.set_client_limit(Some(config.max_checkouts_per_client).filter(|&n| n > 0));
     ledger.set_roam_day(config.roam_day.as_secs());
     ledger.replay(recovered.snapshot.as_ref(), &recovered.records, now);
     if ledger.seat_count() > 0 {

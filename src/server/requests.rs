@@ -6,7 +6,7 @@ use super::conn::ClientState;
 use super::core::{Core, Reply};
 use super::gate;
 use crate::codes::Code;
-use crate::ledger::{CheckinOutcome, Event, Now, Outcome, WaiterId};
+use crate::ledger::{CheckinOutcome, Event, Now, Orphans, Outcome, WaiterId};
 use crate::protocol::reply;
 use crate::protocol::{Request, PROTOCOL_VERSION};
 
@@ -112,16 +112,7 @@ impl Core {
                         .finish()
                 }
             }
-            Request::Auth { token } => match &self.admin_token {
-                Some(expected) if admin::token_matches(expected, &token) => {
-                    client.admin = true;
-                    reply::ok().field("admin", "yes").finish()
-                }
-                _ => {
-                    log::warn!("wrong admin token from {}", client.peer);
-                    reply::err(Code::AdminRequired, "wrong admin token").finish()
-                }
-            },
+            Request::Auth { token } => self.auth(client, &token, now),
             Request::Checkout {
                 feature,
                 version,
@@ -202,10 +193,19 @@ impl Core {
                 Err(refusal) => self.refused(&refusal),
             },
             Request::Reread => match self.reread(now) {
-                Ok(pools) => reply::ok()
-                    .field("pools", pools)
-                    .field_opt("options", self.options.in_use.as_ref().map(|p| p.display()))
-                    .finish(),
+                Ok(pools) => {
+                    let mut line = reply::ok()
+                        .field("pools", pools)
+                        .field_opt("options", self.options.in_use.as_ref().map(|p| p.display()))
+                        .field_opt(
+                            "skipped",
+                            Some(self.served.skipped.len()).filter(|&n| n > 0),
+                        );
+                    for skip in skipped_for_reply(&self.served.skipped) {
+                        line = line.field("skip", skip);
+                    }
+                    line.finish()
+                }
                 Err(e) => {
                     let why = format!(
                         "reread failed, still serving the previous licences and options: {e}"
@@ -252,7 +252,14 @@ impl Core {
         self.refresh_gate(now.mono);
         // Options first: the queues served by set_pools obey the new ones.
         self.ledger.set_options(options);
-        self.ledger.set_pools(served.pools.clone(), now);
+        // Broken lines may have taken a pool away by mistake: its seats
+        // stay out until the line is fixed (or they return as any seat).
+        let orphans = if served.skipped.is_empty() {
+            Orphans::Return
+        } else {
+            Orphans::Keep
+        };
+        self.ledger.set_pools(served.pools.clone(), orphans, now);
         self.served = served;
         // A standby makes no records: the active server's say.
         if self.serving() {
@@ -268,4 +275,29 @@ impl Core {
         log::info!("reread: serving {pools} pool(s)");
         Ok(pools)
     }
+}
+
+/// Most skipped lines a REREAD reply lists (the log has them all).
+const MAX_SKIPS_LISTED: usize = 50;
+/// Longest a listed skip message gets.
+const MAX_SKIP_CHARS: usize = 300;
+
+/// The skipped lines as the REREAD reply lists them (`skip=` fields):
+/// at most [`MAX_SKIPS_LISTED`], each cut to [`MAX_SKIP_CHARS`].
+fn skipped_for_reply(skipped: &[String]) -> Vec<String> {
+    let mut listed: Vec<String> = skipped
+        .iter()
+        .take(MAX_SKIPS_LISTED)
+        .map(|s| match s.char_indices().nth(MAX_SKIP_CHARS) {
+            Some((cut, _)) => format!("{}...", &s[..cut]),
+            None => s.clone(),
+        })
+        .collect();
+    if skipped.len() > MAX_SKIPS_LISTED {
+        listed.push(format!(
+            "and {} more (see the server's log)",
+            skipped.len() - MAX_SKIPS_LISTED
+        ));
+    }
+    listed
 }

@@ -76,6 +76,13 @@ fn build_listing(core: &Core, now: Now, holders: usize) -> StatusReport {
     if let Some(failure) = core.journal.failure() {
         alerts.push(format!("journal failure: {failure}"));
     }
+    if let Some(first) = core.served.skipped.first() {
+        alerts.push(format!(
+            "{} broken licence line(s) or file(s) skipped, first {first}: fix and reread \
+             (seats they served stay out; new checkouts of them are refused)",
+            core.served.skipped.len()
+        ));
+    }
     StatusReport {
         server: core.presence.server.clone(),
         role: core.presence.role.clone(),

@@ -60,6 +60,7 @@ pub fn served(count: u32) -> Served {
         extra_ports: Vec::new(),
         expiring: Vec::new(),
         problems: Vec::new(),
+        skipped: Default::default(),
     }
 }
 
