@@ -36,11 +36,9 @@ impl<'a> Line<'a> {
 
 /// Splits a line (without its newline) into word, positionals and fields.
 pub fn parse(line: &str) -> Result<Line<'_>, String> {
-    let bytes = line.as_bytes();
-    if let Some(pos) = bytes
-        .iter()
-        .position(|&b| b < 0x20 && b != b'\t' || b == 0x7f)
-    {
+    // Any control character but a tab (C1 controls such as U+0085 too:
+    // some tools take them for line ends), as push_value never writes one.
+    if let Some((pos, _)) = line.char_indices().find(|&(_, c)| is_control(c)) {
         return Err(format!("control character at column {}", pos + 1));
     }
     let mut rest = line.trim_start_matches([' ', '\t']);
@@ -159,17 +157,21 @@ fn needs_quotes(value: &str) -> bool {
             .any(|b| matches!(b, b' ' | b'\t' | b'"' | b'\\' | b'='))
 }
 
+/// The characters a line never holds: every control character but a tab.
+fn is_control(c: char) -> bool {
+    c.is_control() && c != '\t'
+}
+
 /// Appends `value` to `out`, quoted if needed. Control characters (which
 /// only a server-side message could hold) become spaces; a tab, which
 /// [`parse`] accepts inside quotes, is kept (quoted), so what parses
 /// writes back the same.
 pub fn push_value(out: &mut String, value: &str) {
-    let control = |c: char| c.is_control() && c != '\t';
-    let clean: Cow<str> = if value.chars().any(control) {
+    let clean: Cow<str> = if value.chars().any(is_control) {
         Cow::Owned(
             value
                 .chars()
-                .map(|c| if control(c) { ' ' } else { c })
+                .map(|c| if is_control(c) { ' ' } else { c })
                 .collect(),
         )
     } else {
@@ -256,6 +258,11 @@ mod tests {
         let mut out = String::new();
         push_value(&mut out, "a\nb\u{7f}");
         assert_eq!(out, "\"a b \"");
+        // C1 controls are control characters too, refused like the rest.
+        assert!(parse("CHECKIN o\u{9c}f")
+            .unwrap_err()
+            .contains("control character"));
+        assert!(parse("CHECKIN \"a\u{85}b\"").is_err());
     }
 
     #[test]
