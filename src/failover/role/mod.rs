@@ -738,6 +738,12 @@ impl RoleMachine {
         if !self.can_serve || self.stepping_down {
             return;
         }
+        // Woken from a pause: what arrived meanwhile is old news (the
+        // other server may have taken over since it said it stood by).
+        if self.listening_since > Duration::ZERO && !self.listened_long_enough() {
+            return;
+        }
+
         let witness_epoch = self.fence.as_ref().map_or(0, |f| f.recorded_epoch());
         let epoch = next_epoch(
             self.s.role,

@@ -422,3 +422,18 @@ fn only_an_echo_of_this_process_renews_the_grant_lease() {
     assert!(!renews(&p.input(echo(1, 60_000))));
     assert!(renews(&p.input(echo(1, 100))));
 }
+
+#[test]
+fn what_arrived_during_a_pause_is_old_news() {
+    let mut p = Bench::new(Role::Primary, false, start(5, 1));
+    p.input(Input::PeerLinkUp);
+    p.run(Duration::from_millis(300));
+    // Frozen for five seconds; the first thing read on waking is the
+    // backup saying, long ago, that it stood by.
+    p.now += Duration::from_secs(5);
+    p.heartbeat(PeerState::Ready, 1, (5, 1), true);
+    assert_eq!(p.m.state(), PeerState::Starting, "led on old news");
+    // Since then the backup took over: the primary follows it.
+    p.run_hearing(Duration::from_millis(300), PeerState::Active, 2, (6, 2));
+    assert_eq!(p.m.state(), PeerState::Syncing);
+}
