@@ -155,6 +155,20 @@ impl Floatd {
         Floatd::start_command(command, log)
     }
 
+    /// Starts `floatd` with its file-size limit lowered to `kib` KiB and
+    /// SIGXFSZ ignored, so a write past it fails (EFBIG) as on a full disk.
+    pub fn start_with_file_limit(args: &[String], log: &Path, kib: u32) -> Floatd {
+        let mut command = Command::new("sh");
+        command
+            .arg("-c")
+            .arg(format!(
+                "trap '' XFSZ; ulimit -f {kib} && exec \"$0\" \"$@\""
+            ))
+            .arg(FLOATD)
+            .args(args);
+        Floatd::start_command(command, log)
+    }
+
     fn start_command(mut command: Command, log: &Path) -> Floatd {
         let log_file = std::fs::File::create(log).expect("log file");
         let mut child = command
@@ -794,6 +808,8 @@ pub struct Pair {
     primary_ports: Option<(String, String)>,
     backup_ports: Option<(String, String)>,
     starts: usize,
+    /// The primary's file-size limit in KiB, if lowered (a disk that fills).
+    pub primary_file_limit_kib: Option<u32>,
 }
 
 /// Timings that keep failover tests short: takeover in 1 s.
@@ -835,6 +851,7 @@ impl Pair {
             primary_ports: None,
             backup_ports: None,
             starts: 0,
+            primary_file_limit_kib: None,
         }
     }
 
@@ -915,7 +932,11 @@ impl Pair {
         };
         let args = self.args(role, ports, &proxy);
         let log = self.site.path(&format!("{role}-{}.log", self.starts));
-        let server = Floatd::start(&args, &log);
+        let server = match (role, self.primary_file_limit_kib) {
+            ("primary", Some(kib)) => Floatd::start_with_file_limit(&args, &log, kib),
+            _ => Floatd::start(&args, &log),
+        };
+
         let peer = server
             .peer_addr
             .clone()

@@ -1241,7 +1241,13 @@ impl World {
                     .is_some_and(|l| l.machine.state() == PeerState::Active)
             })
             .collect();
-        if serving.len() != 1 {
+        // One active, and the other in sync with it (a pair that settles).
+        let standby_ready = serving.len() == 1
+            && self.servers[1 - serving[0]]
+                .live
+                .as_ref()
+                .is_some_and(|l| l.machine.state() == PeerState::Ready);
+        if !standby_ready {
             let states: Vec<String> = (0..2)
                 .map(|s| {
                     self.servers[s]
@@ -1251,9 +1257,9 @@ impl World {
                 })
                 .collect();
             self.violation(format!(
-                "after everything healed, {} server(s) are active: {states:?}",
-                serving.len()
+                "after everything healed, the pair did not settle to one active and one ready server: {states:?}"
             ));
+
             return;
         }
         let held: usize = self.clients.iter().map(|c| c.held.len()).sum();

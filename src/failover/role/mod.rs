@@ -766,9 +766,12 @@ impl RoleMachine {
         // just before we took over); it is not in sync with this reign yet.
         self.follower.in_sync = false;
         self.follower.unacked_since = None;
+        let last = self.last.seq;
         if let Some(f) = &mut self.fence {
-            // The witness cleared any stale record when it consented.
+            // The witness cleared any stale record when it consented, and
+            // the loop holds every answer of this reign for the standby.
             f.clear_stale();
+            f.holding_from = Some(last);
         }
         self.serving_since = Some(now);
         if in_sync && !self.needs_recovery {

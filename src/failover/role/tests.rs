@@ -436,5 +436,4 @@ fn what_arrived_during_a_pause_is_old_news() {
     // Since then the backup took over: the primary follows it.
     p.run_hearing(Duration::from_millis(300), PeerState::Active, 2, (6, 2));
     assert!(matches!(p.m.state(), PeerState::Syncing | PeerState::Ready));
-
 }
