@@ -118,6 +118,16 @@ fn env_u64(name: &str) -> Option<u64> {
 }
 
 #[test]
+fn a_seed_replays_exactly() {
+    for seed in [3, 54] {
+        let first = World::new(seed, scenario(seed), true).run();
+        let again = World::new(seed, scenario(seed), true).run();
+        assert!(first.trace.len() > 100, "seed {seed}: a short trace");
+        assert_eq!(first.trace, again.trace, "seed {seed} did not replay");
+    }
+}
+
+#[test]
 fn regressions_stay_fixed() {
     for &seed in REGRESSIONS {
         if let Err(e) = check_seed(seed) {

@@ -267,8 +267,8 @@ impl Witness {
 }
 
 /// Runs the witness until SIGTERM or SIGINT (SIGHUP: nothing to reread).
-pub fn run(config: &Config) -> Result<(), crate::server::RunError> {
-    use crate::server::RunError;
+pub fn run(config: &Config) -> Result<(), crate::sys::RunError> {
+    use crate::sys::RunError;
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     use std::sync::{atomic::AtomicBool, atomic::Ordering::SeqCst, Arc};
     let config_error = |e: &str| RunError::Config(e.to_string());
@@ -291,7 +291,7 @@ pub fn run(config: &Config) -> Result<(), crate::server::RunError> {
     }
     let listener = crate::net::resolve(listen)
         .and_then(|addrs| std::net::TcpListener::bind(addrs.as_slice()))
-        .map_err(|e| crate::server::listen_error("for the pair", listen, &e, "--peer-listen"))?;
+        .map_err(|e| crate::sys::listen_error("for the pair", listen, &e, "--peer-listen"))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     let (events_tx, events) = crossbeam_channel::unbounded();
     link::serve(listener, secret, events_tx).map_err(|e| e.to_string())?;

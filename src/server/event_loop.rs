@@ -7,9 +7,10 @@
 //! replies whose records have become durable.
 
 use super::conn::{Conn, LineResult, ReadOutcome};
-use super::core::{Core, Effects, Release, Reply};
+use super::core::Core;
 use super::http::HttpServer;
 use super::output::HIGH_WATER;
+use super::release::{Effects, Release, Reply};
 use super::status::systemd_status;
 use crate::codes::Code;
 use crate::ledger::Now;

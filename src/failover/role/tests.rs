@@ -1,6 +1,7 @@
 //! The role machine on its own: inputs in, actions out, time passed in.
 
 use super::*;
+use crate::config::Role;
 use crate::failover::PairStatus;
 use crate::ledger::{Merge, Record};
 use crate::protocol::peer::PeerMessage;
