@@ -25,6 +25,32 @@ struct Seen {
     state: Option<PeerState>,
     epoch: u64,
     last: HistoryMark,
+    incarnation: u64,
+    /// A claim granted to this process, until it says it heard of it: it
+    /// counts as serving meanwhile, whatever its older pings say.
+    consent: Option<u64>,
+}
+
+/// A server's ping, as the witness reads it.
+#[derive(Clone, Debug)]
+pub struct Ping {
+    pub role: Role,
+    pub state: PeerState,
+    pub epoch: u64,
+    pub last: HistoryMark,
+    pub stale_since: Option<u64>,
+    pub incarnation: u64,
+    pub granted_claim: u64,
+}
+
+/// A server's claim to become active.
+#[derive(Clone, Debug)]
+pub struct ClaimRequest {
+    pub id: u64,
+    pub role: Role,
+    pub epoch: u64,
+    pub last: HistoryMark,
+    pub incarnation: u64,
 }
 
 /// The witness's answer to a ping: what it records.
@@ -91,6 +117,13 @@ impl Witness {
             log::warn!(
                 "the witness was not running for {pause:?}: the servers' silence is counted only from now"
             );
+            // What they said meanwhile waits unread: judge them afresh.
+            let awake = self.clock.now();
+            for seen in [&mut self.primary, &mut self.backup] {
+                if seen.heard_awake.is_some() {
+                    seen.heard_awake = Some(awake);
+                }
+            }
         }
     }
 
@@ -111,39 +144,42 @@ impl Witness {
             .is_some_and(|t| self.clock.since(t) < self.takeover_after)
     }
 
-    /// A ping from `role`: records it, returns the answer.
-    pub fn ping(
-        &mut self,
-        role: Role,
-        state: PeerState,
-        epoch: u64,
-        last: HistoryMark,
-        stale_since: Option<u64>,
-        now: Instant,
-    ) -> View {
+    /// A ping: records it, returns the answer.
+    pub fn ping(&mut self, p: &Ping, now: Instant) -> View {
         self.tick(now);
         let learning = self.learning();
         let heard = self.clock.now();
-        let s = self.seen(role);
+        let s = self.seen(p.role);
+        if s.incarnation != p.incarnation {
+            s.consent = None; // a restarted process: what it says is all
+            s.incarnation = p.incarnation;
+        }
+        if s.consent.is_some_and(|k| p.granted_claim >= k) {
+            s.consent = None;
+        }
         s.heard_awake = Some(heard);
-        s.state = Some(state);
-        s.epoch = epoch;
-        s.last = last;
+        if s.consent.is_none() {
+            s.state = Some(p.state);
+        }
+        s.epoch = s.epoch.max(p.epoch);
+        s.last = p.last;
         match self.active {
-            Some((r, e)) if r == role && state.is_serving() && epoch >= e => {
-                self.active = Some((role, epoch));
-                if stale_since != self.stale_since {
-                    match stale_since {
-                        Some(n) => log::warn!("{role} records its standby stale since entry {n}"),
-                        None => log::info!("{role}'s standby is in sync again"),
+            Some((r, e)) if r == p.role && p.state.is_serving() && p.epoch >= e => {
+                self.active = Some((p.role, p.epoch));
+                if p.stale_since != self.stale_since {
+                    match p.stale_since {
+                        Some(n) => {
+                            log::warn!("{} records its standby stale since entry {n}", p.role)
+                        }
+                        None => log::info!("{}'s standby is in sync again", p.role),
                     }
-                    self.stale_since = stale_since;
+                    self.stale_since = p.stale_since;
                 }
             }
-            None if learning && state.is_serving() => {
+            None if learning && p.state.is_serving() => {
                 // Relearning after a restart: whoever says it serves.
-                self.active = Some((role, epoch));
-                self.stale_since = stale_since;
+                self.active = Some((p.role, p.epoch));
+                self.stale_since = p.stale_since;
             }
             _ => {}
         }
@@ -155,8 +191,9 @@ impl Witness {
         }
     }
 
-    /// May `role` become active at `epoch`?
-    pub fn claim(&mut self, role: Role, epoch: u64, last: HistoryMark, now: Instant) -> Verdict {
+    /// May the claimant become active at its epoch?
+    pub fn claim(&mut self, c: &ClaimRequest, now: Instant) -> Verdict {
+        let (role, epoch, last) = (c.role, c.epoch, c.last);
         self.tick(now);
         if self.learning() {
             return Verdict::refused(
@@ -168,6 +205,10 @@ impl Witness {
             let s = self.seen(role);
             s.heard_awake = Some(heard);
             s.last = last;
+            if s.incarnation != c.incarnation {
+                s.consent = None;
+                s.incarnation = c.incarnation;
+            }
         }
         let other_role = role.other();
         let other = if role == Role::Primary {
@@ -203,6 +244,12 @@ impl Witness {
         }
         self.active = Some((role, epoch));
         self.stale_since = None;
+        // It serves from now on, as far as the witness knows: pings it
+        // sent before it heard of this consent do not say otherwise.
+        let s = self.seen(role);
+        s.state = Some(PeerState::Active);
+        s.epoch = epoch;
+        s.consent = Some(c.id);
         log::warn!(
             "{role} becomes active at epoch {epoch}{}",
             if recovery {
@@ -306,8 +353,19 @@ pub fn run(config: &Config) -> Result<(), crate::server::RunError> {
                 epoch,
                 last,
                 stale_since,
-            } => Role::parse(&r).ok().map(|r| {
-                let view = witness.ping(r, state, epoch, last, stale_since, now);
+                incarnation,
+                granted_claim,
+            } => Role::parse(&r).ok().map(|role| {
+                let ping = Ping {
+                    role,
+                    state,
+                    epoch,
+                    last,
+                    stale_since,
+                    incarnation,
+                    granted_claim,
+                };
+                let view = witness.ping(&ping, now);
                 PeerMessage::WitnessView {
                     id,
                     active: view
@@ -324,11 +382,19 @@ pub fn run(config: &Config) -> Result<(), crate::server::RunError> {
                 role: r,
                 epoch,
                 last,
-            } => Role::parse(&r).ok().map(|r| {
-                let verdict = witness.claim(r, epoch, last, now);
+                incarnation,
+            } => Role::parse(&r).ok().map(|role| {
+                let request = ClaimRequest {
+                    id,
+                    role,
+                    epoch,
+                    last,
+                    incarnation,
+                };
+                let verdict = witness.claim(&request, now);
                 if !verdict.granted {
                     log::info!(
-                        "refused {r} becoming active at epoch {epoch}: {}",
+                        "refused {role} becoming active at epoch {epoch}: {}",
                         verdict.why
                     );
                 }
@@ -398,12 +464,31 @@ mod tests {
             stale: Option<u64>,
         ) -> View {
             let now = self.at(secs);
-            self.w.ping(role, state, epoch, last, stale, now)
+            let ping = Ping {
+                role,
+                state,
+                epoch,
+                last,
+                stale_since: stale,
+                incarnation: 1,
+                granted_claim: u64::MAX,
+            };
+            self.w.ping(&ping, now)
         }
 
         fn claim(&mut self, secs: f64, role: Role, epoch: u64, last: HistoryMark) -> Verdict {
             let now = self.at(secs);
-            self.w.claim(role, epoch, last, now)
+            self.w.claim(&request(role, epoch, last), now)
+        }
+    }
+
+    fn request(role: Role, epoch: u64, last: HistoryMark) -> ClaimRequest {
+        ClaimRequest {
+            id: epoch,
+            role,
+            epoch,
+            last,
+            incarnation: 1,
         }
     }
 
@@ -431,6 +516,21 @@ mod tests {
     }
 
     #[test]
+    fn a_claim_read_right_after_a_pause_waits_for_the_servers_to_be_heard() {
+        let mut r = Run::new();
+        r.ping(3.0, Role::Backup, PeerState::Ready, 0, mark(5, 1), None);
+        assert!(r.claim(3.0, Role::Primary, 1, mark(5, 1)).granted);
+        r.ping(3.5, Role::Primary, PeerState::Active, 1, mark(9, 1), None);
+        // Awake and hearing nothing from the primary for 0.9 s, then
+        // frozen; a claim the backup made meanwhile is read first.
+        r.at(4.4);
+        let woke = r.t0 + Duration::from_secs(9);
+        r.now = woke;
+        let v = r.w.claim(&request(Role::Backup, 2, mark(9, 1)), woke);
+        assert!(!v.granted, "consented on silence it slept through: {v:?}");
+    }
+
+    #[test]
     fn a_paused_witness_does_not_take_silence_for_death() {
         let mut r = Run::new();
         r.ping(3.0, Role::Backup, PeerState::Ready, 0, mark(5, 1), None);
@@ -440,11 +540,56 @@ mod tests {
         // thing it reads on waking; the primary's pings wait unread.
         let woke = r.t0 + Duration::from_secs(14);
         r.now = woke;
-        let v = r.w.claim(Role::Backup, 2, mark(9, 1), woke);
+        let v = r.w.claim(&request(Role::Backup, 2, mark(9, 1)), woke);
         assert!(!v.granted, "consented right after a pause: {v:?}");
         // Silence it was awake to hear does count.
         let v = r.claim(17.5, Role::Backup, 2, mark(9, 1));
         assert!(v.granted);
+    }
+
+    #[test]
+    fn a_server_granted_a_claim_serves_until_it_says_otherwise_having_heard() {
+        let mut r = Run::new();
+        r.ping(3.0, Role::Primary, PeerState::Ready, 1, mark(5, 1), None);
+        r.ping(3.0, Role::Backup, PeerState::Ready, 1, mark(5, 1), None);
+        assert!(r.claim(3.1, Role::Backup, 2, mark(5, 1)).granted);
+        // A ping the backup sent before the answer reached it.
+        let now = r.at(3.2);
+        let stale = Ping {
+            role: Role::Backup,
+            state: PeerState::Ready,
+            epoch: 1,
+            last: mark(5, 1),
+            stale_since: None,
+            incarnation: 1,
+            granted_claim: 0,
+        };
+        r.w.ping(&stale, now);
+        let v = r.claim(3.3, Role::Primary, 3, mark(5, 1));
+        assert!(!v.granted, "two servers given consent: {v:?}");
+        // Once it heard (and says it stopped serving), the primary may.
+        let now = r.at(3.4);
+        r.w.ping(
+            &Ping {
+                granted_claim: 2,
+                ..stale.clone()
+            },
+            now,
+        );
+        assert!(r.claim(3.5, Role::Primary, 3, mark(5, 1)).granted);
+        // The primary, granted but not yet told, restarts: a new
+        // incarnation is what it says, whatever was granted to the old.
+        let now = r.at(3.6);
+        r.w.ping(
+            &Ping {
+                role: Role::Primary,
+                incarnation: 2,
+                state: PeerState::Starting,
+                ..stale
+            },
+            now,
+        );
+        assert!(r.claim(3.7, Role::Backup, 4, mark(5, 1)).granted);
     }
 
     #[test]

@@ -68,9 +68,10 @@ pub enum Reason {
     LicenceGone,
     /// The server shut down and its seats do not survive (no state directory).
     Shutdown,
-    /// Granted, but the journal failed before it was recorded: the client
-    /// was told so and never got the seat.
-    JournalFailed,
+    /// Granted, but the grant could not be made durable and acknowledged
+    /// before the server stopped granting (its journal failed, or it
+    /// stepped down after a split): the client was told it did not get it.
+    Unconfirmed,
     /// The client returned a roam before its end.
     RoamReturn,
     /// A roam's last day ended.
@@ -92,7 +93,7 @@ impl Reason {
             Reason::Removed => "removed",
             Reason::LicenceGone => "licence_gone",
             Reason::Shutdown => "shutdown",
-            Reason::JournalFailed => "journal_failed",
+            Reason::Unconfirmed => "unconfirmed",
             Reason::RoamReturn => "roam_return",
             Reason::RoamEnd => "roam_end",
         }

@@ -6,7 +6,7 @@
 //! follows what clients did on both sides:
 //!
 //! - a seat returned on either side (checked in, removed) stays returned:
-//!   each ledger remembers such returns for two leases ([`ReturnedSeats`]),
+//!   each ledger remembers returns for two leases ([`ReturnedSeats`]),
 //!   long enough for any copy of that seat elsewhere to run out;
 //! - a seat held on either side is honoured, with the lease it had left
 //!   there (never a fresh one), so a client that kept heartbeating on the
@@ -27,7 +27,8 @@ use std::time::{Duration, Instant};
 /// Most returns remembered; the oldest are forgotten first.
 const RETURNED_KEPT: usize = 100_000;
 
-/// A seat returned by request, remembered so a merge never brings it back.
+/// A seat returned lately, remembered so a merge never brings back one
+/// returned by request, and a reclaim knows the seat was here.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Returned {
     pub handle: String,
@@ -80,7 +81,15 @@ impl ReturnedSeats {
         }
     }
 
+    /// Returned by request (checked in, removed) lately.
     pub fn contains(&self, handle: &str, now: Instant) -> bool {
+        self.by_handle
+            .get(handle)
+            .is_some_and(|(reason, until)| reason.by_request() && *until > now)
+    }
+
+    /// Returned here lately for any reason, its lease running out included.
+    pub fn seen(&self, handle: &str, now: Instant) -> bool {
         self.by_handle
             .get(handle)
             .is_some_and(|(_, until)| *until > now)

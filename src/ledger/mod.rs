@@ -253,8 +253,11 @@ pub struct Ledger {
     handle_key: HandleKey,
     /// Randomness for handle ids, handed in: the ledger does no I/O.
     entropy: Box<dyn Entropy>,
-    /// Seats returned lately (checked in, removed), remembered for merges.
+    /// Seats returned lately, remembered for merges and reclaims.
     returned: ReturnedSeats,
+    /// A reclaim of a seat this ledger never saw is honoured past the
+    /// count (the gate says when: `server::gate::Decision`).
+    reclaims_past_count: bool,
     gate: Gate,
     next_seq: u64,
     /// The epoch this server writes records with.
@@ -297,6 +300,7 @@ impl Ledger {
             handle_key,
             entropy,
             returned: ReturnedSeats::default(),
+            reclaims_past_count: false,
             gate: Gate::Open,
             next_seq: 1,
             epoch: 1,
@@ -321,6 +325,11 @@ impl Ledger {
 
     pub fn gate(&self) -> &Gate {
         &self.gate
+    }
+
+    /// Whether a reclaim of a seat never seen here may exceed the count.
+    pub fn set_reclaims_past_count(&mut self, on: bool) {
+        self.reclaims_past_count = on;
     }
 
     /// Sets the most checkouts one client may hold and wait for (`None`:
@@ -667,11 +676,9 @@ impl Ledger {
             Event::Adopt(seat) => self.adopt_seat(seat, now),
             Event::Release(ret) => {
                 self.drop_seat(&ret.handle);
-                if ret.reason.by_request() {
-                    let keep = (self.lease * 2).max(Duration::from_secs(60));
-                    self.returned
-                        .remember(&ret.handle, ret.reason, now.mono + keep);
-                }
+                let keep = (self.lease * 2).max(Duration::from_secs(60));
+                self.returned
+                    .remember(&ret.handle, ret.reason, now.mono + keep);
             }
             Event::Denied(_)
             | Event::Reread { .. }
@@ -921,6 +928,10 @@ impl Ledger {
             .map(|&i| self.pools[i].free())
             .fold(0u64, |a, b| a.saturating_add(b));
         let waiting = self.queue_len(feature);
+        // A seat granted unseen by the other server of a split pair.
+        let past_count = rules == GrantRules::Reclaim
+            && self.reclaims_past_count
+            && reuse_handle.is_some_and(|h| !self.returned.seen(h, now.mono));
         let mut blocked_by_reservation = false;
         let mut chosen = None;
         for &i in &candidates {
@@ -938,8 +949,8 @@ impl Ledger {
             if rules == GrantRules::Checkout && waiting > 0 && !self.may_overtake(request, needed) {
                 continue;
             }
-            if p.free() >= needed {
-                if feature_free.saturating_sub(needed) >= reserved {
+            if p.free() >= needed || past_count {
+                if past_count || feature_free.saturating_sub(needed) >= reserved {
                     chosen = Some(i);
                     break;
                 }

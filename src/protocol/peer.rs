@@ -111,6 +111,14 @@ pub enum PeerMessage {
         /// The last `sent_ms` received from the peer, and how long ago.
         echo_ms: u64,
         held_ms: u64,
+        /// The sender's process incarnation, and the incarnation of the
+        /// heartbeat echoed: an echo is only good to the process that sent
+        /// it (a restarted one counts its milliseconds from a new start).
+        #[serde(default)]
+        incarnation: u64,
+        #[serde(default)]
+        echo_incarnation: u64,
+
         /// From an active server: whether it counts the standby in sync
         /// (waits for its acknowledgements before answering grants).
         standby_in_sync: bool,
@@ -153,6 +161,14 @@ pub enum PeerMessage {
         epoch: u64,
         last: HistoryMark,
         stale_since: Option<u64>,
+        /// Random per process start: a new one means the server restarted.
+        #[serde(default)]
+        incarnation: u64,
+        /// The last claim the witness granted that this server has heard
+        /// of: until it has, the witness counts it as serving whatever an
+        /// older state says.
+        #[serde(default)]
+        granted_claim: u64,
     },
     /// Witness to server: its record, answering the ping `id`. The answer
     /// proves the witness heard the server at or after the ping was sent.
@@ -171,6 +187,8 @@ pub enum PeerMessage {
         role: String,
         epoch: u64,
         last: HistoryMark,
+        #[serde(default)]
+        incarnation: u64,
     },
     /// Witness to server: the answer to claim `id`. With `recovery`, the
     /// server must run a recovery period first (it was stale, or behind).

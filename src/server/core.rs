@@ -58,14 +58,15 @@ pub struct Effects {
     pub resume_requests: bool,
 }
 
-/// When held replies may leave.
+/// When held replies may leave (see [`super::output::Output::settle`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Release {
     /// Those waiting for this record or an earlier one.
     Upto(u64),
-    /// The journal failed: every held reply leaves now (see
-    /// [`super::output::Output::fail`]).
-    Failed,
+    /// Those waiting for `release` or earlier leave; those waiting past
+    /// `fail_after` never can be confirmed (the journal failed, or the
+    /// server stepped down before its standby acknowledged them).
+    Settle { release: u64, fail_after: u64 },
 }
 
 /// How the server presents itself (greeting, status).
@@ -140,6 +141,12 @@ pub struct Core {
     /// Stepping down: requests wait (unread) until the other server has
     /// this server's seats, or until then.
     pub(super) handover_until: Option<Instant>,
+    /// Replies waiting past this record can never be confirmed (stepped
+    /// down before the standby acknowledged them).
+    pub(super) unconfirmed_after: Option<u64>,
+    /// Stepping down: the handover goes once held replies are settled.
+    pub(super) handover_pending: bool,
+    journal_failure_told: bool,
     /// Checkouts, reclaims and denials, for /metrics.
     pub counters: super::metrics::Counters,
     /// Seats in use over time, for the status page's chart.
@@ -180,6 +187,9 @@ impl Core {
             records_since_snapshot: 0,
             journal_failure_logged: false,
             handover_until: None,
+            unconfirmed_after: None,
+            handover_pending: false,
+            journal_failure_told: false,
             counters: Default::default(),
             history: Default::default(),
             roam: Default::default(),
@@ -226,6 +236,11 @@ impl Core {
         loopback && !self.admin_token_always
     }
 
+    /// Everything the gate is decided from, as the loop knows it now.
+    pub fn gate_inputs(&self) -> &GateInputs {
+        &self.gate
+    }
+
     /// What the gate allows at `now`.
     pub fn decision(&self, now: Instant) -> Decision {
         gate::decide(&self.gate, now)
@@ -242,6 +257,8 @@ impl Core {
         if *self.ledger.gate() != decision.gate {
             self.ledger.set_gate(decision.gate.clone());
         }
+        self.ledger
+            .set_reclaims_past_count(decision.reclaims_past_count);
         decision
     }
 
@@ -260,14 +277,29 @@ impl Core {
     /// When held replies may leave: durable here, and acknowledged by the
     /// standby while it is in sync.
     pub fn release(&self) -> Release {
+        let upto = self.confirmed();
         if self.journal.failure().is_some() {
-            return Release::Failed;
+            return Release::Settle {
+                release: upto,
+                fail_after: upto,
+            };
         }
+        match self.unconfirmed_after {
+            Some(fail_after) => Release::Settle {
+                release: upto.min(fail_after),
+                fail_after,
+            },
+            None => Release::Upto(upto),
+        }
+    }
+
+    /// Records confirmed: durable, and acknowledged while that is awaited.
+    fn confirmed(&self) -> u64 {
         let durable = self.journal.durable_seq();
-        Release::Upto(match &self.pair {
-            Some(p) if self.serving() && p.wait_for_acks => durable.min(p.acked),
+        match &self.pair {
+            Some(p) if p.wait_for_acks => durable.min(p.acked),
             _ => durable,
-        })
+        }
     }
 
     /// Requests are read, except while stepping down.
@@ -395,7 +427,9 @@ impl Core {
         self.ledger.take_change();
     }
 
-    /// The journal failed: say so once; a pair hands over to its standby.
+    /// The journal failed: say so once. Grants it never recorded are
+    /// taken back as their held replies settle; then the pair hands over
+    /// ([`Core::after_release`]).
     fn notice_journal_failure(&mut self) {
         let Some(failure) = self.journal.failure() else {
             return;
@@ -407,19 +441,43 @@ impl Core {
         log::error!(
             "journal failed ({failure}): granting nothing until restarted; grants not yet recorded are taken back"
         );
-        self.tell_watchdog(ToWatchdog::JournalFailed);
     }
 
-    /// A new grant whose reply can never become durable: takes the seat
-    /// back and returns the reply the client gets instead.
-    pub fn take_back(&mut self, handle: &str, now: Now) -> String {
-        let _ = self.ledger.remove(handle, Reason::JournalFailed, now);
+    /// Called by the loop once held replies were released or settled
+    /// ([`Core::release`]): what had to wait for the grants that could
+    /// never be confirmed to be taken back goes now, so the other server
+    /// never hears of them as seats.
+    pub fn after_release(&mut self, now: Now) {
         self.flush_records();
-        reply::err(
-            Code::JournalFailed,
-            "the seat could not be recorded (the server's journal failed) and was not granted; retry, the other server may serve",
-        )
-        .finish()
+        if self.journal_failure_logged && !self.journal_failure_told {
+            self.journal_failure_told = true;
+            self.tell_watchdog(ToWatchdog::JournalFailed);
+        }
+        if std::mem::take(&mut self.handover_pending) {
+            let merge = self.ledger.merge_offer(now);
+            self.tell_watchdog(ToWatchdog::Handover(merge));
+        }
+    }
+
+    /// A new grant whose reply can never be confirmed: the seat is taken
+    /// back (if it is not already) and the client gets this instead.
+    pub fn take_back(&mut self, handle: &str, now: Now) -> String {
+        let _ = self.ledger.remove(handle, Reason::Unconfirmed, now);
+        self.flush_records();
+        if self.journal.failure().is_some() {
+            reply::err(
+                Code::JournalFailed,
+                "the seat could not be recorded (the server's journal failed) and was not granted; retry, the other server may serve",
+            )
+            .finish()
+        } else {
+            reply::err(
+                Code::NotActive,
+                "this server stepped down before the grant was confirmed; the seat was not granted: retry on the active server",
+            )
+            .field_opt("active", self.presence.active_addr.as_ref())
+            .finish()
+        }
     }
 
     /// Digest of what this server serves (pools and options): the two

@@ -344,13 +344,18 @@ impl EventLoop {
             }
             match release {
                 Release::Upto(seq) => conn.output.release(seq),
-                Release::Failed => {
+                Release::Settle {
+                    release,
+                    fail_after,
+                } => {
                     let core = &mut self.core;
-                    conn.output.fail(|handle| core.take_back(handle, now));
+                    conn.output
+                        .settle(release, fail_after, |handle| core.take_back(handle, now));
                 }
             }
             self.dirty.push(key);
         }
+        self.core.after_release(now);
         if effects.resume_requests {
             // Requests that arrived during a handover were left unread.
             let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();

@@ -41,6 +41,13 @@ pub struct Decision {
     /// Whether leases that ran out are returned now. Only a server that
     /// serves and is sure it is the one serving makes such records.
     pub expire: bool,
+    /// Whether a reclaim of a seat this server never saw may exceed the
+    /// count: in two-server mode (the other server granted it while the
+    /// pair was split, and a merge would honour it too) and during a
+    /// recovery period (seats this server counts may have been returned
+    /// unseen, while the reclaimed one is surely held). Refusing would
+    /// lose a seat a client holds.
+    pub reclaims_past_count: bool,
 }
 
 impl GateInputs {
@@ -57,9 +64,11 @@ impl GateInputs {
 
 /// The gate at `now`. Every refusal names why, with a stable code.
 pub fn decide(inputs: &GateInputs, now: Instant) -> Decision {
+    let two_server = inputs.pair.is_some() && !inputs.fenced;
     let closed = |refusal| Decision {
         gate: Gate::Closed(refusal),
         expire: false,
+        reclaims_past_count: false,
     };
     if inputs.shutting_down {
         return closed(Refusal::new(
@@ -90,6 +99,7 @@ pub fn decide(inputs: &GateInputs, now: Instant) -> Decision {
                 "this server cannot record seats (its journal failed) and grants none until it is restarted",
             )),
             expire: true,
+            reclaims_past_count: false,
         };
     }
     let recovery_until = inputs
@@ -103,6 +113,7 @@ pub fn decide(inputs: &GateInputs, now: Instant) -> Decision {
                 "this server honours reclaims only until its recovery period ends (it may have missed seats given out); retry shortly",
             )),
             expire: true,
+            reclaims_past_count: true,
         };
     }
     if inputs.pair.as_ref().is_some_and(|p| p.backup_expired) {
@@ -112,11 +123,13 @@ pub fn decide(inputs: &GateInputs, now: Instant) -> Decision {
                 "this backup has served alone past backup_max_days; new checkouts are refused until the primary returns",
             )),
             expire: true,
+            reclaims_past_count: two_server,
         };
     }
     Decision {
         gate: Gate::Open,
         expire: true,
+        reclaims_past_count: two_server,
     }
 }
 

@@ -236,6 +236,9 @@ pub fn run(config: Config) -> Result<(), RunError> {
                 epoch: start_epoch,
                 digest: core.digest(),
                 needs_recovery: lost_records,
+                incarnation: crate::sys::random_key()
+                    .map(|k| u64::from_le_bytes(k[..8].try_into().expect("8 bytes")))
+                    .map_err(|e| format!("randomness: {e}"))?,
             },
             watchdog::LoopPort {
                 to_loop,

@@ -4,9 +4,10 @@
 //! once the change is durable (journal fsync) and, with a standby in sync,
 //! acknowledged by it. Such a reply is held, naming the journal sequence
 //! number it waits for; everything after it waits too, so replies still
-//! come back in order. When the journal fails, held replies can never be
-//! released that way: [`Output::fail`] lets each out, replacing each new
-//! grant (whose seat the server takes back) with the error it gets instead.
+//! come back in order. Replies that can never be confirmed (the journal
+//! failed, or the server stepped down before its standby acknowledged
+//! them) leave through [`Output::settle`]: each new grant among them (whose
+//! seat the server takes back) is replaced with the error it gets instead.
 
 use std::collections::VecDeque;
 use std::io::{self, Write};
@@ -53,38 +54,37 @@ impl Output {
 
     /// Releases every reply waiting for `seq` or less (and those behind).
     pub fn release(&mut self, seq: u64) {
-        let mut end = self.held_from;
-        while let Some(m) = self.marks.front() {
-            if m.wait_for.is_some_and(|w| w > seq) {
-                break;
-            }
-            end = m.end;
-            self.marks.pop_front();
-        }
-        self.move_out(end);
+        self.settle(seq, u64::MAX, |_| unreachable!("nothing fails"));
     }
 
-    /// The journal failed: held replies can never become durable. Each
+    /// Releases replies waiting for `release` or less; those waiting for a
+    /// record past `fail_after` can never be released as they are: each
     /// leaves now, except that a new grant's is replaced with what
     /// `take_back(handle)` returns (the server takes that seat back).
-    pub fn fail(&mut self, mut take_back: impl FnMut(&str) -> String) {
+    /// Replies in between keep waiting, and so does everything behind them.
+    pub fn settle(
+        &mut self,
+        release: u64,
+        fail_after: u64,
+        mut take_back: impl FnMut(&str) -> String,
+    ) {
         let mut from = self.held_from;
-        while let Some(m) = self.marks.pop_front() {
-            match &m.grant {
-                Some(handle) => self.buf.extend_from_slice(take_back(handle).as_bytes()),
-                None => self.buf.extend_from_slice(&self.held[from..m.end]),
+        while let Some(m) = self.marks.front() {
+            let wait = m.wait_for.unwrap_or(0);
+            if wait <= release {
+                self.buf.extend_from_slice(&self.held[from..m.end]);
+            } else if wait > fail_after {
+                match &m.grant {
+                    Some(handle) => self.buf.extend_from_slice(take_back(handle).as_bytes()),
+                    None => self.buf.extend_from_slice(&self.held[from..m.end]),
+                }
+            } else {
+                break;
             }
             from = m.end;
+            self.marks.pop_front();
         }
-        self.held.clear();
-        self.held_from = 0;
-    }
-
-    fn move_out(&mut self, end: usize) {
-        if end > self.held_from {
-            self.buf.extend_from_slice(&self.held[self.held_from..end]);
-            self.held_from = end;
-        }
+        self.held_from = from;
         if self.marks.is_empty() {
             self.held.clear();
             self.held_from = 0;
@@ -193,7 +193,7 @@ mod tests {
         out.push(b"OK lease_ms=5\n", None, None);
         out.push(b"OK\n", Some(4), None);
         let mut taken = Vec::new();
-        out.fail(|h| {
+        out.settle(0, 0, |h| {
             taken.push(h.to_string());
             format!("ERR JOURNAL_FAILED {h}\n")
         });
@@ -204,6 +204,24 @@ mod tests {
         out.push(b"e\n", None, None);
         out.flush_to(&mut sock).unwrap();
         assert!(sock.got.ends_with(b"OK\ne\n"));
+    }
+
+    #[test]
+    fn settling_releases_what_is_confirmed_fails_what_never_can_be_and_waits_between() {
+        let mut out = Output::default();
+        let mut sock = sock();
+        out.push(b"g5\n", Some(5), Some("h5".into()));
+        out.push(b"g7\n", Some(7), Some("h7".into()));
+        out.push(b"c9\n", Some(9), None);
+        out.push(b"g9\n", Some(9), Some("h9".into()));
+        // Durable to 6, acknowledged to 8: 7 waits for the disk; 9 never comes.
+        out.settle(6, 8, |h| format!("ERR {h}\n"));
+        out.flush_to(&mut sock).unwrap();
+        assert_eq!(sock.got, b"g5\n");
+        out.settle(8, 8, |h| format!("ERR {h}\n"));
+        out.flush_to(&mut sock).unwrap();
+        assert_eq!(sock.got, b"g5\ng7\nc9\nERR h9\n");
+        assert!(!out.is_holding());
     }
 
     #[test]

@@ -111,6 +111,7 @@ impl Core {
                 self.ledger.grant_grace(now);
             }
             self.presence.active_addr = None;
+            self.unconfirmed_after = None;
             self.ledger.set_epoch(view.epoch);
             let state = view.state;
             self.gate.pair = Some(view);
@@ -166,13 +167,18 @@ impl Core {
             view.state = crate::protocol::peer::PeerState::Syncing;
             view.active = active;
         }
-        if let Some(p) = &mut self.pair {
-            p.wait_for_acks = false;
-        }
         self.refresh_gate(now.mono);
-        self.flush_records();
-        let merge = self.ledger.merge_offer(now);
-        self.tell_watchdog(ToWatchdog::Handover(merge));
+        // Grants whose replies still wait for the standby's acknowledgement
+        // (witness mode, before a stale record) were never confirmed: they
+        // are taken back as those replies settle, before the handover, so
+        // they never reach the other server, whose count they would exceed.
+        if let Some(p) = &mut self.pair {
+            if p.wait_for_acks {
+                p.wait_for_acks = false;
+                self.unconfirmed_after = Some(p.acked);
+            }
+        }
+        self.handover_pending = true;
     }
 
     /// The handover is over (merged, or given up on): requests are read

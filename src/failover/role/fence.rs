@@ -68,9 +68,20 @@ pub(super) struct Fence {
     pub holding_from: Option<u64>,
     /// The witness records this (standby) server stale.
     pub says_stale: bool,
+    /// This process's incarnation, sent with every ping and claim.
+    incarnation: u64,
+    /// The last claim the witness granted, as told back in every ping.
+    granted_claim: u64,
 }
 
 impl Fence {
+    pub fn new(incarnation: u64) -> Fence {
+        Fence {
+            incarnation,
+            ..Fence::default()
+        }
+    }
+
     /// The epoch the witness records for the active server (0 if none).
     pub fn recorded_epoch(&self) -> u64 {
         self.view.as_ref().map_or(0, |v| v.epoch)
@@ -130,6 +141,8 @@ impl RoleMachine {
                 epoch,
                 last,
                 stale_since,
+                incarnation: f.incarnation,
+                granted_claim: f.granted_claim,
             }));
     }
 
@@ -207,6 +220,7 @@ impl RoleMachine {
         let heard_awake = self.clock.now();
         let other = self.s.role.other();
         let serving = self.state.is_serving();
+        let my_epoch = self.epoch;
         let Some(f) = &mut self.fence else { return };
         let sent = f.pings.iter().find(|p| p.id == id).map(|p| p.sent);
         f.pings.retain(|p| p.id > id);
@@ -217,9 +231,14 @@ impl RoleMachine {
             stale_since,
             heard_awake,
         });
+        // The answer speaks for this server only while the witness still
+        // records it as the active one at its epoch: a ping delayed in the
+        // network may be answered after the witness let the other take
+        // over, and then it proves nothing.
+        let records_me = serving && active == Some(self.s.role) && epoch == my_epoch;
         let mut confirmed = false;
         if let (Some(n), Some(recorded)) = (f.stale_pending, stale_since) {
-            if recorded == n && serving {
+            if recorded == n && records_me {
                 f.stale_pending = None;
                 f.stale_recorded = Some(n);
                 confirmed = true;
@@ -230,7 +249,7 @@ impl RoleMachine {
         }
         let other_active = active == Some(other);
         f.says_stale = other_active && stale_since.is_some();
-        if let Some(sent) = sent {
+        if let (Some(sent), true) = (sent, records_me) {
             self.renew_lease(sent);
         }
         if confirmed {
@@ -282,7 +301,18 @@ impl RoleMachine {
         }
         f.claim = None;
         f.last_refusal = None;
-        if serving {
+        f.granted_claim = id;
+        if serving || !self.can_serve {
+            return; // its next ping tells the witness it does not serve
+        }
+        // The other server spoke since the claim was made: this standby
+        // may have renewed its grant lease (echoing it), and promised not
+        // to take over for takeover_after. It stands by; its next ping
+        // tells the witness so, and the other server claims again.
+        if self.peer.heard_at.is_some_and(|t| t > sent) && self.peer_serving() {
+            log::warn!(
+                "the witness consented, but the active server spoke since the claim: standing by"
+            );
             return;
         }
         self.renew_lease(sent);
@@ -315,11 +345,13 @@ impl RoleMachine {
             sent: now,
         });
         log::debug!("asking the witness to become active at epoch {epoch}");
+        let incarnation = f.incarnation;
         self.out.push(super::Action::ToWitness(PeerMessage::Claim {
             id,
             role: role.as_str().to_string(),
             epoch,
             last,
+            incarnation,
         }));
     }
 

@@ -77,6 +77,9 @@ pub struct Start {
     /// Records may have been lost (a journal cut short of a torn tail):
     /// the first time this server serves, it runs a recovery period.
     pub needs_recovery: bool,
+    /// Random per process start, so the witness tells a restart from a
+    /// server that merely has not heard its answer yet.
+    pub incarnation: u64,
 }
 
 /// What this server knows of the other one.
@@ -95,8 +98,9 @@ struct PeerView {
     counts_us_in_sync: bool,
     /// False once its journal failed.
     can_serve: bool,
-    /// Its last `sent_ms` and when it arrived, echoed back for the RTT.
-    echo: Option<(u64, Instant)>,
+    /// Its last `sent_ms`, when it arrived and its incarnation, echoed
+    /// back (round trip, and the grant lease the echo renews).
+    echo: Option<(u64, Instant, u64)>,
     rtt_ms: Option<u64>,
 }
 
@@ -111,6 +115,8 @@ struct PendingMerge {
 pub struct RoleMachine {
     s: PairSettings,
     clock: AwakeClock,
+    /// Awake time since which this server has been listening.
+    listening_since: Duration,
     /// The time of the input being handled.
     now: Instant,
     started: Instant,
@@ -123,6 +129,8 @@ pub struct RoleMachine {
     digest: String,
     /// False once this server's journal failed: it never serves again.
     can_serve: bool,
+    /// Random per process start (see [`Start::incarnation`]).
+    incarnation: u64,
     needs_recovery: bool,
     ring: Ring,
     peer: PeerView,
@@ -160,7 +168,10 @@ pub struct RoleMachine {
 
 impl RoleMachine {
     pub fn new(settings: PairSettings, start: Start, now: Instant) -> RoleMachine {
-        let fence = settings.witness.is_some().then(Fence::default);
+        let fence = settings
+            .witness
+            .is_some()
+            .then(|| Fence::new(start.incarnation));
         let clock = AwakeClock::new(now, max_step_for(settings.tick()));
         RoleMachine {
             peer: PeerView {
@@ -169,7 +180,9 @@ impl RoleMachine {
                 ..PeerView::default()
             },
             clock,
+            listening_since: Duration::ZERO,
             now,
+
             started: now,
             state: PeerState::Starting,
             epoch: start.epoch,
@@ -177,7 +190,9 @@ impl RoleMachine {
             durable: start.last.seq,
             digest: start.digest,
             can_serve: true,
+            incarnation: start.incarnation,
             needs_recovery: start.needs_recovery,
+
             ring: Ring::new(RING_RECORDS),
             link_up: false,
             last_dial: None,
@@ -223,6 +238,12 @@ impl RoleMachine {
             log::warn!(
                 "this server was not running for {pause:?} (SIGSTOP or a VM pause): silence is counted only from now"
             );
+            // What the other server said meanwhile waits unread: listen
+            // afresh before concluding anything from its silence.
+            self.listening_since = self.clock.now();
+            if self.peer.heard_awake.is_some() {
+                self.peer.heard_awake = Some(self.clock.now());
+            }
         }
         match input {
             Input::Tick => self.on_tick(now),
@@ -262,10 +283,10 @@ impl RoleMachine {
         self.peer_alive() && self.peer.state.is_some_and(|s| s.is_serving())
     }
 
-    /// Awake time since start: a server listens for takeover_after before
-    /// it concludes it is alone.
+    /// A server listens for takeover_after of awake time (since it started,
+    /// or woke from a pause) before it concludes it is alone.
     fn listened_long_enough(&self) -> bool {
-        self.clock.now() >= self.s.takeover_after
+        self.clock.since(self.listening_since) >= self.s.takeover_after
     }
 
     /// The epoch shown for this server (see [`RoleView::epoch`]); the
@@ -335,9 +356,13 @@ impl RoleMachine {
             self.last_dial = Some(now);
             self.out.push(Action::DialPeer);
         }
-        let (echo_ms, held_ms) = match self.peer.echo {
-            Some((sent, at)) => (sent, now.saturating_duration_since(at).as_millis() as u64),
-            None => (0, 0),
+        let (echo_ms, held_ms, echo_incarnation) = match self.peer.echo {
+            Some((sent, at, inc)) => (
+                sent,
+                now.saturating_duration_since(at).as_millis() as u64,
+                inc,
+            ),
+            None => (0, 0, 0),
         };
         let heartbeat = PeerMessage::Heartbeat {
             state: self.state,
@@ -348,6 +373,8 @@ impl RoleMachine {
             sent_ms: self.ms_since_start(now),
             echo_ms,
             held_ms,
+            incarnation: self.incarnation,
+            echo_incarnation,
             standby_in_sync: self.follower.in_sync,
             can_serve: self.can_serve,
         };
@@ -409,11 +436,13 @@ impl RoleMachine {
                 sent_ms,
                 echo_ms,
                 held_ms,
+                incarnation,
+                echo_incarnation,
                 standby_in_sync,
                 can_serve,
             } => {
-                if echo_ms > 0 {
-                    let mine = self.ms_since_start(now);
+                let mine = self.ms_since_start(now);
+                if echo_ms > 0 && echo_incarnation == self.incarnation && echo_ms <= mine {
                     self.peer.rtt_ms = Some(mine.saturating_sub(echo_ms).saturating_sub(held_ms));
                     // The standby heard our heartbeat sent at echo_ms.
                     if !state.is_serving() {
@@ -421,7 +450,7 @@ impl RoleMachine {
                         self.renew_lease(sent);
                     }
                 }
-                self.peer.echo = Some((sent_ms, now));
+                self.peer.echo = Some((sent_ms, now, incarnation));
                 if !self.peer_alive() {
                     log::info!(
                         "heard from the other server: {} at epoch {epoch}, record {}",
@@ -445,7 +474,13 @@ impl RoleMachine {
             PeerMessage::SyncFrom { from } => self.on_sync_from(from, now),
             PeerMessage::Snapshot { snapshot } => self.on_snapshot(snapshot),
             PeerMessage::HandbackRequest => {
-                if self.s.role == Role::Backup && self.state.is_serving() && self.follower.in_sync {
+                // Not during a recovery period: the primary would take over
+                // in sync and skip the rest of it, refusing reclaims of
+                // seats given out unseen that are still held.
+                if self.s.role == Role::Backup
+                    && self.state == PeerState::Active
+                    && self.follower.in_sync
+                {
                     log::info!("the primary is back and in sync: handing back");
                     self.handing_back = true;
                     let active = self.peer.client_addr.clone();
@@ -625,7 +660,9 @@ impl RoleMachine {
             self.state == PeerState::Syncing
                 && now.saturating_duration_since(t) >= self.s.takeover_after
         });
-        if ask_again && self.link_up {
+        // Follow the active server, or catch up with a further history.
+        let worth_asking = peer_serving || newer(self.peer.last, self.last);
+        if ask_again && worth_asking && self.link_up {
             self.sync_asked = Some(now);
             self.send(PeerMessage::SyncFrom { from: self.last });
         }

@@ -91,9 +91,12 @@ impl RoleMachine {
         if self.state.is_serving() {
             return;
         }
+        // Epochs only grow along a history: a record of an older epoch
+        // than ours is from another history (a reign that diverged) that
+        // arrived late, not a continuation of ours.
         let fresh: Vec<Record> = records
             .into_iter()
-            .filter(|r| r.seq > self.last.seq)
+            .filter(|r| r.seq > self.last.seq && r.epoch >= self.last.epoch)
             .collect();
         let Some(first) = fresh.first() else { return };
         if first.seq != self.last.seq + 1 {
@@ -123,6 +126,21 @@ impl RoleMachine {
     pub(super) fn on_snapshot(&mut self, snapshot: Snapshot) {
         if self.state.is_serving() {
             log::warn!("ignoring a snapshot from the other server while serving");
+            return;
+        }
+        let mark = HistoryMark {
+            seq: snapshot.seq,
+            epoch: snapshot.epoch,
+        };
+        if !self.peer_serving() && super::newer(self.last, mark) {
+            // The active server's history is the one to follow, even over
+            // a longer one of a reign that lost; from a server that does
+            // not serve, a shorter history would lose records of seats.
+            log::warn!(
+                "ignoring a snapshot at record {} (epoch {}): this server's history is further",
+                mark.seq,
+                mark.epoch
+            );
             return;
         }
         log::info!(
@@ -168,7 +186,13 @@ impl RoleMachine {
     }
 
     /// A standby (or a primary about to take back) asks for our history.
+    /// Answered by the active server, or by any server whose history is
+    /// further than the asker's: never one that would take it backwards.
     pub(super) fn on_sync_from(&mut self, from: HistoryMark, now: Instant) {
+        let serving = self.state.is_serving() || self.handing_back;
+        if !serving && !super::newer(self.last, from) && from != self.last {
+            return;
+        }
         self.follower = Follower {
             catchup_target: Some(self.last.seq),
             ..Follower::default()

@@ -97,6 +97,21 @@ fn every_row() -> Vec<Row> {
     rows
 }
 
+/// Reclaims past the count: only where a gate grants, in two-server mode
+/// or during a recovery period.
+fn expected_past_count(i: &GateInputs, now: Instant, gate: &Gate) -> bool {
+    let recovering = i
+        .pair
+        .as_ref()
+        .map_or(i.recovery_until, |p| p.recovery_until)
+        .is_some_and(|u| u > now);
+    match gate {
+        Gate::Closed(_) => false,
+        Gate::ReclaimOnly(r) if r.code == Code::Recovering => recovering,
+        _ => i.pair.is_some() && !i.fenced,
+    }
+}
+
 /// The rules, written out apart from the code under test.
 fn expected(i: &GateInputs, now: Instant) -> (Result<(), Code>, Option<Code>, bool) {
     let serving_role = match &i.pair {
@@ -146,6 +161,11 @@ fn every_combination_follows_the_rules() {
         let (closed, reclaim_only, expire) = expected(&row.inputs, row.now);
         let what = format!("{:?}", row.inputs);
         assert_eq!(got.expire, expire, "expire for {what}");
+        assert_eq!(
+            got.reclaims_past_count,
+            expected_past_count(&row.inputs, row.now, &got.gate),
+            "reclaims past the count for {what}"
+        );
         match (&got.gate, closed, reclaim_only) {
             (Gate::Closed(r), Err(code), _) => assert_eq!(r.code, code, "{what}"),
             (Gate::ReclaimOnly(r), Ok(()), Some(code)) => assert_eq!(r.code, code, "{what}"),
