@@ -305,7 +305,15 @@ impl RoleMachine {
         if serving || !self.can_serve {
             return; // its next ping tells the witness it does not serve
         }
+        // An answer that took longer than a grant lease (a witness or this
+        // server paused meanwhile) is old news: the witness may have let
+        // the other server take over since. Claim again if still needed.
+        if now.saturating_duration_since(sent) >= self.s.fence_after {
+            log::warn!("the witness's consent came too late to rely on: claiming again");
+            return;
+        }
         // The other server spoke since the claim was made: this standby
+
         // may have renewed its grant lease (echoing it), and promised not
         // to take over for takeover_after. It stands by; its next ping
         // tells the witness so, and the other server claims again.
