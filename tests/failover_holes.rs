@@ -125,9 +125,11 @@ fn a_primary_whose_disk_fills_answers_everything_and_hands_over() {
     wait_until(PATIENCE, "the backup to count the held seats", || {
         counted(&backup, "cad") == held.len() as u64
     });
-    let status = status_json(&primary);
+    // The primary itself says so (asked directly: it no longer serves).
+    let status = LineClient::connect(&primary).status();
     let alerts = status["alerts"].to_string();
     assert!(alerts.contains("journal"), "{status}");
+
     let log = pair.primary.as_ref().unwrap().log_text();
     assert_eq!(log.matches("journal failed (").count(), 1, "{log}");
 }
