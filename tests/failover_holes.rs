@@ -178,12 +178,19 @@ fn a_journal_cut_in_the_middle_runs_a_recovery_period() {
         let reply = a.ask(&format!("RECLAIM {h} feature=cad version=1.0 count=1"));
         assert!(reply.starts_with("OK"), "{reply}");
     }
-    // After one lease the recovery period ends; both seats are held.
+    // After one lease the recovery period ends; both seats are still
+    // held (their holder heartbeats), so none is free.
+    let mut reply = String::new();
     wait_until(PATIENCE, "the recovery period to end", || {
-        !c.ask("CHECKOUT cad").contains("RECOVERING")
+        for h in [&h1, &h2] {
+            let beat = a.ask(&format!("HEARTBEAT {h}"));
+            assert!(beat.starts_with("OK"), "{beat}");
+        }
+        reply = c.ask("CHECKOUT cad");
+        !reply.contains("RECOVERING")
     });
-    let reply = c.ask("CHECKOUT cad");
     assert!(reply.contains("NO_SEATS"), "{reply}");
+
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
