@@ -190,7 +190,6 @@ fn a_journal_cut_in_the_middle_runs_a_recovery_period() {
         !reply.contains("RECOVERING")
     });
     assert!(reply.contains("NO_SEATS"), "{reply}");
-
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {

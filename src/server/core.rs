@@ -166,6 +166,11 @@ impl Core {
         gate::decide(&self.gate, now)
     }
 
+    /// The state status reports at `now` ([`gate::shown_state`]).
+    pub fn shown_state(&self, now: Instant) -> &str {
+        gate::shown_state(&self.presence.state, &self.decision(now))
+    }
+
     /// Sets the ledger's gate for this moment, from every input: called
     /// before every request and before the loop's own grants. The only
     /// place the gate is set.

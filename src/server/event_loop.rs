@@ -121,7 +121,8 @@ impl EventLoop {
     pub fn run(mut self) -> Result<(), String> {
         let mut events = Events::with_capacity(1024);
         // Licences are loaded and every port is bound: tell systemd.
-        self.notifier.ready(systemd_status(&self.core));
+        self.notifier
+            .ready(systemd_status(&self.core, std::time::Instant::now()));
         loop {
             let timeout = self.poll_timeout();
             if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
@@ -374,7 +375,8 @@ impl EventLoop {
             }
         }
         let core = &self.core;
-        self.notifier.tick(now.mono, || systemd_status(core));
+        self.notifier
+            .tick(now.mono, || systemd_status(core, now.mono));
     }
 
     /// Flushes every connection marked dirty. Output made meanwhile (a
