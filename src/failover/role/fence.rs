@@ -41,7 +41,7 @@ struct WitnessView {
 enum Claim {
     /// Asked, not answered yet.
     Asked { id: u64, epoch: u64, sent: Instant },
-    /// Refused; ask again a few pings later.
+    /// Refused; ask again a ping later.
     Refused { at: Instant },
 }
 
@@ -337,14 +337,16 @@ impl RoleMachine {
     }
 
     /// Asks the witness to let this server become active at `epoch`. One
-    /// claim at a time; after a refusal, ask again a few pings later.
+    /// claim at a time; after a refusal, ask again a ping later.
     pub(super) fn claim(&mut self, epoch: u64, now: Instant) {
         let (role, last) = (self.s.role, self.last);
         let (ping, takeover) = (self.s.ping_interval, self.s.takeover_after);
         let Some(f) = &mut self.fence else { return };
         let waiting = match f.claim {
             Some(Claim::Asked { sent, .. }) => now.saturating_duration_since(sent) < takeover,
-            Some(Claim::Refused { at }) => now.saturating_duration_since(at) < ping * 5,
+            // A refusal is often about a moment (the other server handing
+            // back has not told the witness yet): ask again a ping later.
+            Some(Claim::Refused { at }) => now.saturating_duration_since(at) < ping,
             None => false,
         };
         if waiting {

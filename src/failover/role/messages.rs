@@ -164,6 +164,9 @@ impl RoleMachine {
                 );
                 self.send(PeerMessage::HandedBack { last });
                 self.become_standby();
+                // The primary claims as soon as it hears of the handback:
+                // let the witness hear first that this server stands by.
+                self.ping_witness(now);
             }
             ToWatchdog::Handover(merge) => self.hand_over(merge, now),
             ToWatchdog::Merged(id) => self.send(PeerMessage::MergeDone { id }),
