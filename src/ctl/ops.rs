@@ -1,5 +1,5 @@
 //! Operator commands that talk to a running server: checkout, checkin,
-//! status, remove, reread, down, rotate-log.
+//! status, remove, reread, down, rotate-log, backup forget.
 
 use super::common::{self, Common};
 use super::{EXIT_DENIED, EXIT_ERROR};
@@ -27,6 +27,12 @@ pub fn run(command: &str, args: Vec<OsString>) -> i32 {
         "status" => status(&common, rest),
         "reread" => admin(&common, rest, Request::Reread),
         "rotate-log" => admin(&common, rest, Request::RotateLog),
+        "backup" => match rest.split_first() {
+            Some((what, rest)) if what == "forget" => {
+                admin(&common, rest.to_vec(), Request::BackupForget)
+            }
+            _ => Err(Failure::Usage("usage: floatctl backup forget".into())),
+        },
         "down" => {
             let release = rest.iter().any(|a| a == "--release");
             let rest = rest.into_iter().filter(|a| a != "--release").collect();
@@ -259,11 +265,18 @@ fn reread_skipped(ok: &line::Line) -> Result<(), Failure> {
 fn admin_done(request: &Request, server: &str, ok: &line::Line) -> String {
     match request {
         Request::Reread => format!(
-            "server at {server} reread its licences: serving {} pool(s){}",
+            "server at {server} reread its licences: serving {} pool(s){}{}",
             ok.get("pools").unwrap_or("?"),
             ok.get("options")
                 .map(|o| format!(", options from {o}"))
+                .unwrap_or_default(),
+            ok.get("peer")
+                .map(|p| format!("; the other server's peer port is now {p}"))
                 .unwrap_or_default()
+        ),
+        Request::BackupForget => format!(
+            "server at {server} forgot its backup {}: clients are no longer told about it until it is heard from again",
+            ok.get("forgotten").unwrap_or("?")
         ),
         Request::RotateLog => format!(
             "server at {server} rotated its report log to {}",
