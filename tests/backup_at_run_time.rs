@@ -172,7 +172,9 @@ fn backup_forget_stops_advertising_a_lost_backup_until_it_is_heard_from_again() 
         said.contains(&format!("forgot its backup {backup}")),
         "{said}"
     );
-    assert!(!names_backup(), "the greeting still names the backup");
+    wait_until(PATIENCE, "the greeting to stop naming the backup", || {
+        !names_backup()
+    });
     wait_until(PATIENCE, "status to say the backup was forgotten", || {
         alerts().contains("was forgotten")
     });

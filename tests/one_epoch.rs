@@ -15,20 +15,12 @@ use std::time::{Duration, Instant};
 const CAD: &str = "FEATURE cad version=1.0 count=3 expires=permanent";
 
 /// Test timings (takeover after 1 s), and the status page on.
-const TIMINGS: &[&str] = &[
-    "--ping-interval",
-    "100ms",
-    "--takeover-after",
-    "1s",
-    "--sync-timeout",
-    "250ms",
-    "--fence-after",
-    "600ms",
-    "--lease",
-    "4s",
-    "--http",
-    "127.0.0.1:0",
-];
+fn flags() -> Vec<&'static str> {
+    let mut flags = FAST.to_vec();
+    flags.extend(["--fence-after", "600ms", "--lease", "4s"]);
+    flags.extend(["--http", "127.0.0.1:0"]);
+    flags
+}
 
 /// A pair whose servers tell systemd (a notify socket each) how they are.
 struct Watched {
@@ -185,7 +177,7 @@ fn fail_over_and_back(w: &mut Watched, before: u64) {
 
 #[test]
 fn a_witness_mode_pair_shows_one_epoch_per_server_in_every_state() {
-    let mut w = Watched::build(TIMINGS);
+    let mut w = Watched::build(&flags());
     w.pair.start_witness();
     w.pair.start_primary();
     w.pair.start_backup();
@@ -213,7 +205,7 @@ fn a_witness_mode_pair_shows_one_epoch_per_server_in_every_state() {
 
 #[test]
 fn a_two_server_pair_shows_one_epoch_per_server_after_failover_and_failback() {
-    let mut w = Watched::build(TIMINGS);
+    let mut w = Watched::build(&flags());
     w.pair.start_primary();
     w.pair.start_backup();
     w.pair.wait_states("active", "ready");

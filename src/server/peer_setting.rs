@@ -25,6 +25,10 @@ impl PeerSetting {
     /// nothing here ([`Self::current`] is set once the whole reread took).
     pub fn reread(&self) -> Result<Option<String>, String> {
         let Some(peer) = self.config.reread_peer()? else {
+            log::warn!(
+                "the config file no longer names the other server (peer): still dialling {}",
+                self.current
+            );
             return Ok(None);
         };
         if let (Some(flag), Some(file)) = (&self.config.peer_flag, self.file_peer()) {

@@ -2,7 +2,7 @@
 //! reread of the config file moves it), and forgetting the backup
 //! (`floatctl backup forget`, as Synergy's `lmu -xb` does).
 
-use super::{Action, RoleMachine};
+use super::{Action, FromWatchdog, RoleMachine};
 use crate::codes::Code;
 use crate::config::Role;
 use std::time::Instant;
@@ -65,6 +65,9 @@ impl RoleMachine {
                 self.peer_client_addr()
             );
         }
+        // Status and greetings say so now, not at the next ping.
+        let report = self.report(self.now);
+        self.tell_loop(FromWatchdog::Status(report));
     }
 
     /// The other server was heard from: a forgotten backup counts again.

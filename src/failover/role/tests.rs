@@ -498,7 +498,14 @@ fn a_forgotten_backup_is_not_advertised_until_it_is_heard_from_again() {
     let silent = p.m.report(now);
     assert_eq!(silent.forget_refusal, None);
     assert_eq!(silent.advertise_peer.as_deref(), Some("other:27000"));
-    p.input(Input::Loop(ToWatchdog::ForgetBackup));
+    let told = p.input(Input::Loop(ToWatchdog::ForgetBackup));
+    assert!(
+        told.iter().any(|a| matches!(
+            a,
+            Action::ToLoop(FromWatchdog::Status(s)) if s.advertise_peer.is_none()
+        )),
+        "the loop hears at once: {told:?}"
+    );
     p.run(PING * 3);
     let now = p.now;
     let forgotten = p.m.report(now);
