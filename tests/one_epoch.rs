@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::notify::NotifySocket;
+use common::notify::{count, NotifySocket};
 use common::*;
 use serde_json::Value;
 use std::time::{Duration, Instant};
@@ -114,6 +114,21 @@ impl Watched {
     }
 }
 
+/// The STATUS= sent with READY=1, the first message of a server.
+fn ready_view(notify: &NotifySocket) -> (&'static str, String, u64) {
+    let messages = notify.until(PATIENCE, "READY=1", |m| count(m, "READY=1") > 0);
+    let ready = messages
+        .iter()
+        .find(|m| m.lines().any(|l| l == "READY=1"))
+        .unwrap();
+    systemd_view(
+        ready
+            .lines()
+            .find_map(|l| l.strip_prefix("STATUS="))
+            .map(String::from),
+    )
+}
+
 /// "backup ready, epoch 3: 0 of 3 seats in use"
 fn systemd_view(status: Option<String>) -> (&'static str, String, u64) {
     let parsed = status.as_deref().and_then(|text| {
@@ -208,6 +223,11 @@ fn a_two_server_pair_shows_one_epoch_per_server_after_failover_and_failback() {
     let mut w = Watched::build(&flags());
     w.pair.start_primary();
     w.pair.start_backup();
+    // Ready to serve, before the pair met: the epoch its journal ends with
+    // (none yet), which its first heartbeats carry too.
+    for notify in [&w.primary_notify, &w.backup_notify] {
+        assert_eq!(ready_view(notify), ("STATUS=", "starting".into(), 0));
+    }
     w.pair.wait_states("active", "ready");
     let first = w.agree("primary", "active");
     assert_eq!(w.agree("backup", "ready"), first);

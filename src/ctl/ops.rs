@@ -183,7 +183,7 @@ fn remove(common: &Common, args: Vec<OsString>) -> Result<(), Failure> {
         return Err(Failure::Usage(USAGE.into()));
     };
     let target = target.to_string_lossy().to_string();
-    if target.starts_with('-') {
+    if target.starts_with('-') && !is_handle(&target) {
         return Err(Failure::Usage(format!("unknown option {target}\n{USAGE}")));
     }
     let seats = match (&common.user_given, &common.host_given) {
@@ -214,6 +214,19 @@ fn remove(common: &Common, args: Vec<OsString>) -> Result<(), Failure> {
         get("host")
     );
     Ok(())
+}
+
+/// A handle is `ID.TAG` in base64url, so it may start with `-` (one in 64
+/// does): no option looks like that.
+fn is_handle(text: &str) -> bool {
+    let base64url = |part: &str| {
+        !part.is_empty()
+            && part
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    };
+    text.split_once('.')
+        .is_some_and(|(id, tag)| base64url(id) && base64url(tag))
 }
 
 /// An admin request to the server named (the first of the list that
@@ -346,5 +359,19 @@ fn status(common: &Common, args: Vec<OsString>) -> Result<(), Failure> {
                 .collect::<Vec<_>>()
                 .join(", ")
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_handle_starting_with_a_dash_is_no_option() {
+        assert!(is_handle("-Dy15i0gYlSwOFTK.jcajxCyhkeZEpNBiMZxOjA"));
+        assert!(is_handle("abc_-.x-y"));
+        for option in ["--user", "-x", "--server=a.b:1", "-a.", ".b", "a.b.c"] {
+            assert!(!is_handle(option), "{option}");
+        }
     }
 }
