@@ -108,6 +108,15 @@ fn a_reread_moves_the_backup_to_a_new_address_without_restarting_the_primary() {
     std::fs::write(&config, "peer = \"lic3-27001\"\n").unwrap();
     let refused = run_refused(&["--server", &primary.addr, "reread"]);
     assert!(refused.contains("HOST:PORT"), "{refused}");
+    // SIGHUP (systemctl reload) rereads it as floatctl does.
+    let hup_peer = dead_addr();
+    std::fs::write(&config, format!("peer = \"{hup_peer}\"\n")).unwrap();
+    primary.signal("HUP");
+    wait_until(PATIENCE, "SIGHUP to move the other server", || {
+        primary.log_text().contains(&format!(
+            "peer port moves from {old_peer} to {hup_peer}: dialling it there"
+        ))
+    });
     std::fs::write(&config, format!("peer = \"{new_peer}\"\n")).unwrap();
     let said = run_ok(&["--server", &primary.addr, "reread"]);
     assert!(
@@ -129,7 +138,7 @@ fn a_reread_moves_the_backup_to_a_new_address_without_restarting_the_primary() {
     let log = primary.log_text();
     assert!(
         log.contains(&format!(
-            "peer port moves from {old_peer} to {new_peer}: dialling it there"
+            "peer port moves from {hup_peer} to {new_peer}: dialling it there"
         )),
         "{log}"
     );
