@@ -57,6 +57,7 @@ impl RoleMachine {
                 }
                 self.peer.heard_awake = Some(self.clock.now());
                 self.peer.heard_at = Some(now);
+                self.remember_backup();
                 self.peer.state = Some(state);
                 self.peer.epoch = epoch;
                 self.peer.last = last;
@@ -189,6 +190,8 @@ impl RoleMachine {
                 }
             }
             ToWatchdog::JournalFailed => self.journal_failed(),
+            ToWatchdog::PeerAddress(addr) => self.move_peer(addr, now),
+            ToWatchdog::ForgetBackup => self.forget_backup(),
         }
     }
 }
