@@ -31,8 +31,8 @@ pub fn format_line(record: &Record) -> String {
     let line = match &record.event {
         Event::Grant(g) => line
             .field("feature", &g.feature)
-            .field("version", &g.version)
-            .field("pool", &g.pool.version)
+            .field("version", g.version)
+            .field("pool", g.pool.version)
             .field("count", g.count)
             .field("user", &g.user)
             .field("host", &g.host)
@@ -43,7 +43,7 @@ pub fn format_line(record: &Record) -> String {
             .field_opt("until", g.roam.as_ref().map(|r| format_timestamp(r.until))),
         Event::RoamExtended(x) => line
             .field("feature", &x.feature)
-            .field("version", &x.version)
+            .field("version", x.version)
             .field("count", x.count)
             .field("user", &x.user)
             .field("host", &x.host)
@@ -53,7 +53,7 @@ pub fn format_line(record: &Record) -> String {
         Event::Adopt(s) => line
             .field("feature", &s.grant.feature)
             .field("version", &s.grant.version)
-            .field("pool", &s.grant.pool.version)
+            .field("pool", s.grant.pool.version)
             .field("count", s.grant.count)
             .field("user", &s.grant.user)
             .field("host", &s.grant.host)
@@ -67,7 +67,7 @@ pub fn format_line(record: &Record) -> String {
             ),
         Event::Release(r) => line
             .field("feature", &r.feature)
-            .field("version", &r.version)
+            .field("version", r.version)
             .field("count", r.count)
             .field("user", &r.user)
             .field("host", &r.host)
@@ -76,7 +76,7 @@ pub fn format_line(record: &Record) -> String {
             .field("held_secs", r.at.saturating_sub(r.granted_at)),
         Event::Denied(d) => line
             .field("feature", &d.feature)
-            .field("version", &d.version)
+            .field("version", d.version)
             .field("count", d.count)
             .field("user", &d.user)
             .field("host", &d.host)
@@ -277,7 +277,7 @@ mod tests {
         let grant = Record {
             seq: 1,
             epoch: 1,
-            event: Event::Grant(Grant {
+            event: Event::Grant(std::sync::Arc::new(Grant {
                 handle: "h1".into(),
                 feature: "cad".into(),
                 version: v("2.0"),
@@ -295,7 +295,7 @@ mod tests {
                 min_hold_ms: 0,
                 at: 1_800_000_000,
                 roam: None,
-            }),
+            })),
         };
         let text = format_line(&grant);
         assert!(text.starts_with("2027-01-15T08:00:00Z checkout "), "{text}");
@@ -356,7 +356,7 @@ mod tests {
         let text = format_line(&Record {
             seq: 4,
             epoch: 1,
-            event: Event::Grant(grant.clone()),
+            event: Event::Grant(grant.clone().into()),
         });
         let l = line::parse(text.trim_end()).unwrap();
         assert_eq!(l.arg(0), Some("roam"));

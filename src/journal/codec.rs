@@ -384,7 +384,7 @@ pub(crate) mod tests {
     pub(crate) fn every_event() -> Vec<Event> {
         let mut events = vec![
             Event::Started { at: 1 },
-            Event::Grant(grant("h1.tag")),
+            Event::Grant(grant("h1.tag").into()),
             Event::Denied(Denial {
                 feature: "cad".into(),
                 version: Version::parse("3").unwrap(),
@@ -436,7 +436,7 @@ pub(crate) mod tests {
         events.push(Event::Stopped { at: u64::MAX });
         // Format version 2: roams.
         events.extend([
-            Event::Grant(Grant {
+            Event::Grant(std::sync::Arc::new(Grant {
                 roam: Some(Box::new(Roam {
                     hostid: "machine:0123456789abcdef".into(),
                     days: 7,
@@ -446,7 +446,7 @@ pub(crate) mod tests {
                 lease_ms: 0,
                 min_hold_ms: 0,
                 ..grant("r1.tag")
-            }),
+            })),
             Event::RoamExtended(Extension {
                 handle: "r1.tag".into(),
                 days: 9,
@@ -498,7 +498,7 @@ pub(crate) mod tests {
             epoch: 3,
             seats: (0..seats)
                 .map(|i| SeatSnapshot {
-                    grant: grant(&format!("h{i}.tag")),
+                    grant: grant(&format!("h{i}.tag")).into(),
                     lease_left_ms: 1000 * i as u64,
                     hold_left_ms: 7,
                     checked_in: i % 2 == 1,
@@ -506,7 +506,7 @@ pub(crate) mod tests {
                 .collect(),
             returned: (0..seats / 2)
                 .map(|i| crate::ledger::Returned {
-                    handle: format!("r{i}.tag"),
+                    handle: format!("r{i}.tag").into(),
                     reason: crate::ledger::Reason::Checkin,
                     left_ms: 100 * i as u64,
                 })

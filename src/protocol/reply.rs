@@ -81,9 +81,9 @@ pub fn refused(refusal: &Refusal) -> LineBuilder {
 pub fn granted(word: LineBuilder, grant: &Grant) -> LineBuilder {
     word.field("handle", &grant.handle)
         .field("feature", &grant.feature)
-        .field("version", &grant.version)
+        .field("version", grant.version)
         .field("count", grant.count)
-        .field("pool", &grant.pool.version)
+        .field("pool", grant.pool.version)
         .field("expires", grant.pool.expiry)
         .field("lease_ms", grant.lease_ms)
 }

@@ -360,7 +360,7 @@ mod tests {
             },
             Request::Checkout {
                 feature: "cad".into(),
-                version: v.clone(),
+                version: v,
                 count: 2,
                 wait: true,
             },
