@@ -172,6 +172,7 @@ impl Journal {
             buf: Vec::with_capacity(64 << 10),
             report,
             report_buf: String::new(),
+            report_lines: report::LineFormatter::default(),
             report_failed: false,
             last_seq,
             pending: 0,
@@ -372,6 +373,7 @@ struct Writer {
     report: ReportLog,
     /// Report lines of the batch being gathered.
     report_buf: String,
+    report_lines: report::LineFormatter,
     /// Set after a report write failed (logged once).
     report_failed: bool,
     /// The highest sequence number in the journal, the batch or the last
@@ -469,7 +471,7 @@ impl Writer {
             return;
         }
         codec::encode_record_into(record, &mut self.buf);
-        self.report_buf.push_str(&report::format_line(record));
+        self.report_lines.append(record, &mut self.report_buf);
         self.last_seq = record.seq;
         self.pending += 1;
     }
