@@ -193,7 +193,8 @@ EOF
 # standalone, primary, backup or witness (floatd@.service sets it).
 # role = "$role"
 # REQUIRED: the $other's peer port (its client port + 1 unless it sets
-# peer_listen).
+# peer_listen). Reread by `systemctl reload floatd@$role`: the $other can
+# move without a restart here (docs/OPERATIONS.md, Moving the backup).
 # peer = "lic-$other.example.com:27001"
 EOF
       ;;

@@ -92,6 +92,10 @@ codes! {
     ClientLimit = "CLIENT_LIMIT",
     /// Too many wrong admin tokens from this address (or in all): AUTH is refused for a while.
     AuthLimit = "AUTH_LIMIT",
+    /// `BACKUP-FORGET` to a server that has no backup to forget (it is standalone, or the backup itself).
+    NoBackup = "NO_BACKUP",
+    /// `BACKUP-FORGET` while the backup is heard from: a running backup would be advertised again at once.
+    BackupAlive = "BACKUP_ALIVE",
 }
 
 impl fmt::Display for Code {

@@ -100,6 +100,12 @@ pub struct Config {
     pub advertise: Option<String>,
     /// The length of a roam day: one day, shorter only for tests.
     pub roam_day: Duration,
+    /// The config files read (`--config`), in order: a reread reads them
+    /// again for the other server's address ([`Config::reread_peer`]).
+    pub config_files: Vec<PathBuf>,
+    /// `--peer` as given on the command line: it wins over the files, at
+    /// start and at every reread.
+    pub peer_flag: Option<String>,
 }
 
 impl Default for Config {
@@ -133,6 +139,8 @@ impl Default for Config {
             http: None,
             advertise: None,
             roam_day: Duration::from_secs(86_400),
+            config_files: Vec::new(),
+            peer_flag: None,
         }
     }
 }
@@ -250,7 +258,8 @@ usage: floatd [--config FILE] [--license PATH] [--demo] [options]
   --durability MODE        fsync (default) or none
   --idle-timeout DURATION  close connections silent this long (default 300s)
   --role ROLE              standalone (default), primary, backup or witness
-  --peer HOST:PORT         the other server's peer port
+  --peer HOST:PORT         the other server's peer port (as peer in a config file it is
+                           reread on SIGHUP; a flag stays until a restart)
   --peer-secret-file FILE  shared secret of the peer link
   --peer-listen ADDR:PORT  own peer port (default: client port + 1)
   --witness HOST:PORT      the witness's peer port (witness mode)
@@ -272,12 +281,15 @@ impl Config {
         let mut config = Config::default();
         let mut iter = args.iter();
         while let Some(a) = iter.next() {
-            if a == "--config" {
-                let path = iter.next().ok_or("--config needs a file")?;
-                config.apply_file(&PathBuf::from(path))?;
+            let path = if a == "--config" {
+                PathBuf::from(iter.next().ok_or("--config needs a file")?)
             } else if let Some(path) = a.to_str().and_then(|s| s.strip_prefix("--config=")) {
-                config.apply_file(&PathBuf::from(path))?;
-            }
+                PathBuf::from(path)
+            } else {
+                continue;
+            };
+            config.apply_file(&path)?;
+            config.config_files.push(path);
         }
         let mut parser = lexopt::Parser::from_args(args);
         let mut vendor_keys_from_flags = Vec::new();
@@ -319,7 +331,10 @@ impl Config {
                 "durability" => config.durability = durability(&value()?)?,
                 "idle-timeout" => config.idle_timeout = parse_duration(&value()?, Unit::Secs)?,
                 "role" => config.role = Role::parse(&value()?)?,
-                "peer" => config.peer = Some(value()?),
+                "peer" => {
+                    config.peer = Some(value()?);
+                    config.peer_flag = config.peer.clone();
+                }
                 "peer-secret-file" => config.peer_secret_file = Some(value()?.into()),
                 "peer-listen" => config.peer_listen = Some(value()?),
                 "witness" => config.witness = Some(value()?),
@@ -342,6 +357,17 @@ impl Config {
         config.vendor_keys.extend(vendor_keys_from_flags);
         config.validate()?;
         Ok(Some(config))
+    }
+
+    /// The other server's peer port as a reread finds it: the config files
+    /// read again, in order (each must still load), then `--peer`, which
+    /// wins as it did at start. `None` when neither names one.
+    pub fn reread_peer(&self) -> Result<Option<String>, String> {
+        let mut fresh = Config::default();
+        for path in &self.config_files {
+            fresh.apply_file(path)?;
+        }
+        Ok(self.peer_flag.clone().or(fresh.peer))
     }
 
     fn apply_file(&mut self, path: &std::path::Path) -> Result<(), String> {
@@ -547,6 +573,49 @@ mod tests {
         let err = Config::from_args(args(&["--config", file.to_str().unwrap()])).unwrap_err();
         assert!(err.contains("colour"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_reread_takes_peer_from_the_files_unless_a_flag_gave_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("primary.toml");
+        std::fs::write(&file, "peer = \"lic2:27001\"\n").unwrap();
+        let path = file.to_str().unwrap();
+        let from_file = Config::from_args(args(&[
+            "--config",
+            path,
+            "--role",
+            "primary",
+            "--peer-secret-file",
+            "/s",
+        ]))
+        .unwrap()
+        .unwrap();
+        let pinned = Config::from_args(args(&[
+            &format!("--config={path}"),
+            "--role",
+            "primary",
+            "--peer-secret-file",
+            "/s",
+            "--peer",
+            "lic9:27001",
+        ]))
+        .unwrap()
+        .unwrap();
+        assert_eq!(from_file.peer.as_deref(), Some("lic2:27001"));
+        assert_eq!(pinned.peer.as_deref(), Some("lic9:27001"));
+        std::fs::write(&file, "peer = \"lic3:27001\"\n").unwrap();
+        assert_eq!(
+            from_file.reread_peer().unwrap().as_deref(),
+            Some("lic3:27001")
+        );
+        assert_eq!(pinned.reread_peer().unwrap().as_deref(), Some("lic9:27001"));
+        // A file that no longer loads fails the reread, naming the file.
+        std::fs::write(&file, "peer = 27001\n").unwrap();
+        let err = from_file.reread_peer().unwrap_err();
+        assert!(err.contains("primary.toml"), "{err}");
+        // Without a file nothing changes but a flag.
+        assert_eq!(Config::default().reread_peer().unwrap(), None);
     }
 
     #[test]

@@ -5,56 +5,9 @@
 
 mod common;
 
+use common::notify::{count, NotifySocket};
 use common::*;
-use std::os::unix::net::UnixDatagram;
 use std::time::{Duration, Instant};
-
-/// A notify socket of our own, as systemd would give.
-struct NotifySocket {
-    _dir: tempfile::TempDir,
-    path: String,
-    socket: UnixDatagram,
-}
-
-impl NotifySocket {
-    fn new() -> NotifySocket {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("notify");
-        let socket = UnixDatagram::bind(&path).unwrap();
-        socket
-            .set_read_timeout(Some(Duration::from_millis(200)))
-            .unwrap();
-        NotifySocket {
-            path: path.display().to_string(),
-            _dir: dir,
-            socket,
-        }
-    }
-
-    /// Messages received until `done` says so over everything so far, or
-    /// `within` passes (then it panics).
-    fn until(&self, within: Duration, what: &str, done: impl Fn(&[String]) -> bool) -> Vec<String> {
-        let deadline = Instant::now() + within;
-        let mut got = Vec::new();
-        let mut buf = [0u8; 4096];
-        while !done(&got) {
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}; got {got:?}"
-            );
-            if let Ok(n) = self.socket.recv(&mut buf) {
-                got.push(String::from_utf8_lossy(&buf[..n]).to_string());
-            }
-        }
-        got
-    }
-}
-
-fn count(msgs: &[String], needle: &str) -> usize {
-    msgs.iter()
-        .filter(|m| m.lines().any(|l| l == needle))
-        .count()
-}
 
 #[test]
 fn ready_watchdog_status_and_stopping() {

@@ -171,6 +171,8 @@ pub fn code_of_refusal(code: Code) -> i32 {
         Code::LineTooLong | Code::NotGreeted | Code::ProtocolVersion => FLOATD_E_PROTOCOL,
         Code::AdminRequired
         | Code::AuthLimit
+        | Code::NoBackup
+        | Code::BackupAlive
         | Code::Busy
         | Code::JournalFailed
         | Code::Internal => FLOATD_E_SERVER,

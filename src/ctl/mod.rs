@@ -85,6 +85,13 @@ const COMMANDS: &[(&str, &str, &str, &str)] = &[
         "",
     ),
     (
+        "backup",
+        "forget",
+        "(admin) a primary stops advertising its lost backup until it is heard from again",
+        "  forget   clients are no longer told about the backup (as after backup_lost_after);\n\
+         \x20          refused while the backup is heard from. Ask the primary.\n",
+    ),
+    (
         "report",
         "[--from DATE] [--to DATE] [--feature F] [--csv|--json] REPORT.LOG...",
         "usage per feature and day from report logs (rotated ones too)",
@@ -120,7 +127,15 @@ common options (operator commands; also from the environment):
 fn is_operator(command: &str) -> bool {
     matches!(
         command,
-        "checkout" | "checkin" | "status" | "remove" | "reread" | "rotate-log" | "down" | "roam"
+        "checkout"
+            | "checkin"
+            | "status"
+            | "remove"
+            | "reread"
+            | "rotate-log"
+            | "down"
+            | "backup"
+            | "roam"
     )
 }
 
@@ -132,8 +147,8 @@ fn usage() -> String {
         match i {
             0 => out.push_str("\nvendor commands:\n"),
             5 => out.push_str("\noperator commands:\n"),
-            12 => out.push_str("\nreports:\n"),
-            13 => out.push_str("\nroaming:\n"),
+            13 => out.push_str("\nreports:\n"),
+            14 => out.push_str("\nroaming:\n"),
             _ => {}
         }
         out.push_str(&format!("  {name} {args}\n      {what}\n"));

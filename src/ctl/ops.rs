@@ -1,5 +1,5 @@
 //! Operator commands that talk to a running server: checkout, checkin,
-//! status, remove, reread, down, rotate-log.
+//! status, remove, reread, down, rotate-log, backup forget.
 
 use super::common::{self, Common};
 use super::{EXIT_DENIED, EXIT_ERROR};
@@ -27,6 +27,12 @@ pub fn run(command: &str, args: Vec<OsString>) -> i32 {
         "status" => status(&common, rest),
         "reread" => admin(&common, rest, Request::Reread),
         "rotate-log" => admin(&common, rest, Request::RotateLog),
+        "backup" => match rest.split_first() {
+            Some((what, rest)) if what == "forget" => {
+                admin(&common, rest.to_vec(), Request::BackupForget)
+            }
+            _ => Err(Failure::Usage("usage: floatctl backup forget".into())),
+        },
         "down" => {
             let release = rest.iter().any(|a| a == "--release");
             let rest = rest.into_iter().filter(|a| a != "--release").collect();
@@ -177,7 +183,7 @@ fn remove(common: &Common, args: Vec<OsString>) -> Result<(), Failure> {
         return Err(Failure::Usage(USAGE.into()));
     };
     let target = target.to_string_lossy().to_string();
-    if target.starts_with('-') {
+    if target.starts_with('-') && !is_handle(&target) {
         return Err(Failure::Usage(format!("unknown option {target}\n{USAGE}")));
     }
     let seats = match (&common.user_given, &common.host_given) {
@@ -208,6 +214,19 @@ fn remove(common: &Common, args: Vec<OsString>) -> Result<(), Failure> {
         get("host")
     );
     Ok(())
+}
+
+/// A handle is `ID.TAG` in base64url, so it may start with `-` (one in 64
+/// does): no option looks like that.
+fn is_handle(text: &str) -> bool {
+    let base64url = |part: &str| {
+        !part.is_empty()
+            && part
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    };
+    text.split_once('.')
+        .is_some_and(|(id, tag)| base64url(id) && base64url(tag))
 }
 
 /// An admin request to the server named (the first of the list that
@@ -259,11 +278,18 @@ fn reread_skipped(ok: &line::Line) -> Result<(), Failure> {
 fn admin_done(request: &Request, server: &str, ok: &line::Line) -> String {
     match request {
         Request::Reread => format!(
-            "server at {server} reread its licences: serving {} pool(s){}",
+            "server at {server} reread its licences: serving {} pool(s){}{}",
             ok.get("pools").unwrap_or("?"),
             ok.get("options")
                 .map(|o| format!(", options from {o}"))
+                .unwrap_or_default(),
+            ok.get("peer")
+                .map(|p| format!("; the other server's peer port is now {p}"))
                 .unwrap_or_default()
+        ),
+        Request::BackupForget => format!(
+            "server at {server} forgot its backup {}: clients are no longer told about it until it is heard from again",
+            ok.get("forgotten").unwrap_or("?")
         ),
         Request::RotateLog => format!(
             "server at {server} rotated its report log to {}",
@@ -333,5 +359,19 @@ fn status(common: &Common, args: Vec<OsString>) -> Result<(), Failure> {
                 .collect::<Vec<_>>()
                 .join(", ")
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_handle_starting_with_a_dash_is_no_option() {
+        assert!(is_handle("-Dy15i0gYlSwOFTK.jcajxCyhkeZEpNBiMZxOjA"));
+        assert!(is_handle("abc_-.x-y"));
+        for option in ["--user", "-x", "--server=a.b:1", "-a.", ".b", "a.b.c"] {
+            assert!(!is_handle(option), "{option}");
+        }
     }
 }

@@ -22,6 +22,7 @@ pub mod role;
 pub mod watchdog;
 pub mod witness;
 
+use crate::codes::Code;
 use crate::config::Role;
 use crate::ledger::{Merge, Record, Snapshot};
 use crate::protocol::peer::{HistoryMark, PeerState};
@@ -85,6 +86,13 @@ pub enum ToWatchdog {
     Paused,
     /// The journal failed: this server can make nothing durable any more.
     JournalFailed,
+    /// The operator moved the other server: its peer port is now here
+    /// (a reread of the config file). The link is dropped and this dialled.
+    PeerAddress(String),
+    /// The operator tells a primary to forget its backup now
+    /// (`floatctl backup forget`): it is no longer advertised to clients
+    /// until it is heard from again.
+    ForgetBackup,
 }
 
 /// From the watchdog to the event loop.
@@ -144,8 +152,11 @@ pub struct PairStatus {
     pub witness: Option<WitnessStatus>,
     pub alerts: Vec<String>,
     /// The other server's client address to advertise in greetings
-    /// (`None` once the backup counts as lost).
+    /// (`None` once the backup counts as lost, or was forgotten).
     pub advertise_peer: Option<String>,
+    /// Why [`ToWatchdog::ForgetBackup`] would be refused now (`None`: it
+    /// would be carried out), so the loop can answer the operator.
+    pub forget_refusal: Option<(Code, String)>,
 }
 
 /// The next epoch for a server of `role` above every epoch seen. Primaries

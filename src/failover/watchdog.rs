@@ -41,6 +41,8 @@ enum Target {
 /// A dial's result, from its thread.
 struct Dialled {
     target: Target,
+    /// The address dialled.
+    addr: String,
     result: std::io::Result<LinkWriter>,
 }
 
@@ -50,6 +52,9 @@ struct Watchdog {
     port: LoopPort,
     /// The connection we dialled to the other server (we send on it).
     out: Option<LinkWriter>,
+    /// Where the machine last said the other server's peer port is: a dial
+    /// to an older address that finishes after a move is dropped.
+    peer_target: String,
     /// The connection to the witness.
     witness: Option<LinkWriter>,
     /// Connections the other server dialled to us that proved the secret
@@ -73,6 +78,7 @@ pub fn spawn(
     link::serve(listener, settings.secret.clone(), events_tx.clone())?;
     let mut w = Watchdog {
         machine: RoleMachine::new(settings.clone(), start, Instant::now()),
+        peer_target: settings.peer.clone(),
         s: settings,
         port,
         out: None,
@@ -148,21 +154,26 @@ impl Watchdog {
                     let _ = self.port.waker.wake();
                 }
             }
-            Action::DialPeer => self.dial(Target::Peer),
-            Action::DialWitness => self.dial(Target::Witness),
+            Action::DialPeer(addr) => {
+                self.peer_target = addr.clone();
+                self.dial(Target::Peer, addr);
+            }
+            Action::DialWitness => {
+                if let Some(addr) = self.s.witness.clone() {
+                    self.dial(Target::Witness, addr);
+                }
+            }
+            Action::ClosePeerLink => {
+                if let Some(out) = self.out.take() {
+                    log::info!("peer link to {} closed: the other server moved", out.peer);
+                }
+            }
         }
         None
     }
 
     /// Dials on a thread of its own; the result comes back as [`Dialled`].
-    fn dial(&mut self, target: Target) {
-        let addr = match target {
-            Target::Peer => self.s.peer.clone(),
-            Target::Witness => match &self.s.witness {
-                Some(a) => a.clone(),
-                None => return,
-            },
-        };
+    fn dial(&mut self, target: Target, addr: String) {
         if std::mem::replace(&mut self.dialling[target as usize], true) {
             return; // one dial at a time
         }
@@ -186,7 +197,11 @@ impl Watchdog {
                 if let Err(e) = &result {
                     log::debug!("dialling {addr}: {e}");
                 }
-                let _ = done.send(Dialled { target, result });
+                let _ = done.send(Dialled {
+                    target,
+                    addr,
+                    result,
+                });
             });
         if spawned.is_err() {
             self.dialling[target as usize] = false;
@@ -197,6 +212,9 @@ impl Watchdog {
         self.dialling[d.target as usize] = false;
         let Ok(writer) = d.result else { return };
         match d.target {
+            Target::Peer if d.addr != self.peer_target => {
+                log::debug!("dropped a link to {}: the other server moved", d.addr);
+            }
             Target::Peer => {
                 self.out = Some(writer);
                 self.feed(Input::PeerLinkUp);
@@ -222,9 +240,8 @@ impl Watchdog {
                     log::info!("witness link closed: {why}");
                     self.witness = None;
                     self.feed(Input::WitnessLinkDown);
-                } else if self.out.as_ref().is_some_and(|w| w.id == link) {
-                    log::info!("peer link to {} closed: {why}", self.s.peer);
-                    self.out = None;
+                } else if let Some(out) = self.out.take_if(|w| w.id == link) {
+                    log::info!("peer link to {} closed: {why}", out.peer);
                     self.feed(Input::PeerLinkDown);
                 } else {
                     self.inbound.retain(|w| w.id != link);

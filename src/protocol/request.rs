@@ -82,6 +82,9 @@ pub enum Request {
         release: bool,
     },
     RotateLog,
+    /// A primary forgets its backup now: no longer advertised to clients
+    /// until it is heard from again.
+    BackupForget,
 }
 
 impl Request {
@@ -93,6 +96,7 @@ impl Request {
                 | Request::Reread
                 | Request::Down { .. }
                 | Request::RotateLog
+                | Request::BackupForget
                 | Request::StatusAll
         )
     }
@@ -192,6 +196,7 @@ impl Request {
                 release: yes_no("release", l.get("release"))?,
             },
             "ROTATE-LOG" => Request::RotateLog,
+            "BACKUP-FORGET" => Request::BackupForget,
             _ => return Err(format!("unknown request {:?}", l.word)),
         })
     }
@@ -276,6 +281,7 @@ impl Request {
             Request::Down { release: false } => LineBuilder::new("DOWN"),
             Request::Down { release: true } => LineBuilder::new("DOWN").field("release", "yes"),
             Request::RotateLog => LineBuilder::new("ROTATE-LOG"),
+            Request::BackupForget => LineBuilder::new("BACKUP-FORGET"),
         }
         .finish()
     }
@@ -406,6 +412,7 @@ mod tests {
             Request::Down { release: false },
             Request::Down { release: true },
             Request::RotateLog,
+            Request::BackupForget,
         ];
         for r in all {
             let line = r.to_line();

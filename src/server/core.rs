@@ -164,6 +164,8 @@ pub struct Core {
     pub history: super::history::History,
     /// The pair's roam key, for roam tokens.
     pub roam: super::roam::RoamDesk,
+    /// A pair's other server's peer port, reread with the licences.
+    pub peer_setting: Option<super::peer_setting::PeerSetting>,
 }
 
 impl Core {
@@ -204,6 +206,7 @@ impl Core {
             counters: Default::default(),
             history: Default::default(),
             roam: Default::default(),
+            peer_setting: None,
         }
     }
 
@@ -220,6 +223,9 @@ impl Core {
         self.gate.fenced = fenced;
         self.pause_limit = pause_limit;
         self.presence.state = "starting".into();
+        // The watchdog starts from the journal's last epoch: show that one
+        // (the other server hears the same number) until it speaks.
+        self.presence.epoch = self.ledger.last_epoch();
     }
 
     /// A standalone server whose journal may have lost records serves

@@ -174,7 +174,7 @@ impl EventLoop {
         for signal in pending {
             match signal {
                 SIGHUP => {
-                    log::info!("SIGHUP: rereading licences and options");
+                    log::info!("SIGHUP: rereading licences and options (and a pair's peer)");
                     if let Err(e) = self.core.reread(now) {
                         log::error!(
                             "reread failed, still serving the previous licences and options: {e}"

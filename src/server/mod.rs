@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod options;
 pub mod output;
 mod pairing;
+pub mod peer_setting;
 mod requests;
 pub mod roam;
 pub mod state_dir;
@@ -223,6 +224,7 @@ pub fn run(config: Config) -> Result<(), RunError> {
         let (to_watchdog, from_loop) = crossbeam_channel::unbounded();
         let (to_loop, from_watchdog) = crossbeam_channel::unbounded();
         core.presence.peer_addr = settings.peer_client_addr.clone();
+        core.peer_setting = peer_setting::PeerSetting::from_config(&config);
         core.join_pair(
             PairLink::new(to_watchdog, from_watchdog),
             config.witness.is_some(),

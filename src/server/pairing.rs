@@ -2,6 +2,7 @@
 //! replication, handback, stepping down and merging after a split.
 
 use super::core::{Core, Effects};
+use crate::codes::Code;
 use crate::failover::{FromWatchdog, RoleView, ToWatchdog};
 use crate::ledger::{Event, Now, Snapshot};
 use crate::protocol::reply;
@@ -78,6 +79,30 @@ impl Core {
                 }
             }
         }
+    }
+
+    /// `BACKUP-FORGET`: the watchdog forgets the backup, unless its last
+    /// report says why it would not (the backup is heard from, or this
+    /// server is the backup). Greetings stop naming it at once.
+    pub(super) fn forget_backup(&mut self) -> String {
+        let Some(p) = &self.pair else {
+            return reply::err(
+                Code::NoBackup,
+                "this server is not one of a pair: it has no backup to forget",
+            )
+            .finish();
+        };
+        if let Some((code, why)) = &p.status.forget_refusal {
+            return reply::err(*code, why).finish();
+        }
+        let backup = p
+            .status
+            .servers
+            .get(1)
+            .map_or_else(|| "the backup".to_string(), |s| s.addr.clone());
+        self.presence.peer_addr = None;
+        self.tell_watchdog(ToWatchdog::ForgetBackup);
+        reply::ok().field("forgotten", backup).finish()
     }
 
     /// Takes the history of the active server whole.

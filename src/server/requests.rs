@@ -193,9 +193,10 @@ impl Core {
                 Err(refusal) => self.refused(&refusal),
             },
             Request::Reread => match self.reread(now) {
-                Ok(pools) => {
+                Ok(done) => {
                     let mut line = reply::ok()
-                        .field("pools", pools)
+                        .field("pools", done.pools)
+                        .field_opt("peer", done.peer_moved)
                         .field_opt("options", self.options.in_use.as_ref().map(|p| p.display()))
                         .field_opt(
                             "skipped",
@@ -227,6 +228,7 @@ impl Core {
                 self.request_shutdown(release);
                 reply::ok().finish()
             }
+            Request::BackupForget => self.forget_backup(),
             Request::RotateLog => {
                 let to = crate::report::rotated_path(&self.state_dir, now.unix);
                 self.journal.rotate_report(to.clone());
@@ -242,10 +244,14 @@ impl Core {
         })
     }
 
-    /// Rereads licences and options; returns the number of pools served.
-    /// Either both are replaced or, when either fails to load, neither.
+    /// Rereads licences and options, and a pair's peer address from the
+    /// config file. All are replaced or, when any fails to load, none.
     /// New options apply to checkouts from now on; seats out stay out.
-    pub fn reread(&mut self, now: Now) -> Result<usize, String> {
+    pub fn reread(&mut self, now: Now) -> Result<Reread, String> {
+        let peer_moved = match &self.peer_setting {
+            Some(setting) => setting.reread()?,
+            None => None,
+        };
         let served = self.licences.load()?;
         let options = self.options.load(&served)?;
         let pools = served.pools.len();
@@ -273,8 +279,21 @@ impl Core {
         }
         self.tell_watchdog(crate::failover::ToWatchdog::Digest(self.digest()));
         log::info!("reread: serving {pools} pool(s)");
-        Ok(pools)
+        if let (Some(setting), Some(peer)) = (&mut self.peer_setting, &peer_moved) {
+            // The watchdog logs the move.
+            setting.current = peer.clone();
+            self.tell_watchdog(crate::failover::ToWatchdog::PeerAddress(peer.clone()));
+        }
+        Ok(Reread { pools, peer_moved })
     }
+}
+
+/// What a reread did.
+pub struct Reread {
+    /// Licence pools served now.
+    pub pools: usize,
+    /// The other server's new peer port, when it moved.
+    pub peer_moved: Option<String>,
 }
 
 /// Most skipped lines a REREAD reply lists (the log has them all).

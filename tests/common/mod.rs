@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod history;
+pub mod notify;
 pub mod proxy;
 pub mod sdk;
 
@@ -453,6 +454,19 @@ pub fn field(line: &str, key: &str) -> Option<String> {
         .map(|v| v.trim_matches('"').to_string())
 }
 
+/// The body of `GET path` from a server's HTTP port (`--http`).
+pub fn http_get(addr: &str, path: &str) -> String {
+    let mut s = TcpStream::connect(addr).expect("connect http");
+    s.set_read_timeout(Some(PATIENCE)).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: test\r\n\r\n").unwrap();
+    let mut text = String::new();
+    let _ = s.read_to_string(&mut text);
+    match text.split_once("\r\n\r\n") {
+        Some((_, body)) => body.to_string(),
+        None => panic!("no complete response to GET {path}: {text:?}"),
+    }
+}
+
 /// The status report as JSON, from `floatctl status --json`.
 pub fn status_json(addr: &str) -> serde_json::Value {
     let out = floatctl(&["status", "--json", "--server", addr]);
@@ -786,6 +800,8 @@ pub struct Pair {
     pub to_backup: proxy::Proxy,
     /// Extra flags for both servers (timings).
     pub flags: Vec<String>,
+    /// Extra environment for one role's server: (role, name, value).
+    pub env: Vec<(String, String, String)>,
     /// Witness mode: the witness and each server's link to it.
     pub witness: Option<Floatd>,
     pub primary_to_witness: Option<proxy::Proxy>,
@@ -828,6 +844,7 @@ impl Pair {
             to_primary: proxy::Proxy::new(),
             to_backup: proxy::Proxy::new(),
             flags: flags.iter().map(|s| s.to_string()).collect(),
+            env: Vec::new(),
             witness: None,
             primary_to_witness: None,
             backup_to_witness: None,
@@ -915,7 +932,13 @@ impl Pair {
         };
         let args = self.args(role, ports, &proxy);
         let log = self.site.path(&format!("{role}-{}.log", self.starts));
-        let server = Floatd::start(&args, &log);
+        let env: Vec<(&str, &str)> = self
+            .env
+            .iter()
+            .filter(|(r, ..)| r == role)
+            .map(|(_, k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let server = Floatd::start_with_env(&args, &log, &env);
         let peer = server
             .peer_addr
             .clone()

@@ -607,7 +607,11 @@ impl World {
                     self.loop_soon(s);
                 }
             }
-            Action::DialPeer => {
+            Action::ClosePeerLink => {
+                // The machine knows: no LinkDown follows.
+                self.links.remove(&(me, End::Server(1 - s)));
+            }
+            Action::DialPeer(_) => {
                 let at = self.now + self.rng.between(200, 3_000);
                 self.at(
                     at,

@@ -11,11 +11,14 @@
 //! - [`fence`]: witness mode: the witness link, the grant lease, the stale
 //!   record and claims.
 //! - [`report`]: what status shows about the pair.
+//! - [`operator`]: what the operator changes at run time (the other
+//!   server's address, forgetting the backup).
 //!
 //! Silence is counted in awake time ([`super::awake`]): a server frozen
 //! for a while does not take the other's silence for death when it wakes.
 
 mod fence;
+mod operator;
 mod replication;
 mod report;
 #[cfg(test)]
@@ -62,8 +65,12 @@ pub enum Action {
     /// Send on the connection to the witness (dropped when it is down).
     ToWitness(PeerMessage),
     ToLoop(FromWatchdog),
-    /// Dial the other server (in the background; report `PeerLinkUp`).
-    DialPeer,
+    /// Dial the other server's peer port at this address (in the
+    /// background; report `PeerLinkUp`).
+    DialPeer(String),
+    /// Close the connection this server dialled to the other server (it
+    /// moved): nothing more is sent on it, and no `PeerLinkDown` follows.
+    ClosePeerLink,
     /// Dial the witness (report `WitnessLinkUp`).
     DialWitness,
 }
@@ -160,6 +167,9 @@ pub struct RoleMachine {
     takeover_logged: bool,
     last_expired_log: Option<Instant>,
     backup_lost_logged: bool,
+    /// The operator told this primary to forget its backup; cleared when
+    /// the backup is heard from again.
+    backup_forgotten: bool,
     digest_alerted: bool,
     /// The last view told to the loop (to tell only changes).
     told: Option<RoleView>,
@@ -212,6 +222,7 @@ impl RoleMachine {
             takeover_logged: false,
             last_expired_log: None,
             backup_lost_logged: false,
+            backup_forgotten: false,
             digest_alerted: false,
             told: None,
             out: Vec::new(),
@@ -354,7 +365,7 @@ impl RoleMachine {
                 .is_none_or(|t| now.saturating_duration_since(t) >= self.s.ping_interval)
         {
             self.last_dial = Some(now);
-            self.out.push(Action::DialPeer);
+            self.out.push(Action::DialPeer(self.s.peer.clone()));
         }
         let (echo_ms, held_ms, echo_incarnation) = match self.peer.echo {
             Some((sent, at, inc)) => (
@@ -460,6 +471,7 @@ impl RoleMachine {
                 }
                 self.peer.heard_awake = Some(self.clock.now());
                 self.peer.heard_at = Some(now);
+                self.remember_backup();
                 self.peer.state = Some(state);
                 self.peer.epoch = epoch;
                 self.peer.last = last;
@@ -589,6 +601,8 @@ impl RoleMachine {
                 }
             }
             ToWatchdog::JournalFailed => self.journal_failed(),
+            ToWatchdog::PeerAddress(addr) => self.move_peer(addr, now),
+            ToWatchdog::ForgetBackup => self.forget_backup(),
         }
     }
 

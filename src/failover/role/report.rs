@@ -46,11 +46,7 @@ impl RoleMachine {
             None
         };
         let peer = ServerStatus {
-            addr: self
-                .peer
-                .client_addr
-                .clone()
-                .unwrap_or_else(|| self.s.peer.clone()),
+            addr: self.peer_client_addr(),
             role: self.s.role.other().as_str().to_string(),
             state: match (alive, self.peer.state) {
                 (true, Some(s)) => s.as_str().to_string(),
@@ -87,6 +83,12 @@ impl RoleMachine {
                 self.s.backup_lost_after
             ));
         }
+        if self.backup_forgotten {
+            alerts.push(format!(
+                "the backup ({}) was forgotten (floatctl backup forget): not advertised to clients until it is heard from again",
+                self.peer_client_addr()
+            ));
+        }
         if self.backup_expired {
             alerts.push(
                 "the backup has served alone past backup_max_days: new checkouts refused".into(),
@@ -108,11 +110,12 @@ impl RoleMachine {
             servers: vec![me, peer],
             witness,
             alerts,
-            advertise_peer: if lost {
+            advertise_peer: if lost || self.backup_forgotten {
                 None
             } else {
                 self.peer.client_addr.clone()
             },
+            forget_refusal: self.forget_refusal(),
         }
     }
 }

@@ -127,7 +127,8 @@ fn copy_action(a: &Action) -> Action {
     match a {
         Action::ToPeer(m) => Action::ToPeer(m.clone()),
         Action::ToWitness(m) => Action::ToWitness(m.clone()),
-        Action::DialPeer => Action::DialPeer,
+        Action::DialPeer(addr) => Action::DialPeer(addr.clone()),
+        Action::ClosePeerLink => Action::ClosePeerLink,
         Action::DialWitness => Action::DialWitness,
         Action::ToLoop(m) => Action::ToLoop(match m {
             FromWatchdog::Role(v) => FromWatchdog::Role(v.clone()),
@@ -421,4 +422,170 @@ fn only_an_echo_of_this_process_renews_the_grant_lease() {
     assert!(!renews(&p.input(echo(7, 100))));
     assert!(!renews(&p.input(echo(1, 60_000))));
     assert!(renews(&p.input(echo(1, 100))));
+}
+
+#[test]
+fn a_moved_peer_is_dialled_at_its_new_address_and_the_old_link_closed() {
+    let mut p = Bench::new(Role::Primary, false, start(5, 1));
+    p.input(Input::PeerLinkUp);
+    p.heartbeat(PeerState::Starting, 0, (5, 1), true);
+    assert!(p.m.state().is_serving());
+    let same = p.input(Input::Loop(ToWatchdog::PeerAddress("peer:27001".into())));
+    assert!(
+        !same
+            .iter()
+            .any(|a| matches!(a, Action::ClosePeerLink | Action::DialPeer(_))),
+        "the same address changes nothing"
+    );
+    let moved = p.input(Input::Loop(ToWatchdog::PeerAddress("lic3:27001".into())));
+    let close = moved
+        .iter()
+        .position(|a| matches!(a, Action::ClosePeerLink));
+    let dial = moved
+        .iter()
+        .position(|a| matches!(a, Action::DialPeer(addr) if addr == "lic3:27001"));
+    assert!(
+        matches!((close, dial), (Some(c), Some(d)) if c < d),
+        "{moved:?}"
+    );
+    // Until the new link is up nothing is sent, and every dial goes to
+    // the new address.
+    let from = p.log.len();
+    p.run(PING * 5);
+    let after: Vec<&Action> = p.log[from..].iter().collect();
+    assert!(!after.iter().any(|a| matches!(a, Action::ToPeer(_))));
+    let dials: Vec<&String> = after
+        .iter()
+        .filter_map(|a| match a {
+            Action::DialPeer(addr) => Some(addr),
+            _ => None,
+        })
+        .collect();
+    assert!(!dials.is_empty() && dials.iter().all(|a| *a == "lic3:27001"));
+    assert_eq!(p.m.settings().peer, "lic3:27001");
+    p.input(Input::PeerLinkUp);
+    let from = p.log.len();
+    p.run(PING);
+    assert!(p.log[from..]
+        .iter()
+        .any(|a| matches!(a, Action::ToPeer(PeerMessage::Heartbeat { .. }))));
+}
+
+#[test]
+fn a_forgotten_backup_is_not_advertised_until_it_is_heard_from_again() {
+    let mut p = Bench::new(Role::Primary, false, start(5, 1));
+    p.input(Input::PeerLinkUp);
+    p.heartbeat(PeerState::Starting, 0, (5, 1), true);
+    p.run_hearing(PING * 3, PeerState::Ready, 3, (5, 1));
+    let now = p.now;
+    let heard = p.m.report(now);
+    assert_eq!(heard.advertise_peer.as_deref(), Some("other:27000"));
+    assert!(matches!(
+        heard.forget_refusal,
+        Some((crate::codes::Code::BackupAlive, _))
+    ));
+    // Forgetting a backup that is heard from changes nothing.
+    p.input(Input::Loop(ToWatchdog::ForgetBackup));
+    let now = p.now;
+    assert_eq!(
+        p.m.report(now).advertise_peer.as_deref(),
+        Some("other:27000")
+    );
+
+    // The backup falls silent: it may be forgotten now.
+    p.run(TAKEOVER + PING * 2);
+    let now = p.now;
+    let silent = p.m.report(now);
+    assert_eq!(silent.forget_refusal, None);
+    assert_eq!(silent.advertise_peer.as_deref(), Some("other:27000"));
+    let told = p.input(Input::Loop(ToWatchdog::ForgetBackup));
+    assert!(
+        told.iter().any(|a| matches!(
+            a,
+            Action::ToLoop(FromWatchdog::Status(s)) if s.advertise_peer.is_none()
+        )),
+        "the loop hears at once: {told:?}"
+    );
+    p.run(PING * 3);
+    let now = p.now;
+    let forgotten = p.m.report(now);
+    assert_eq!(forgotten.advertise_peer, None);
+    assert!(
+        forgotten.alerts.iter().any(|a| a.contains("forgotten")),
+        "{:?}",
+        forgotten.alerts
+    );
+    assert!(p.m.state().is_serving(), "forgetting changes no role");
+
+    // Heard from again: advertised again, the alert gone.
+    p.heartbeat(PeerState::Starting, 3, (5, 1), true);
+    let now = p.now;
+    let back = p.m.report(now);
+    assert_eq!(back.advertise_peer.as_deref(), Some("other:27000"));
+    assert!(!back.alerts.iter().any(|a| a.contains("forgotten")));
+}
+
+#[test]
+fn only_a_primary_forgets_its_backup() {
+    let mut b = Bench::new(Role::Backup, false, start(5, 1));
+    b.input(Input::PeerLinkUp);
+    b.run(TAKEOVER * 2);
+    let now = b.now;
+    assert!(matches!(
+        b.m.report(now).forget_refusal,
+        Some((crate::codes::Code::NoBackup, _))
+    ));
+    b.input(Input::Loop(ToWatchdog::ForgetBackup));
+    let now = b.now;
+    assert!(!b
+        .m
+        .report(now)
+        .alerts
+        .iter()
+        .any(|a| a.contains("forgotten")));
+}
+
+/// The epoch last told to the loop, and the one the last heartbeat carried.
+fn epochs_shown(b: &Bench) -> (u64, u64) {
+    let told = b.log.iter().rev().find_map(|a| match a {
+        Action::ToLoop(FromWatchdog::Role(v)) => Some(v.epoch),
+        _ => None,
+    });
+    let sent = b.sent_to_peer().into_iter().rev().find_map(|m| match m {
+        PeerMessage::Heartbeat { epoch, .. } => Some(*epoch),
+        _ => None,
+    });
+    (
+        told.expect("a role was told"),
+        sent.expect("a heartbeat was sent"),
+    )
+}
+
+#[test]
+fn the_loop_and_the_other_server_are_told_one_epoch_in_every_state() {
+    let mut b = Bench::new(Role::Backup, false, start(5, 1));
+    b.input(Input::PeerLinkUp);
+    b.run(PING);
+    assert_eq!(b.m.state(), PeerState::Starting);
+    assert_eq!(epochs_shown(&b), (1, 1));
+    // Following a primary active at epoch 3: its history's epoch once
+    // the first record of that epoch arrived.
+    b.run_hearing(PING * 2, PeerState::Active, 3, (5, 1));
+    assert!(!b.m.state().is_serving());
+    assert_eq!(epochs_shown(&b), (1, 1), "no record of epoch 3 yet");
+    b.input(Input::Peer(PeerMessage::Records {
+        records: vec![Record {
+            seq: 6,
+            epoch: 3,
+            event: crate::ledger::Event::Started { at: 1 },
+        }],
+    }));
+    b.run_hearing(PING * 2, PeerState::Active, 3, (6, 3));
+    assert_eq!(b.m.state(), PeerState::Ready);
+    assert_eq!(epochs_shown(&b), (3, 3));
+    // Taking over: its own, higher epoch.
+    b.run(TAKEOVER + PING * 2);
+    assert_eq!(b.m.state(), PeerState::Active);
+    assert_eq!(b.m.epoch(), 4);
+    assert_eq!(epochs_shown(&b), (4, 4));
 }
