@@ -7,92 +7,123 @@
 
 use crate::civil::format_timestamp;
 use crate::ledger::{Event, Record};
-use crate::protocol::line::LineBuilder;
+use crate::protocol::line::LineWriter;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 /// The report-log line for a record (with its newline).
 pub fn format_line(record: &Record) -> String {
-    let (at, word) = match &record.event {
-        Event::Grant(g) if g.roam.is_some() => (g.at, "roam"),
-        Event::Grant(g) => (g.at, "checkout"),
-        Event::RoamExtended(x) => (x.at, "roam_extend"),
-        Event::RoamKey(k) => (k.at, "roam_key"),
-        Event::Adopt(s) => (s.grant.at, "merged"),
-        Event::Release(r) => (r.at, "return"),
-        Event::Denied(d) => (d.at, "denied"),
-        Event::Reread { at, .. } => (*at, "reread"),
-        Event::Started { at } => (*at, "start"),
-        Event::Stopped { at } => (*at, "stop"),
-        Event::Activated { at, .. } => (*at, "activated"),
-    };
-    let line = LineBuilder::new(&format_timestamp(at)).arg(word);
-    let line = match &record.event {
-        Event::Grant(g) => line
-            .field("feature", &g.feature)
-            .field("version", &g.version)
-            .field("pool", &g.pool.version)
-            .field("count", g.count)
-            .field("user", &g.user)
-            .field("host", &g.host)
-            .field("client", &g.client)
-            .field_opt("hostid", g.roam.as_ref().map(|r| &r.hostid))
-            .field("handle", &g.handle)
-            .field_opt("days", g.roam.as_ref().map(|r| r.days))
-            .field_opt("until", g.roam.as_ref().map(|r| format_timestamp(r.until))),
-        Event::RoamExtended(x) => line
-            .field("feature", &x.feature)
-            .field("version", &x.version)
-            .field("count", x.count)
-            .field("user", &x.user)
-            .field("host", &x.host)
-            .field("handle", &x.handle)
-            .field("days", x.days)
-            .field("until", format_timestamp(x.until)),
-        Event::Adopt(s) => line
-            .field("feature", &s.grant.feature)
-            .field("version", &s.grant.version)
-            .field("pool", &s.grant.pool.version)
-            .field("count", s.grant.count)
-            .field("user", &s.grant.user)
-            .field("host", &s.grant.host)
-            .field("client", &s.grant.client)
-            .field_opt("hostid", s.grant.roam.as_ref().map(|r| &r.hostid))
-            .field("handle", &s.grant.handle)
-            .field("lease_left_secs", s.lease_left_ms / 1000)
-            .field_opt(
-                "until",
-                s.grant.roam.as_ref().map(|r| format_timestamp(r.until)),
-            ),
-        Event::Release(r) => line
-            .field("feature", &r.feature)
-            .field("version", &r.version)
-            .field("count", r.count)
-            .field("user", &r.user)
-            .field("host", &r.host)
-            .field("handle", &r.handle)
-            .field("reason", r.reason.as_str())
-            .field("held_secs", r.at.saturating_sub(r.granted_at)),
-        Event::Denied(d) => line
-            .field("feature", &d.feature)
-            .field("version", &d.version)
-            .field("count", d.count)
-            .field("user", &d.user)
-            .field("host", &d.host)
-            .field("code", d.code)
-            .field_opt("rule", d.rule.as_ref())
-            .field_opt("days", d.roam_days),
-        Event::Reread { pools, .. } => line.field("pools", pools),
-        Event::Activated { server, state, .. } => {
-            line.field("server", server).field("state", state)
+    let mut line = String::new();
+    LineFormatter::default().append(record, &mut line);
+    line
+}
+
+/// Formats report lines into a buffer, reusing the timestamp of the last
+/// line (the records of a batch mostly share their second).
+#[derive(Default)]
+pub struct LineFormatter {
+    stamp_secs: Option<u64>,
+    stamp: String,
+}
+
+impl LineFormatter {
+    /// Appends the record's line (with its newline) to `out`.
+    pub fn append(&mut self, record: &Record, out: &mut String) {
+        let (at, word) = match &record.event {
+            Event::Grant(g) if g.roam.is_some() => (g.at, "roam"),
+            Event::Grant(g) => (g.at, "checkout"),
+            Event::RoamExtended(x) => (x.at, "roam_extend"),
+            Event::RoamKey(k) => (k.at, "roam_key"),
+            Event::Adopt(s) => (s.grant.at, "merged"),
+            Event::Release(r) => (r.at, "return"),
+            Event::Denied(d) => (d.at, "denied"),
+            Event::Reread { at, .. } => (*at, "reread"),
+            Event::Started { at } => (*at, "start"),
+            Event::Stopped { at } => (*at, "stop"),
+            Event::Activated { at, .. } => (*at, "activated"),
+        };
+        if self.stamp_secs != Some(at) {
+            self.stamp_secs = Some(at);
+            self.stamp = format_timestamp(at);
         }
-        Event::RoamKey(k) => line.field("key", &k.key_id),
-        Event::Started { .. } | Event::Stopped { .. } => line,
-    };
-    line.field("epoch", record.epoch)
-        .field("seq", record.seq)
-        .finish()
+        let mut line = LineWriter::new(out, &self.stamp);
+        line.arg(word);
+        match &record.event {
+            Event::Grant(g) => {
+                line.field_str("feature", &g.feature)
+                    .field("version", g.version)
+                    .field("pool", g.pool.version)
+                    .field_u64("count", g.count.into())
+                    .field_str("user", &g.user)
+                    .field_str("host", &g.host)
+                    .field_str("client", &g.client)
+                    .field_opt("hostid", g.roam.as_ref().map(|r| &r.hostid))
+                    .field_str("handle", &g.handle)
+                    .field_opt("days", g.roam.as_ref().map(|r| r.days))
+                    .field_opt("until", g.roam.as_ref().map(|r| format_timestamp(r.until)));
+            }
+            Event::RoamExtended(x) => {
+                line.field_str("feature", &x.feature)
+                    .field("version", x.version)
+                    .field("count", x.count)
+                    .field_str("user", &x.user)
+                    .field_str("host", &x.host)
+                    .field_str("handle", &x.handle)
+                    .field("days", x.days)
+                    .field("until", format_timestamp(x.until));
+            }
+            Event::Adopt(s) => {
+                line.field_str("feature", &s.grant.feature)
+                    .field("version", s.grant.version)
+                    .field("pool", s.grant.pool.version)
+                    .field("count", s.grant.count)
+                    .field_str("user", &s.grant.user)
+                    .field_str("host", &s.grant.host)
+                    .field_str("client", &s.grant.client)
+                    .field_opt("hostid", s.grant.roam.as_ref().map(|r| &r.hostid))
+                    .field_str("handle", &s.grant.handle)
+                    .field("lease_left_secs", s.lease_left_ms / 1000)
+                    .field_opt(
+                        "until",
+                        s.grant.roam.as_ref().map(|r| format_timestamp(r.until)),
+                    );
+            }
+            Event::Release(r) => {
+                line.field_str("feature", &r.feature)
+                    .field("version", r.version)
+                    .field_u64("count", r.count.into())
+                    .field_str("user", &r.user)
+                    .field_str("host", &r.host)
+                    .field_str("handle", &r.handle)
+                    .field_str("reason", r.reason.as_str())
+                    .field_u64("held_secs", r.at.saturating_sub(r.granted_at));
+            }
+            Event::Denied(d) => {
+                line.field_str("feature", &d.feature)
+                    .field("version", d.version)
+                    .field("count", d.count)
+                    .field_str("user", &d.user)
+                    .field_str("host", &d.host)
+                    .field("code", d.code)
+                    .field_opt("rule", d.rule.as_ref())
+                    .field_opt("days", d.roam_days);
+            }
+            Event::Reread { pools, .. } => {
+                line.field("pools", pools);
+            }
+            Event::Activated { server, state, .. } => {
+                line.field("server", server).field("state", state);
+            }
+            Event::RoamKey(k) => {
+                line.field("key", &k.key_id);
+            }
+            Event::Started { .. } | Event::Stopped { .. } => {}
+        }
+        line.field_u64("epoch", record.epoch)
+            .field_u64("seq", record.seq);
+        line.finish();
+    }
 }
 
 /// The report log's name in the state directory.
@@ -277,7 +308,7 @@ mod tests {
         let grant = Record {
             seq: 1,
             epoch: 1,
-            event: Event::Grant(Grant {
+            event: Event::Grant(std::sync::Arc::new(Grant {
                 handle: "h1".into(),
                 feature: "cad".into(),
                 version: v("2.0"),
@@ -295,7 +326,7 @@ mod tests {
                 min_hold_ms: 0,
                 at: 1_800_000_000,
                 roam: None,
-            }),
+            })),
         };
         let text = format_line(&grant);
         assert!(text.starts_with("2027-01-15T08:00:00Z checkout "), "{text}");
@@ -356,7 +387,7 @@ mod tests {
         let text = format_line(&Record {
             seq: 4,
             epoch: 1,
-            event: Event::Grant(grant.clone()),
+            event: Event::Grant(grant.clone().into()),
         });
         let l = line::parse(text.trim_end()).unwrap();
         assert_eq!(l.arg(0), Some("roam"));

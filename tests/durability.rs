@@ -328,6 +328,19 @@ fn kill_9_at_random_points_loses_no_seat_a_client_was_told_about() {
     );
 }
 
+/// Where the journal's last entry starts, walking its entries by their
+/// framing.
+fn last_entry_start(journal: &[u8]) -> usize {
+    use floatd::journal::codec;
+    let mut at = codec::check_journal_header(journal).expect("a journal header");
+    let mut last = at;
+    while at < journal.len() {
+        last = at;
+        at += codec::entry_len(&journal[at..]).expect("whole entries");
+    }
+    last
+}
+
 /// Starts a server, checks out `n` seats as ann, and kills it with SIGKILL.
 fn seats_then_kill(site: &Site, args: &[String], log: &str, n: usize) -> Vec<String> {
     let mut server = Floatd::start(args, &site.path(log));
@@ -348,11 +361,7 @@ fn a_torn_or_corrupt_journal_tail_is_cut_and_the_cut_is_logged() {
     // Torn: the last entry lost its end, as in a crash mid-write.
     let handles = seats_then_kill(&site, &args, "first.log", 3);
     let bytes = std::fs::read(&journal).unwrap();
-    let last_start = bytes[..bytes.len() - 1]
-        .iter()
-        .rposition(|&b| b == b'\n')
-        .unwrap()
-        + 1;
+    let last_start = last_entry_start(&bytes);
     let keep = last_start + (bytes.len() - last_start) / 2;
     std::fs::write(&journal, &bytes[..keep]).unwrap();
     let mut server = Floatd::start(&args, &site.path("torn.log"));
@@ -375,14 +384,15 @@ fn a_torn_or_corrupt_journal_tail_is_cut_and_the_cut_is_logged() {
 
     // Corrupt: a byte of the last entry's payload flipped.
     let mut bytes = std::fs::read(&journal).unwrap();
-    let last_start = bytes[..bytes.len() - 1]
-        .iter()
-        .rposition(|&b| b == b'\n')
-        .unwrap()
-        + 1;
-    let entry = String::from_utf8_lossy(&bytes[last_start..]).to_string();
-    assert!(entry.contains(&fresh), "the last entry is the fresh grant");
-    let at = last_start + entry.find("\"feature\"").unwrap() + 2;
+    let last_start = last_entry_start(&bytes);
+    let handle_at = bytes[last_start..]
+        .windows(fresh.len())
+        .position(|w| w == fresh.as_bytes())
+        .expect("the last entry is the fresh grant");
+    // The first byte of the grant's feature name, which follows the
+    // handle and its length byte, inside the payload.
+    let at = last_start + handle_at + fresh.len() + 1;
+    assert_eq!(bytes[at], b'c', "the feature follows the handle");
     bytes[at] ^= 0x20;
     std::fs::write(&journal, &bytes).unwrap();
     let server = Floatd::start(&args, &site.path("corrupt.log"));
@@ -409,9 +419,10 @@ fn a_corrupt_snapshot_stops_the_start_with_an_error_naming_it() {
     assert_eq!(server.wait_exit(PATIENCE), Some(0), "{}", server.log_text());
     let snapshot = site.path("state").join("snapshot");
     let mut bytes = std::fs::read(&snapshot).expect("snapshot written at stop");
-    let text = String::from_utf8_lossy(&bytes).to_string();
-    assert!(text.contains(&handle));
-    let at = text.find(&handle).unwrap();
+    let at = bytes
+        .windows(handle.len())
+        .position(|w| w == handle.as_bytes())
+        .expect("the snapshot holds the seat's handle");
     bytes[at] ^= 0x01;
     std::fs::write(&snapshot, &bytes).unwrap();
 

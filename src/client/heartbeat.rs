@@ -116,7 +116,7 @@ pub(crate) fn renew(sh: &Shared, stop: Option<&AtomicBool>, all: bool) -> Result
                 let reclaim = Request::Reclaim {
                     handle: seat.handle.clone(),
                     feature: seat.feature.clone(),
-                    version: seat.version.clone(),
+                    version: seat.version,
                     count: seat.count,
                 };
                 result = session.call(sh, &reclaim, timeout, &watch);

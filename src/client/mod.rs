@@ -280,7 +280,7 @@ impl Client {
     ) -> Result<Seat, ClientError> {
         let request = Request::Checkout {
             feature: feature.to_string(),
-            version: version.clone(),
+            version: *version,
             count,
             wait: false,
         };
@@ -451,7 +451,7 @@ fn seat_from_fields(
     Ok(Seat {
         handle: handle.to_string(),
         feature: feature.to_string(),
-        version: version.clone(),
+        version: *version,
         count,
         lease: session::lease_of(parsed).unwrap_or(Duration::from_secs(60)),
         pool: parsed.get("pool").unwrap_or("").to_string(),

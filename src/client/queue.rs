@@ -31,7 +31,7 @@ impl Client {
         let deadline = Instant::now() + timeout;
         let request = Request::Checkout {
             feature: feature.to_string(),
-            version: version.clone(),
+            version: *version,
             count,
             wait: true,
         };

@@ -379,7 +379,7 @@ impl Client {
         })?;
         let reply = self.request(&Request::Roam {
             feature: feature.to_string(),
-            version: version.clone(),
+            version: *version,
             count,
             days,
             hostid: hostid.to_string(),

@@ -217,7 +217,7 @@ impl Session {
             let request = Request::Reclaim {
                 handle: seat.handle.clone(),
                 feature: seat.feature.clone(),
-                version: seat.version.clone(),
+                version: seat.version,
                 count: seat.count,
             };
             let addr = conn.addr.clone();

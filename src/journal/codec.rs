@@ -1,76 +1,89 @@
 //! Encoding of journal entries and snapshots: bytes only, no I/O.
 //!
-//! # Journal, format version 2 (version 1 files read as version 2)
+//! # Journal, format version 3 (versions 1 and 2 are read too)
 //!
 //! ```text
-//! floatd-journal 2\n                                  file header (17 bytes)
-//! <len> <sum> <payload>\n                             one entry per record
-//! <len> <sum> <payload>\n
+//! floatd-journal 3\n                                  file header (17 bytes)
+//! 0xB3 <len: u32 LE> <sum: 8 bytes> <payload>        one entry per record
+//! 0xB3 <len: u32 LE> <sum: 8 bytes> <payload>
 //! ...
 //! ```
 //!
-//! - `<len>`: the payload's length in bytes, ASCII decimal, 1 to 7 digits
-//!   (at most [`MAX_RECORD_LEN`]).
-//! - `<sum>`: the first 8 bytes of the SHA-256 of the payload, as 16
-//!   lowercase hex digits.
-//! - `<payload>`: the [`Record`] as compact JSON (`{"seq":..,"epoch":..,
-//!   "event":{"kind":..}}`). JSON escapes control characters inside
-//!   strings, so a payload never holds a newline: every entry is exactly one
-//!   line, and the file reads with `less`, `tail` or `grep`.
+//! - `0xB3`: marks a binary entry (a byte no text entry of versions 1 and
+//!   2 starts with: theirs start with an ASCII digit).
+//! - `<len>`: the payload's length in bytes, 1 to [`MAX_RECORD_LEN`].
+//! - `<sum>`: the first 8 bytes of the SHA-256 of the payload.
+//! - `<payload>`: the [`Record`] in compact binary ([`super::binary`]):
+//!   about a third of the JSON that versions 1 and 2 wrote, and no
+//!   escaping, number formatting or field names to spend time on.
 //!
 //! The length says where an entry must end, so a reader tells a complete
-//! entry (length, checksum and closing newline all agree) from a torn one
-//! (the file ends first) or a corrupt one (anything else). The sequence
-//! number is inside the payload, under the checksum.
+//! entry (length and checksum agree) from a torn one (the file ends first)
+//! or a corrupt one (anything else). The sequence number is inside the
+//! payload, under the checksum.
 //!
-//! One entry stands alone: [`encode_record`] makes exactly the bytes the
-//! journal file holds for a record, and the same bytes go to the standby
-//! over the peer link. The format version is stated once per stream, as
-//! the file's header does: the peer link states [`FORMAT_VERSION`] in its
-//! hello, and both ends refuse a version they do not know.
+//! A journal written by version 1 or 2 holds text entries
+//! (`<len> <sum> <json>\n`, [`super::legacy`]). Recovery rewrites its header
+//! as version 3's (the same length) before new entries follow, so one file
+//! may hold text entries followed by binary ones; a reader takes each entry
+//! by its first byte. An older floatd then refuses the file at start
+//! instead of cutting entries it cannot read.
 //!
-//! Readers ignore JSON fields they do not know, so a later build may add
-//! fields to an event within version 1. A new event kind, or any change an
-//! older build would misread, needs a new [`FORMAT_VERSION`]: an older
-//! build stops at an unknown version instead of cutting entries it cannot
-//! decode.
+//! A record's entry stands alone: [`encode_record`] makes exactly the bytes
+//! the journal file holds for it. A reader ignores bytes after the fields
+//! it knows in a payload, so a later build may add fields to an event
+//! within file format 3.
 //!
-//! # Snapshot, format version 2 (version 1 files read as version 2)
+//! Two versions, because two things can change apart: [`FILE_FORMAT`] is
+//! how the files are encoded (3: binary); [`FORMAT_VERSION`] is what a
+//! record and a snapshot hold (their event kinds and fields, 2 since
+//! roams). The peer link carries records in its own frames and states
+//! [`FORMAT_VERSION`] in its hello, so two servers whose files differ only
+//! in encoding still replicate (a rolling upgrade from a format 2 build
+//! works). A new event kind, or any change an older build would misread,
+//! needs a new [`FORMAT_VERSION`] and a new [`FILE_FORMAT`].
+//!
+//! # Snapshot, format version 3 (versions 1 and 2 are read too)
 //!
 //! ```text
-//! floatd-snapshot 2\n                                 file header (18 bytes)
-//! <len> <sum> <body>\n                                one line
+//! floatd-snapshot 3\n                                 file header (18 bytes)
+//! 0xB3 <len: u64 LE> <sum: 32 bytes> <body>           one frame
 //! ```
 //!
-//! The same framing as a journal entry, except that `<sum>` is the whole
-//! SHA-256 of the body (64 lowercase hex digits) and the length has no
-//! limit but the file's. The body is the [`Snapshot`] as compact JSON.
-//! Nothing may follow the line.
+//! The same framing as a journal entry, except that `<len>` has 8 bytes
+//! and `<sum>` is the whole SHA-256 of the body. The body is the
+//! [`Snapshot`] in compact binary. Nothing may follow the frame.
 
+use super::{binary, legacy};
 use crate::ledger::{Record, Snapshot};
-use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::fmt;
 
-/// The version of the journal, record and snapshot encodings. Version 2
-/// added roams (a grant's `roam`, the `roam_extended` and `roam_key`
-/// events, the `roam_return` and `roam_end` reasons) and what a merge after a split
-/// records (the `adopt` event, the `journal_failed` reason, a snapshot's
-/// `returned`).
+/// The version of what records and snapshots hold: their event kinds and
+/// fields, whatever the encoding. Version 2 added roams (a grant's `roam`,
+/// the `roam_extended` and `roam_key` events, the `roam_return` and
+/// `roam_end` reasons) and what a merge after a split records (the `adopt`
+/// event, the `unconfirmed` reason, a snapshot's `returned`). The peer
+/// link states it in its hello.
 pub const FORMAT_VERSION: u32 = 2;
 
+/// The version of the journal and snapshot files' encoding, in their
+/// headers. Versions 1 and 2 framed JSON as text; version 3 writes binary
+/// entries (same records as version 2).
+pub const FILE_FORMAT: u32 = 3;
+
 /// The first line of a journal file.
-pub const JOURNAL_HEADER: &[u8] = b"floatd-journal 2\n";
+pub const JOURNAL_HEADER: &[u8] = b"floatd-journal 3\n";
 
 /// The first line of a snapshot file.
-pub const SNAPSHOT_HEADER: &[u8] = b"floatd-snapshot 2\n";
+pub const SNAPSHOT_HEADER: &[u8] = b"floatd-snapshot 3\n";
 
-/// The headers of version 1, which lacks only what version 2 added: its
-/// files read as version 2. Recovery rewrites an old journal's header
+/// The headers of versions 1 and 2 (the same length as version 3's): their
+/// files read as version 3. Recovery rewrites an old journal's header
 /// before new records follow it, so a file never claims a version older
 /// than its records.
-pub const JOURNAL_HEADER_V1: &[u8] = b"floatd-journal 1\n";
-const SNAPSHOT_HEADER_V1: &[u8] = b"floatd-snapshot 1\n";
+pub const OLD_JOURNAL_HEADERS: [&[u8]; 2] = [b"floatd-journal 1\n", b"floatd-journal 2\n"];
+const OLD_SNAPSHOT_HEADERS: [&[u8]; 2] = [b"floatd-snapshot 1\n", b"floatd-snapshot 2\n"];
 
 const JOURNAL_MAGIC: &str = "floatd-journal";
 const SNAPSHOT_MAGIC: &str = "floatd-snapshot";
@@ -79,14 +92,14 @@ const SNAPSHOT_MAGIC: &str = "floatd-snapshot";
 /// every string in it comes from a protocol line of at most 4 KiB).
 pub const MAX_RECORD_LEN: usize = 1 << 20;
 
-/// Digits of `<len>` in a journal entry (enough for [`MAX_RECORD_LEN`]).
-const MAX_LEN_DIGITS: usize = 7;
-
-/// Hex digits of an entry's checksum (8 bytes of SHA-256).
-const RECORD_SUM_HEX: usize = 16;
-
-/// Hex digits of a snapshot's checksum (all of SHA-256).
-const SNAPSHOT_SUM_HEX: usize = 64;
+/// The first byte of a binary entry or snapshot frame.
+const BINARY_MARK: u8 = 0xB3;
+/// Mark, length and checksum of a journal entry.
+const ENTRY_HEADER_LEN: usize = 1 + 4 + RECORD_SUM_LEN;
+/// Bytes of SHA-256 kept as an entry's checksum.
+const RECORD_SUM_LEN: usize = 8;
+/// Mark, length and checksum of a snapshot frame.
+const SNAPSHOT_FRAME_HEADER_LEN: usize = 1 + 8 + 32;
 
 /// Why bytes did not decode.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -123,7 +136,7 @@ impl fmt::Display for DecodeError {
             }
             DecodeError::UnknownVersion { magic, found } => write!(
                 f,
-                "{magic} format version {found:?} is not one this build reads (it reads 1 and {FORMAT_VERSION})"
+                "{magic} format version {found:?} is not one this build reads (it reads 1 to {FILE_FORMAT})"
             ),
         }
     }
@@ -135,14 +148,22 @@ impl std::error::Error for DecodeError {}
 
 /// Encodes one record as one journal entry (see the module documentation).
 pub fn encode_record(record: &Record) -> Vec<u8> {
-    let mut out = Vec::with_capacity(320);
+    let mut out = Vec::with_capacity(160);
     encode_record_into(record, &mut out);
     out
 }
 
 /// Appends one record's entry to `out` (no allocation beyond `out`'s growth).
 pub fn encode_record_into(record: &Record, out: &mut Vec<u8>) {
-    encode_framed(record, RECORD_SUM_HEX, out);
+    let start = out.len();
+    out.extend_from_slice(&[0; ENTRY_HEADER_LEN]);
+    binary::put_record(out, record);
+    let len = out.len() - start - ENTRY_HEADER_LEN;
+    let digest = Sha256::digest(&out[start + ENTRY_HEADER_LEN..]);
+    let header = &mut out[start..start + ENTRY_HEADER_LEN];
+    header[0] = BINARY_MARK;
+    header[1..5].copy_from_slice(&(len as u32).to_le_bytes());
+    header[5..].copy_from_slice(&digest[..RECORD_SUM_LEN]);
 }
 
 /// Decodes exactly one entry: `bytes` must hold one whole entry and nothing
@@ -155,45 +176,156 @@ pub fn decode_record(bytes: &[u8]) -> Result<Record, DecodeError> {
     Ok(record)
 }
 
-/// Decodes the entry at the start of `bytes`, returning the record and the
-/// number of bytes it took. [`DecodeError::Incomplete`] means the bytes
-/// seen so far are a valid beginning of an entry: at the end of a file it
-/// marks a torn write; on a stream, wait for more.
+/// Decodes the entry at the start of `bytes` (binary, or text of versions
+/// 1 and 2), returning the record and the number of bytes it took.
+/// [`DecodeError::Incomplete`] means the bytes seen so far are a valid
+/// beginning of an entry: at the end of a file it marks a torn write; on a
+/// stream, wait for more.
 pub fn decode_entry(bytes: &[u8]) -> Result<(Record, usize), DecodeError> {
-    let (payload, used) = split_frame(bytes, RECORD_SUM_HEX, MAX_RECORD_LEN as u64)?;
-    let record =
-        serde_json::from_slice(payload).map_err(|e| DecodeError::Payload(e.to_string()))?;
-    Ok((record, used))
+    match bytes.first() {
+        Some(&BINARY_MARK) => {
+            let (payload, used) = split_entry(bytes)?;
+            let record = binary::read_record(payload).map_err(DecodeError::Payload)?;
+            Ok((record, used))
+        }
+        Some(b) if b.is_ascii_digit() => legacy::decode_entry(bytes, MAX_RECORD_LEN as u64),
+        Some(_) => Err(DecodeError::Malformed("no entry starts with this byte")),
+        None => Err(DecodeError::Incomplete),
+    }
+}
+
+/// The length of the entry at the start of `bytes`, its framing and
+/// checksum checked but its payload not decoded.
+pub fn entry_len(bytes: &[u8]) -> Result<usize, DecodeError> {
+    match bytes.first() {
+        Some(&BINARY_MARK) => split_entry(bytes).map(|(_, used)| used),
+        Some(b) if b.is_ascii_digit() => legacy::entry_len(bytes, MAX_RECORD_LEN as u64),
+        Some(_) => Err(DecodeError::Malformed("no entry starts with this byte")),
+        None => Err(DecodeError::Incomplete),
+    }
+}
+
+/// The last entry of a journal's entries (the bytes after its header),
+/// checking the framing of every entry on the way; `None` without entries.
+pub fn last_record(mut entries: &[u8]) -> Result<Option<Record>, DecodeError> {
+    let mut last = None;
+    while !entries.is_empty() {
+        let used = entry_len(entries)?;
+        last = Some(&entries[..used]);
+        entries = &entries[used..];
+    }
+    last.map(decode_record).transpose()
+}
+
+/// About how many entries `bytes` (a cut journal tail) held: each that
+/// still frames, and one for the rest.
+pub fn entries_estimate(mut bytes: &[u8]) -> u64 {
+    let mut n = 0;
+    while !bytes.is_empty() {
+        n += 1;
+        let next = match bytes.first() {
+            Some(&BINARY_MARK) if bytes.len() >= ENTRY_HEADER_LEN => {
+                let len = u32::from_le_bytes(bytes[1..5].try_into().expect("4 bytes")) as usize;
+                ENTRY_HEADER_LEN + len
+            }
+            Some(b) if b.is_ascii_digit() => match bytes.iter().position(|&b| b == b'\n') {
+                Some(end) => end + 1,
+                None => bytes.len(),
+            },
+            _ => bytes.len(),
+        };
+        bytes = &bytes[next.min(bytes.len())..];
+    }
+    n
+}
+
+/// Splits one binary entry off the front of `bytes`: its payload and size.
+fn split_entry(bytes: &[u8]) -> Result<(&[u8], usize), DecodeError> {
+    if bytes.len() < ENTRY_HEADER_LEN {
+        return Err(DecodeError::Incomplete);
+    }
+    let len = u32::from_le_bytes(bytes[1..5].try_into().expect("4 bytes")) as u64;
+    if len > MAX_RECORD_LEN as u64 {
+        return Err(DecodeError::TooLong {
+            len,
+            max: MAX_RECORD_LEN as u64,
+        });
+    }
+    if len == 0 {
+        return Err(DecodeError::Malformed("empty payload"));
+    }
+    let end = ENTRY_HEADER_LEN + len as usize;
+    if bytes.len() < end {
+        return Err(DecodeError::Incomplete);
+    }
+    let payload = &bytes[ENTRY_HEADER_LEN..end];
+    if Sha256::digest(payload)[..RECORD_SUM_LEN] != bytes[5..ENTRY_HEADER_LEN] {
+        return Err(DecodeError::Checksum);
+    }
+    Ok((payload, end))
 }
 
 // ----- snapshots -------------------------------------------------------
 
-/// Encodes a snapshot as a whole snapshot file (header included). The same
-/// bytes can be sent to a standby.
+/// Encodes a snapshot as a whole snapshot file (header included).
 pub fn encode_snapshot(snapshot: &Snapshot) -> Vec<u8> {
-    let mut out = Vec::with_capacity(SNAPSHOT_HEADER.len() + 128 + snapshot.seats.len() * 320);
+    let header = SNAPSHOT_HEADER.len() + SNAPSHOT_FRAME_HEADER_LEN;
+    let mut out = Vec::with_capacity(header + 64 + snapshot.seats.len() * 160);
     out.extend_from_slice(SNAPSHOT_HEADER);
-    encode_framed(snapshot, SNAPSHOT_SUM_HEX, &mut out);
+    out.extend_from_slice(&[0; SNAPSHOT_FRAME_HEADER_LEN]);
+    binary::put_snapshot(&mut out, snapshot);
+    let len = (out.len() - header) as u64;
+    let digest = Sha256::digest(&out[header..]);
+    let frame = &mut out[SNAPSHOT_HEADER.len()..header];
+    frame[0] = BINARY_MARK;
+    frame[1..9].copy_from_slice(&len.to_le_bytes());
+    frame[9..].copy_from_slice(&digest);
     out
 }
 
 /// Decodes a whole snapshot file. Every failure is an error: a snapshot is
 /// never partly trusted.
 pub fn decode_snapshot(bytes: &[u8]) -> Result<Snapshot, DecodeError> {
-    let start = check_header(bytes, SNAPSHOT_MAGIC, [SNAPSHOT_HEADER, SNAPSHOT_HEADER_V1])?;
+    let read = [
+        SNAPSHOT_HEADER,
+        OLD_SNAPSHOT_HEADERS[0],
+        OLD_SNAPSHOT_HEADERS[1],
+    ];
+    let start = check_header(bytes, SNAPSHOT_MAGIC, &read)?;
     let rest = &bytes[start..];
-    let (body, used) = split_frame(rest, SNAPSHOT_SUM_HEX, rest.len() as u64)?;
-    if used != rest.len() {
+    if !bytes.starts_with(SNAPSHOT_HEADER) {
+        return legacy::decode_snapshot(rest);
+    }
+    if rest.len() < SNAPSHOT_FRAME_HEADER_LEN {
+        return Err(DecodeError::Incomplete);
+    }
+    if rest[0] != BINARY_MARK {
+        return Err(DecodeError::Malformed("no snapshot frame after the header"));
+    }
+    let len = u64::from_le_bytes(rest[1..9].try_into().expect("8 bytes"));
+    let body = &rest[SNAPSHOT_FRAME_HEADER_LEN..];
+    if (body.len() as u64) < len {
+        return Err(DecodeError::Incomplete);
+    }
+    if body.len() as u64 != len {
         return Err(DecodeError::Malformed("bytes follow the snapshot"));
     }
-    serde_json::from_slice(body).map_err(|e| DecodeError::Payload(e.to_string()))
+    if Sha256::digest(body)[..] != rest[9..SNAPSHOT_FRAME_HEADER_LEN] {
+        return Err(DecodeError::Checksum);
+    }
+    binary::read_snapshot(body).map_err(DecodeError::Payload)
 }
 
 // ----- headers ---------------------------------------------------------
 
 /// Checks a journal file's header, returning its length.
 pub fn check_journal_header(bytes: &[u8]) -> Result<usize, DecodeError> {
-    check_header(bytes, JOURNAL_MAGIC, [JOURNAL_HEADER, JOURNAL_HEADER_V1])
+    let read = [
+        JOURNAL_HEADER,
+        OLD_JOURNAL_HEADERS[0],
+        OLD_JOURNAL_HEADERS[1],
+    ];
+    check_header(bytes, JOURNAL_MAGIC, &read)
 }
 
 /// `Ok(header length)` for one of the headers read (this version's or an
@@ -202,7 +334,7 @@ pub fn check_journal_header(bytes: &[u8]) -> Result<usize, DecodeError> {
 fn check_header(
     bytes: &[u8],
     magic: &'static str,
-    read: [&'static [u8]; 2],
+    read: &[&'static [u8]],
 ) -> Result<usize, DecodeError> {
     if let Some(header) = read.iter().find(|h| bytes.starts_with(h)) {
         return Ok(header.len());
@@ -224,131 +356,6 @@ fn check_header(
         }
     }
     Err(DecodeError::NotThisFormat { expected: magic })
-}
-
-// ----- framing ---------------------------------------------------------
-
-const HEX: &[u8; 16] = b"0123456789abcdef";
-
-/// Appends `<len> <sum> <json>\n` for `value`.
-fn encode_framed<T: Serialize>(value: &T, sum_hex: usize, out: &mut Vec<u8>) {
-    let start = out.len();
-    // Records and snapshots hold only strings, numbers and enums (no maps
-    // with non-string keys), which serde_json always serializes.
-    serde_json::to_writer(&mut *out, value).expect("ledger types always serialize to JSON");
-    let payload = &out[start..];
-    let digest = Sha256::digest(payload);
-    // `<len> <sum> `, built on the stack: at most 20 digits, 64 hex digits.
-    let mut prefix = [0u8; 20 + 1 + SNAPSHOT_SUM_HEX + 1];
-    let mut digits = [0u8; 20];
-    let mut n = payload.len();
-    let mut d = digits.len();
-    loop {
-        d -= 1;
-        digits[d] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    let mut at = digits.len() - d;
-    prefix[..at].copy_from_slice(&digits[d..]);
-    prefix[at] = b' ';
-    at += 1;
-    for &b in &digest[..sum_hex / 2] {
-        prefix[at] = HEX[(b >> 4) as usize];
-        prefix[at + 1] = HEX[(b & 15) as usize];
-        at += 2;
-    }
-    prefix[at] = b' ';
-    at += 1;
-    out.splice(start..start, prefix[..at].iter().copied());
-    out.push(b'\n');
-}
-
-/// Splits one `<len> <sum> <payload>\n` frame off the front of `bytes`,
-/// checking length and checksum. Returns the payload and the frame's size.
-fn split_frame(bytes: &[u8], sum_hex: usize, max_len: u64) -> Result<(&[u8], usize), DecodeError> {
-    // <len>
-    let max_digits = if sum_hex == RECORD_SUM_HEX {
-        MAX_LEN_DIGITS
-    } else {
-        20
-    };
-    let digits = bytes
-        .iter()
-        .take(max_digits + 1)
-        .take_while(|b| b.is_ascii_digit())
-        .count();
-    if digits > max_digits {
-        return Err(DecodeError::Malformed("length field too long"));
-    }
-    if digits == bytes.len() {
-        return Err(DecodeError::Incomplete);
-    }
-    if digits == 0 {
-        return Err(DecodeError::Malformed("no length field"));
-    }
-    if bytes[0] == b'0' && digits > 1 {
-        return Err(DecodeError::Malformed("length field has a leading zero"));
-    }
-    if bytes[digits] != b' ' {
-        return Err(DecodeError::Malformed("no space after the length"));
-    }
-    let len: u64 = std::str::from_utf8(&bytes[..digits])
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .ok_or(DecodeError::Malformed("length field out of range"))?;
-    if len > max_len {
-        return Err(DecodeError::TooLong { len, max: max_len });
-    }
-    if len == 0 {
-        return Err(DecodeError::Malformed("empty payload"));
-    }
-    // <sum>
-    let sum_start = digits + 1;
-    let sum_end = sum_start + sum_hex;
-    let seen_sum = &bytes[sum_start..bytes.len().min(sum_end)];
-    if !seen_sum
-        .iter()
-        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
-    {
-        return Err(DecodeError::Malformed("checksum is not lowercase hex"));
-    }
-    if bytes.len() <= sum_end {
-        return Err(DecodeError::Incomplete);
-    }
-    if bytes[sum_end] != b' ' {
-        return Err(DecodeError::Malformed("no space after the checksum"));
-    }
-    // <payload>\n
-    let payload_start = sum_end + 1;
-    let len = len as usize;
-    let payload_end = payload_start + len;
-    if bytes.len() <= payload_end {
-        if bytes[payload_start..].contains(&b'\n') {
-            return Err(DecodeError::Malformed(
-                "a newline inside the payload (its length is wrong)",
-            ));
-        }
-        return Err(DecodeError::Incomplete);
-    }
-    if bytes[payload_end] != b'\n' {
-        return Err(DecodeError::Malformed(
-            "no newline where the payload ends (its length is wrong)",
-        ));
-    }
-    let payload = &bytes[payload_start..payload_end];
-    let digest = Sha256::digest(payload);
-    let sum = &bytes[sum_start..sum_end];
-    let matches = digest[..sum_hex / 2]
-        .iter()
-        .zip(sum.chunks_exact(2))
-        .all(|(&b, hex)| hex[0] == HEX[(b >> 4) as usize] && hex[1] == HEX[(b & 15) as usize]);
-    if !matches {
-        return Err(DecodeError::Checksum);
-    }
-    Ok((payload, payload_end + 1))
 }
 
 #[cfg(test)]
@@ -384,7 +391,7 @@ pub(crate) mod tests {
     pub(crate) fn every_event() -> Vec<Event> {
         let mut events = vec![
             Event::Started { at: 1 },
-            Event::Grant(grant("h1.tag")),
+            Event::Grant(grant("h1.tag").into()),
             Event::Denied(Denial {
                 feature: "cad".into(),
                 version: Version::parse("3").unwrap(),
@@ -436,7 +443,7 @@ pub(crate) mod tests {
         events.push(Event::Stopped { at: u64::MAX });
         // Format version 2: roams.
         events.extend([
-            Event::Grant(Grant {
+            Event::Grant(std::sync::Arc::new(Grant {
                 roam: Some(Box::new(Roam {
                     hostid: "machine:0123456789abcdef".into(),
                     days: 7,
@@ -446,7 +453,7 @@ pub(crate) mod tests {
                 lease_ms: 0,
                 min_hold_ms: 0,
                 ..grant("r1.tag")
-            }),
+            })),
             Event::RoamExtended(Extension {
                 handle: "r1.tag".into(),
                 days: 9,
@@ -498,7 +505,7 @@ pub(crate) mod tests {
             epoch: 3,
             seats: (0..seats)
                 .map(|i| SeatSnapshot {
-                    grant: grant(&format!("h{i}.tag")),
+                    grant: grant(&format!("h{i}.tag")).into(),
                     lease_left_ms: 1000 * i as u64,
                     hold_left_ms: 7,
                     checked_in: i % 2 == 1,
@@ -506,7 +513,7 @@ pub(crate) mod tests {
                 .collect(),
             returned: (0..seats / 2)
                 .map(|i| crate::ledger::Returned {
-                    handle: format!("r{i}.tag"),
+                    handle: format!("r{i}.tag").into(),
                     reason: crate::ledger::Reason::Checkin,
                     left_ms: 100 * i as u64,
                 })
@@ -523,8 +530,7 @@ pub(crate) mod tests {
     fn every_event_kind_round_trips() {
         for record in records(1, every_event().len()) {
             let bytes = encode_record(&record);
-            assert_eq!(bytes.last(), Some(&b'\n'));
-            assert_eq!(bytes.iter().filter(|&&b| b == b'\n').count(), 1, "one line");
+            assert_eq!(bytes[0], BINARY_MARK);
             assert_eq!(decode_record(&bytes).unwrap(), record);
             let (again, used) = decode_entry(&bytes).unwrap();
             assert_eq!((again, used), (record, bytes.len()));
@@ -532,19 +538,25 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn entry_is_readable_text() {
+    fn an_entry_is_framed_as_documented_and_smaller_than_json() {
         let record = Record {
             seq: 42,
             epoch: 1,
-            event: Event::Started { at: 5 },
+            event: Event::Grant(grant("h1.tag").into()),
         };
-        let text = String::from_utf8(encode_record(&record)).unwrap();
-        let json = r#"{"seq":42,"epoch":1,"event":{"kind":"started","at":5}}"#;
-        let sum: String = Sha256::digest(json.as_bytes())[..8]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        assert_eq!(text, format!("{} {sum} {json}\n", json.len()));
+        let bytes = encode_record(&record);
+        let len = u32::from_le_bytes(bytes[1..5].try_into().unwrap()) as usize;
+        assert_eq!(bytes.len(), ENTRY_HEADER_LEN + len);
+        let payload = &bytes[ENTRY_HEADER_LEN..];
+        assert_eq!(bytes[5..13], Sha256::digest(payload)[..8]);
+        assert_eq!(payload[..2], [42, 1], "seq and epoch lead");
+        let json = serde_json::to_vec(&record).unwrap();
+        assert!(
+            bytes.len() * 2 < json.len(),
+            "{} vs {}",
+            bytes.len(),
+            json.len()
+        );
     }
 
     #[test]
@@ -561,6 +573,29 @@ pub(crate) mod tests {
             at += used;
         }
         assert_eq!(at, buf.len());
+        assert_eq!(last_record(&buf).unwrap().as_ref(), rs.last());
+        assert_eq!(entries_estimate(&buf), 3);
+        assert_eq!(last_record(&[]).unwrap(), None);
+    }
+
+    #[test]
+    fn text_and_binary_entries_mix_in_one_journal() {
+        let rs = records(1, 20);
+        let mut buf = Vec::new();
+        for r in &rs[..10] {
+            buf.extend_from_slice(&legacy::encode_record(r));
+        }
+        for r in &rs[10..] {
+            encode_record_into(r, &mut buf);
+        }
+        let mut at = 0;
+        for r in &rs {
+            let (got, used) = decode_entry(&buf[at..]).unwrap();
+            assert_eq!(&got, r);
+            at += used;
+        }
+        assert_eq!(last_record(&buf).unwrap().as_ref(), rs.last());
+        assert_eq!(entries_estimate(&buf), 20);
     }
 
     #[test]
@@ -605,32 +640,25 @@ pub(crate) mod tests {
     #[test]
     fn bad_frames_are_named() {
         assert!(matches!(decode_entry(b"x"), Err(DecodeError::Malformed(_))));
+        let mut too_long = vec![BINARY_MARK];
+        too_long.extend_from_slice(&(MAX_RECORD_LEN as u32 + 1).to_le_bytes());
+        too_long.extend_from_slice(&[0; 8]);
         assert!(matches!(
-            decode_entry(b"99999999 "),
-            Err(DecodeError::Malformed(_))
-        ));
-        assert!(matches!(
-            decode_entry(b"2000000 0123456789abcdef {"),
+            decode_entry(&too_long),
             Err(DecodeError::TooLong { .. })
         ));
+        let mut empty = vec![BINARY_MARK, 0, 0, 0, 0];
+        empty.extend_from_slice(&[0; 8]);
         assert!(matches!(
-            decode_entry(b"05 0123456789abcdef {}"),
-            Err(DecodeError::Malformed(_))
-        ));
-        // A length that runs over a newline is corruption, not a torn tail.
-        assert!(matches!(
-            decode_entry(b"90 0123456789abcdef {}\n12 "),
+            decode_entry(&empty),
             Err(DecodeError::Malformed(_))
         ));
         // A valid frame around a payload that is not a record.
-        let json = b"{\"seq\":1}";
-        let sum: String = Sha256::digest(json)[..8]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        let mut frame = format!("{} {sum} ", json.len()).into_bytes();
-        frame.extend_from_slice(json);
-        frame.push(b'\n');
+        let payload = [7u8, 1, 99];
+        let mut frame = vec![BINARY_MARK];
+        frame.extend_from_slice(&3u32.to_le_bytes());
+        frame.extend_from_slice(&Sha256::digest(payload)[..8]);
+        frame.extend_from_slice(&payload);
         assert!(matches!(decode_entry(&frame), Err(DecodeError::Payload(_))));
     }
 
@@ -662,11 +690,21 @@ pub(crate) mod tests {
 
     #[test]
     fn headers_are_checked() {
-        assert_eq!(check_journal_header(b"floatd-journal 2\nrest"), Ok(17));
-        assert_eq!(check_journal_header(b"floatd-journal 1\nrest"), Ok(17));
+        for version in ["1", "2", "3"] {
+            let header = format!("floatd-journal {version}\nrest");
+            assert_eq!(check_journal_header(header.as_bytes()), Ok(17));
+        }
         assert_eq!(
             check_journal_header(b"floatd-journal 1"),
             Err(DecodeError::Incomplete)
+        );
+        assert_eq!(
+            JOURNAL_HEADER,
+            format!("floatd-journal {FILE_FORMAT}\n").as_bytes()
+        );
+        assert_eq!(
+            SNAPSHOT_HEADER,
+            format!("floatd-snapshot {FILE_FORMAT}\n").as_bytes()
         );
         assert_eq!(JOURNAL_HEADER.len(), 17);
         assert_eq!(SNAPSHOT_HEADER.len(), 18);
@@ -675,28 +713,24 @@ pub(crate) mod tests {
             Err(DecodeError::Incomplete)
         );
         assert_eq!(
-            check_journal_header(b"floatd-journal 3\n"),
+            check_journal_header(b"floatd-journal 4\n"),
             Err(DecodeError::UnknownVersion {
                 magic: "floatd-journal",
-                found: "3".into()
+                found: "4".into()
             })
         );
         assert_eq!(
-            check_journal_header(b"floatd-snapshot 2\n"),
+            check_journal_header(b"floatd-snapshot 3\n"),
             Err(DecodeError::NotThisFormat {
                 expected: "floatd-journal"
             })
         );
         let body = &encode_snapshot(&snapshot(1, 0))[SNAPSHOT_HEADER.len()..];
-        let mut v3 = b"floatd-snapshot 3\n".to_vec();
-        v3.extend_from_slice(body);
+        let mut v4 = b"floatd-snapshot 4\n".to_vec();
+        v4.extend_from_slice(body);
         assert!(matches!(
-            decode_snapshot(&v3),
+            decode_snapshot(&v4),
             Err(DecodeError::UnknownVersion { .. })
         ));
-        // Version 1 snapshots (written before roaming) still read.
-        let mut v1 = SNAPSHOT_HEADER_V1.to_vec();
-        v1.extend_from_slice(body);
-        assert_eq!(decode_snapshot(&v1).unwrap(), snapshot(1, 0));
     }
 }

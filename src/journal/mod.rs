@@ -54,14 +54,16 @@
 //! [`Record`]: crate::ledger::Record
 //! [`Snapshot`]: crate::ledger::Snapshot
 
+pub mod binary;
 pub mod codec;
+pub mod legacy;
 pub mod recover;
 pub mod storage;
 pub mod writer;
 
 pub use codec::{
     decode_entry, decode_record, decode_snapshot, encode_record, encode_record_into,
-    encode_snapshot, DecodeError, FORMAT_VERSION,
+    encode_snapshot, DecodeError, FILE_FORMAT, FORMAT_VERSION,
 };
 pub use recover::{
     load_snapshot, recover, Cut, CutReason, RecoverError, Recovered, JOURNAL_FILE, SNAPSHOT_FILE,

@@ -240,8 +240,11 @@ pub fn recover(dir: &Path) -> Result<Recovered, RecoverError> {
         file.sync_all()
             .map_err(io_error(&path, "fsync the truncated journal"))?;
     }
-    if bytes.starts_with(codec::JOURNAL_HEADER_V1) && keep >= codec::JOURNAL_HEADER.len() as u64 {
-        upgrade_header(&path)?;
+    let old = codec::OLD_JOURNAL_HEADERS
+        .iter()
+        .find(|h| bytes.starts_with(h));
+    if let Some(old) = old.filter(|_| keep >= codec::JOURNAL_HEADER.len() as u64) {
+        upgrade_header(&path, old)?;
     }
     Ok(Recovered {
         snapshot,
@@ -251,10 +254,10 @@ pub fn recover(dir: &Path) -> Result<Recovered, RecoverError> {
     })
 }
 
-/// Rewrites a version 1 journal's header as version 2's (the same length)
-/// before records of version 2 follow it: an older floatd then refuses
-/// the file at start instead of cutting records it cannot read.
-fn upgrade_header(path: &Path) -> Result<(), RecoverError> {
+/// Rewrites an older journal's header (`old`) as this version's (the same
+/// length) before records of this version follow it: an older floatd then
+/// refuses the file at start instead of cutting records it cannot read.
+fn upgrade_header(path: &Path, old: &[u8]) -> Result<(), RecoverError> {
     use std::os::unix::fs::FileExt;
     let file = OpenOptions::new()
         .write(true)
@@ -265,9 +268,10 @@ fn upgrade_header(path: &Path) -> Result<(), RecoverError> {
     file.sync_all()
         .map_err(io_error(path, "fsync the journal's new header"))?;
     log::info!(
-        "{}: journal format 1 upgraded to {}",
+        "{}: journal header {:?} upgraded to format {}",
         path.display(),
-        codec::FORMAT_VERSION
+        String::from_utf8_lossy(old).trim_end(),
+        codec::FILE_FORMAT
     );
     Ok(())
 }
@@ -351,8 +355,6 @@ fn scan_journal(bytes: &[u8], base: u64) -> Result<Scan, ScanError> {
 
 fn cut_at(bytes: &[u8], offset: usize, last_good_seq: Option<u64>, reason: CutReason) -> Cut {
     let tail = &bytes[offset..];
-    let lines = tail.iter().filter(|&&b| b == b'\n').count() as u64;
-    let partial = u64::from(tail.last().is_some_and(|&b| b != b'\n'));
     Cut {
         at_offset: offset as u64,
         bytes_cut: tail.len() as u64,
@@ -360,7 +362,7 @@ fn cut_at(bytes: &[u8], offset: usize, last_good_seq: Option<u64>, reason: CutRe
         entries_lost_estimate: if reason == CutReason::TornHeader {
             0
         } else {
-            lines + partial
+            codec::entries_estimate(tail)
         },
         reason,
     }
@@ -470,7 +472,7 @@ mod tests {
         let prefix = journal_bytes(&rs[..4]);
         let mut bytes = journal_bytes(&rs);
         // A byte inside the payload of the fifth entry.
-        let at = prefix.len() + 40;
+        let at = prefix.len() + 15;
         bytes[at] ^= 0x02;
         write_journal(dir.path(), &bytes);
         let r = recover(dir.path()).unwrap();
@@ -524,29 +526,50 @@ mod tests {
     }
 
     #[test]
-    fn a_version_1_journal_is_read_and_its_header_upgraded() {
-        let dir = tempfile::tempdir().unwrap();
-        let rs = records(1, 12); // every kind version 1 had
-        let mut bytes = journal_bytes(&rs);
-        bytes[..JOURNAL_HEADER.len()].copy_from_slice(codec::JOURNAL_HEADER_V1);
-        write_journal(dir.path(), &bytes);
-        let r = recover(dir.path()).unwrap();
-        assert_eq!((r.records, r.cut), (rs.clone(), None));
-        let on_disk = fs::read(dir.path().join(JOURNAL_FILE)).unwrap();
-        assert_eq!(on_disk, journal_bytes(&rs));
-        // A journal holding only a version 1 header is upgraded too.
-        write_journal(dir.path(), codec::JOURNAL_HEADER_V1);
-        recover(dir.path()).unwrap();
-        assert_eq!(
-            fs::read(dir.path().join(JOURNAL_FILE)).unwrap(),
-            JOURNAL_HEADER
-        );
+    fn older_journals_are_read_their_header_upgraded_and_appended_to() {
+        for old in codec::OLD_JOURNAL_HEADERS {
+            let dir = tempfile::tempdir().unwrap();
+            let rs = records(1, 12); // every kind version 1 had
+            let mut bytes = old.to_vec();
+            for r in &rs {
+                bytes.extend_from_slice(&crate::journal::legacy::encode_record(r));
+            }
+            write_journal(dir.path(), &bytes);
+            let r = recover(dir.path()).unwrap();
+            assert_eq!((r.records, r.cut), (rs.clone(), None));
+            let on_disk = fs::read(dir.path().join(JOURNAL_FILE)).unwrap();
+            assert!(on_disk.starts_with(JOURNAL_HEADER));
+            assert_eq!(on_disk[JOURNAL_HEADER.len()..], bytes[old.len()..]);
+            // New records follow in this version's encoding, and the whole
+            // file reads back.
+            let (wake, _woken) = (Box::new(|| {}), ());
+            let journal = crate::journal::Journal::start(
+                dir.path(),
+                12,
+                crate::journal::Durability::Fsync,
+                wake,
+            )
+            .unwrap();
+            let more = records(13, 8);
+            journal.append(more.clone());
+            journal.close().unwrap();
+            let all = recover(dir.path()).unwrap();
+            assert_eq!(all.records, [rs, more].concat());
+            assert_eq!(all.cut, None);
+            // A journal holding only an old header is upgraded too.
+            write_journal(dir.path(), old);
+            recover(dir.path()).unwrap();
+            assert_eq!(
+                fs::read(dir.path().join(JOURNAL_FILE)).unwrap(),
+                JOURNAL_HEADER
+            );
+        }
     }
 
     #[test]
     fn unknown_journal_version_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
-        let mut bytes = b"floatd-journal 3\n".to_vec();
+        let mut bytes = b"floatd-journal 4\n".to_vec();
         bytes.extend_from_slice(&encode_record(&records(1, 1)[0]));
         write_journal(dir.path(), &bytes);
         let e = recover(dir.path()).unwrap_err();

@@ -172,6 +172,7 @@ impl Journal {
             buf: Vec::with_capacity(64 << 10),
             report,
             report_buf: String::new(),
+            report_lines: report::LineFormatter::default(),
             report_failed: false,
             last_seq,
             pending: 0,
@@ -330,28 +331,22 @@ fn open_journal(dir: &Path, path: &Path, last_seq: u64) -> io::Result<File> {
     if header != JOURNAL_HEADER {
         return Err(bad(&format!(
             "the header is not a version {} journal's",
-            codec::FORMAT_VERSION
+            codec::FILE_FORMAT
         )));
     }
     let header = JOURNAL_HEADER.len() as u64;
     if len == header {
         return Ok(file);
     }
-    // The last entry: the last line, which is at most one entry long.
-    let tail_len = (len - header).min(codec::MAX_RECORD_LEN as u64 + 32);
-    let mut tail = vec![0u8; tail_len as usize];
-    file.seek(SeekFrom::Start(len - tail_len))?;
-    file.read_exact(&mut tail)?;
-    if tail.last() != Some(&b'\n') {
-        return Err(bad("the last entry is incomplete"));
-    }
-    let body = &tail[..tail.len() - 1];
-    let start = body.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-    if start == 0 && tail_len < len - header {
-        return Err(bad("the last line is longer than any entry"));
-    }
-    let record = codec::decode_record(&tail[start..])
-        .map_err(|e| bad(&format!("the last entry is bad: {e}")))?;
+    // Entries are found from the front (a binary entry has no end mark).
+    let mut entries = Vec::with_capacity((len - header) as usize);
+    file.read_to_end(&mut entries)?;
+    let record = match codec::last_record(&entries) {
+        Ok(Some(record)) => record,
+        Ok(None) => return Err(bad("it holds no entry")),
+        Err(codec::DecodeError::Incomplete) => return Err(bad("the last entry is incomplete")),
+        Err(e) => return Err(bad(&format!("an entry is bad: {e}"))),
+    };
     if record.seq != last_seq {
         return Err(bad(&format!(
             "the journal ends at seq {} but the ledger at seq {last_seq}",
@@ -378,6 +373,7 @@ struct Writer {
     report: ReportLog,
     /// Report lines of the batch being gathered.
     report_buf: String,
+    report_lines: report::LineFormatter,
     /// Set after a report write failed (logged once).
     report_failed: bool,
     /// The highest sequence number in the journal, the batch or the last
@@ -475,7 +471,7 @@ impl Writer {
             return;
         }
         codec::encode_record_into(record, &mut self.buf);
-        self.report_buf.push_str(&report::format_line(record));
+        self.report_lines.append(record, &mut self.report_buf);
         self.last_seq = record.seq;
         self.pending += 1;
     }

@@ -8,20 +8,26 @@
 use crate::codes::Code;
 use crate::licence::{PoolKey, Version};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// A name a seat carries (handle, feature, user, host, client id): shared,
+/// never copied, between the seat, its records, its reply and the indexes
+/// that count it.
+pub type Name = Arc<str>;
 
 /// A seat granted to a client.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Grant {
-    pub handle: String,
-    pub feature: String,
+    pub handle: Name,
+    pub feature: Name,
     /// The version the client asked for (the pool's may be newer).
     pub version: Version,
     /// The pool the seat is counted in.
     pub pool: PoolKey,
     pub count: u32,
-    pub user: String,
-    pub host: String,
-    pub client: String,
+    pub user: Name,
+    pub host: Name,
+    pub client: Name,
     /// Lease length: the seat returns this long after the last heartbeat.
     pub lease_ms: u64,
     /// The seat stays out at least this long after the grant (min_checkout).
@@ -104,14 +110,14 @@ impl Reason {
 /// was and for how long.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Return {
-    pub handle: String,
+    pub handle: Name,
     pub reason: Reason,
     pub at: u64,
-    pub feature: String,
+    pub feature: Name,
     pub version: Version,
     pub count: u32,
-    pub user: String,
-    pub host: String,
+    pub user: Name,
+    pub host: Name,
     /// Wall-clock time of the grant.
     pub granted_at: u64,
 }
@@ -119,11 +125,11 @@ pub struct Return {
 /// A checkout that was refused (recorded for the report log only).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Denial {
-    pub feature: String,
+    pub feature: Name,
     pub version: Version,
     pub count: u32,
-    pub user: String,
-    pub host: String,
+    pub user: Name,
+    pub host: Name,
     pub code: Code,
     /// The options-file rule that denied it, as `file:line`, if one did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -148,24 +154,25 @@ pub struct RoamKey {
 /// A roam made longer: it now ends at `until`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Extension {
-    pub handle: String,
+    pub handle: Name,
     /// The days asked for, counted from the day of the extension.
     pub days: u32,
     pub until: u64,
     pub at: u64,
     /// Whose roam, for the report log.
-    pub feature: String,
+    pub feature: Name,
     pub version: Version,
     pub count: u32,
-    pub user: String,
-    pub host: String,
+    pub user: Name,
+    pub host: Name,
 }
 
 /// One change. Seat events change the ledger; the others only go on record.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Event {
-    Grant(Grant),
+    /// Shared with the seat it makes and the reply that announces it.
+    Grant(Arc<Grant>),
     /// A seat the other server of the pair granted while the two were
     /// split, taken over with the lease it had left there.
     Adopt(super::SeatSnapshot),

@@ -11,9 +11,10 @@
 //! - [`Ledger::remove_selected`] is the operator's removal: by handle, by
 //!   seat id, or every seat of a feature held by a user on a host.
 
-use super::{unknown_handle, CheckinOutcome, Grant, Ledger, Now, Reason, Refusal};
+use super::{unknown_handle, CheckinOutcome, Grant, Ledger, Name, Now, Reason, Refusal};
 use crate::codes::Code;
 use sha2::{Digest, Sha256};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Hex digits in a seat id: 48 bits, so ids of the seats out at once
@@ -48,7 +49,7 @@ pub struct SeatHolder<'a> {
 
 impl SeatHolder<'_> {
     fn holds(&self, grant: &Grant) -> bool {
-        grant.client == self.client && grant.user == self.user && grant.host == self.host
+        *grant.client == *self.client && *grant.user == *self.user && *grant.host == *self.host
     }
 }
 
@@ -96,9 +97,11 @@ impl Ledger {
     }
 
     /// The handles of the seats `selector` names (none when nothing matches).
-    fn select(&self, selector: &SeatSelector) -> Vec<String> {
+    fn select(&self, selector: &SeatSelector) -> Vec<Name> {
         match selector {
-            SeatSelector::Seat(key) if self.seats.contains_key(key) => vec![key.clone()],
+            SeatSelector::Seat(key) if self.seats.contains_key(key.as_str()) => {
+                vec![key.as_str().into()]
+            }
             SeatSelector::Seat(key) if looks_like_seat_id(key) => {
                 let key = key.to_ascii_lowercase();
                 self.seats
@@ -113,12 +116,12 @@ impl Ledger {
                 user,
                 host,
             } => {
-                let mut handles: Vec<String> = self
+                let mut handles: Vec<Name> = self
                     .seats
                     .values()
                     .filter(|s| {
                         let g = &s.grant;
-                        &g.feature == feature && &g.user == user && &g.host == host
+                        *g.feature == **feature && *g.user == **user && *g.host == **host
                     })
                     .map(|s| s.grant.handle.clone())
                     .collect();
@@ -134,7 +137,7 @@ impl Ledger {
         &mut self,
         selector: &SeatSelector,
         now: Now,
-    ) -> Result<Vec<Grant>, Refusal> {
+    ) -> Result<Vec<Arc<Grant>>, Refusal> {
         let handles = self.select(selector);
         match (selector, handles.len()) {
             (SeatSelector::Seat(_), 0) => {
@@ -190,7 +193,7 @@ mod tests {
         )
     }
 
-    fn checkout(l: &mut Ledger, client: &str, user: &str, host: &str, now: Now) -> Grant {
+    fn checkout(l: &mut Ledger, client: &str, user: &str, host: &str, now: Now) -> Arc<Grant> {
         let request = CheckoutRequest {
             feature: "cad".into(),
             version: Version::parse("1.0").unwrap(),
@@ -274,14 +277,14 @@ mod tests {
             user: "bob".into(),
             host: "ws2".into(),
         };
-        let mut removed: Vec<String> = l
+        let mut removed: Vec<Name> = l
             .remove_selected(&holder, now)
             .unwrap()
             .into_iter()
-            .map(|g| g.handle)
+            .map(|g| g.handle.clone())
             .collect();
         removed.sort();
-        let mut expected = vec![b.handle, c.handle];
+        let mut expected = vec![b.handle.clone(), c.handle.clone()];
         expected.sort();
         assert_eq!(removed, expected);
         assert_eq!(
@@ -290,7 +293,7 @@ mod tests {
         );
 
         assert_eq!(
-            l.remove_selected(&SeatSelector::Seat(d.handle.clone()), now)
+            l.remove_selected(&SeatSelector::Seat(d.handle.to_string()), now)
                 .unwrap(),
             [d]
         );

@@ -19,9 +19,10 @@
 //! Only seats both sides granted beyond the count can then exceed it, and
 //! only until they are returned or their leases run out.
 
-use super::{Event, Extension, Ledger, Now, Reason, SeatSnapshot};
+use super::{Event, Extension, Ledger, Name, Now, Reason, SeatSnapshot};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Most returns remembered; the oldest are forgotten first.
@@ -31,7 +32,7 @@ const RETURNED_KEPT: usize = 100_000;
 /// returned by request, and a reclaim knows the seat was here.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Returned {
-    pub handle: String,
+    pub handle: Name,
     pub reason: Reason,
     /// How much longer it is remembered (in a snapshot).
     #[serde(default)]
@@ -58,21 +59,22 @@ pub struct MergeOutcome {
     pub kept_returned: usize,
 }
 
-/// Recent returns by request, with when each may be forgotten.
+/// Recent returns by request, with when each may be forgotten. The
+/// handles are the seats' own (shared, not copied).
 #[derive(Default)]
 pub(super) struct ReturnedSeats {
-    by_handle: HashMap<String, (Reason, Instant)>,
-    order: VecDeque<String>,
+    by_handle: HashMap<Name, (Reason, Instant)>,
+    order: VecDeque<Name>,
 }
 
 impl ReturnedSeats {
-    pub fn remember(&mut self, handle: &str, reason: Reason, until: Instant) {
+    pub fn remember(&mut self, handle: &Name, reason: Reason, until: Instant) {
         if self
             .by_handle
-            .insert(handle.to_string(), (reason, until))
+            .insert(Arc::clone(handle), (reason, until))
             .is_none()
         {
-            self.order.push_back(handle.to_string());
+            self.order.push_back(Arc::clone(handle));
         }
         while self.order.len() > RETURNED_KEPT {
             if let Some(old) = self.order.pop_front() {
@@ -95,8 +97,13 @@ impl ReturnedSeats {
             .is_some_and(|(_, until)| *until > now)
     }
 
+    /// Returns remembered (some may have run out, until pruned).
+    pub fn len(&self) -> usize {
+        self.order.len()
+    }
+
     /// Forgets returns whose time is up (oldest first).
-    fn prune(&mut self, now: Instant) {
+    pub fn prune(&mut self, now: Instant) {
         while let Some(front) = self.order.front() {
             match self.by_handle.get(front) {
                 Some((_, until)) if *until > now => break,
@@ -186,7 +193,7 @@ impl Ledger {
             outcome.adopted += 1;
         }
         for r in &merge.returned {
-            let held = self.seats.get(&r.handle).is_some_and(|s| !s.checked_in);
+            let held = self.seats.get(&*r.handle).is_some_and(|s| !s.checked_in);
             if held {
                 self.release(&r.handle, r.reason, now);
                 outcome.returned += 1;
@@ -227,7 +234,7 @@ fn roam_extension(theirs: &SeatSnapshot, now: Now) -> Extension {
         until: roam.until,
         at: now.unix,
         feature: g.feature.clone(),
-        version: g.version.clone(),
+        version: g.version,
         count: g.count,
         user: g.user.clone(),
         host: g.host.clone(),

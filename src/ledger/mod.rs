@@ -19,7 +19,7 @@ pub mod policy;
 mod pools;
 mod roam;
 
-pub use event::{Denial, Event, Extension, Grant, Reason, Record, Return, Roam, RoamKey};
+pub use event::{Denial, Event, Extension, Grant, Name, Reason, Record, Return, Roam, RoamKey};
 pub use handle::{Entropy, HandleClaim, HandleKey, SeededEntropy, HANDLE_ID_BYTES, MAX_HANDLE_LEN};
 pub use holders::{looks_like_seat_id, seat_id, SeatHolder, SeatSelector, SEAT_ID_LEN};
 use merge::ReturnedSeats;
@@ -35,6 +35,7 @@ use pools::PoolState;
 use serde::{Deserialize, Serialize};
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap, HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The two clocks a ledger call needs: the monotonic one measures leases,
@@ -64,9 +65,9 @@ pub struct CheckoutRequest {
     pub feature: String,
     pub version: Version,
     pub count: u32,
-    pub user: String,
-    pub host: String,
-    pub client: String,
+    pub user: Name,
+    pub host: Name,
+    pub client: Name,
     /// Queue (FIFO) for a seat rather than be refused when none is free.
     pub wait: bool,
 }
@@ -93,7 +94,7 @@ impl Refusal {
 /// What became of a checkout.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
-    Granted(Grant),
+    Granted(Arc<Grant>),
     /// Waiting in the feature's queue at this position (1 = next).
     Queued {
         position: usize,
@@ -139,7 +140,7 @@ pub enum CheckinOutcome {
 /// A seat that is out.
 #[derive(Clone, Debug)]
 pub struct Seat {
-    pub grant: Grant,
+    pub grant: Arc<Grant>,
     pool: Option<usize>,
     /// Monotonic time at which the seat was granted or restored here.
     pub since: Instant,
@@ -165,7 +166,7 @@ impl Seat {
 /// have nothing in common.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SeatSnapshot {
-    pub grant: Grant,
+    pub grant: Arc<Grant>,
     pub lease_left_ms: u64,
     pub hold_left_ms: u64,
     pub checked_in: bool,
@@ -210,8 +211,8 @@ struct Waiter {
 /// Seats held per user and per host within one feature, for options rules.
 #[derive(Default)]
 struct FeatureUsage {
-    by_user: HashMap<String, u64>,
-    by_host: HashMap<String, u64>,
+    by_user: HashMap<Name, u64>,
+    by_host: HashMap<Name, u64>,
 }
 
 impl Usage for FeatureUsage {
@@ -223,9 +224,14 @@ impl Usage for FeatureUsage {
     }
 }
 
-fn adjust(map: &mut HashMap<String, u64>, key: &str, delta: i64) {
+fn adjust(map: &mut HashMap<Name, u64>, key: &Name, delta: i64) {
     if delta >= 0 {
-        *map.entry(key.to_string()).or_default() += delta as u64;
+        match map.get_mut(&**key) {
+            Some(v) => *v += delta as u64,
+            None => {
+                map.insert(Arc::clone(key), delta as u64);
+            }
+        }
     } else if let Some(v) = map.get_mut(key) {
         *v = v.saturating_sub(delta.unsigned_abs());
         if *v == 0 {
@@ -240,11 +246,11 @@ pub struct Ledger {
     pool_index: HashMap<PoolKey, usize>,
     /// Pool indexes of each feature, soonest expiry first, then lowest version.
     by_feature: HashMap<String, Vec<usize>>,
-    seats: HashMap<String, Seat>,
+    seats: HashMap<Name, Seat>,
     /// Return deadlines; entries go stale when leases are renewed and are
     /// re-filed when they come up (one entry a seat at any time).
-    deadlines: BinaryHeap<Reverse<(Instant, String)>>,
-    usage: HashMap<String, FeatureUsage>,
+    deadlines: BinaryHeap<Reverse<(Instant, Name)>>,
+    usage: HashMap<Name, FeatureUsage>,
     /// Checkouts held and waiting per client, against its limit.
     per_client: per_client::PerClient,
     queues: HashMap<String, VecDeque<Waiter>>,
@@ -270,7 +276,7 @@ pub struct Ledger {
     /// The last seat-changing record made since [`Ledger::take_change`].
     changed: Option<u64>,
     /// Roams by their end (wall clock, Unix seconds), then handle.
-    roam_ends: BTreeSet<(u64, String)>,
+    roam_ends: BTreeSet<(u64, Name)>,
     /// Seats out roaming, per feature.
     roaming: HashMap<String, u64>,
     /// Seconds in a roam day: 86,400, shorter only in tests.
@@ -376,7 +382,7 @@ impl Ledger {
     /// their pool if a later reread restores it. Queues are then served.
     pub fn set_pools(&mut self, pools: Vec<Pool>, orphans: Orphans, now: Now) {
         self.index_pools(pools);
-        let gone: Vec<String> = self
+        let gone: Vec<Name> = self
             .seats
             .iter()
             .filter(|(_, s)| !self.pool_index.contains_key(&s.grant.pool))
@@ -406,7 +412,7 @@ impl Ledger {
         for (i, p) in self.pools.iter().enumerate() {
             self.pool_index.insert(p.pool.key.clone(), i);
             self.by_feature
-                .entry(p.pool.key.feature.clone())
+                .entry(p.pool.key.feature.to_string())
                 .or_default()
                 .push(i);
         }
@@ -513,7 +519,8 @@ impl Ledger {
             seat.checked_in = true;
             let left = seat.hold_until - now.mono;
             let returns = seat.hold_until;
-            self.deadlines.push(Reverse((returns, handle.to_string())));
+            let handle = Arc::clone(&seat.grant.handle);
+            self.deadlines.push(Reverse((returns, handle)));
             return Ok(CheckinOutcome::HeldFor(left));
         }
         self.release(handle, Reason::Checkin, now);
@@ -523,7 +530,12 @@ impl Ledger {
     /// Takes a seat back at once, min_checkout notwithstanding: an operator
     /// removing it (`Reason::Removed`) or a server being decommissioned
     /// (`Reason::Shutdown`).
-    pub fn remove(&mut self, handle: &str, reason: Reason, now: Now) -> Result<Grant, Refusal> {
+    pub fn remove(
+        &mut self,
+        handle: &str,
+        reason: Reason,
+        now: Now,
+    ) -> Result<Arc<Grant>, Refusal> {
         let grant = match self.seats.get(handle) {
             Some(seat) => seat.grant.clone(),
             None => return Err(unknown_handle()),
@@ -541,7 +553,7 @@ impl Ledger {
                 return Outcome::Denied(roam::not_a_lease());
             }
             let g = &seat.grant;
-            let same = g.feature == request.feature
+            let same = *g.feature == *request.feature
                 && g.version == request.version
                 && g.count == request.count
                 && g.user == request.user
@@ -670,13 +682,14 @@ impl Ledger {
         self.next_seq = record.seq + 1;
         self.last_epoch = record.epoch;
         match &record.event {
-            Event::Grant(grant) => self.add_seat(grant.clone(), now),
+            Event::Grant(grant) => self.add_seat(Arc::clone(grant), now),
             Event::RoamExtended(ext) => self.apply_extension(ext),
             Event::RoamKey(key) => self.roam_key = Some(key.clone()),
             Event::Adopt(seat) => self.adopt_seat(seat, now),
             Event::Release(ret) => {
                 self.drop_seat(&ret.handle);
                 let keep = (self.lease * 2).max(Duration::from_secs(60));
+                self.returned.prune(now.mono);
                 self.returned
                     .remember(&ret.handle, ret.reason, now.mono + keep);
             }
@@ -700,7 +713,7 @@ impl Ledger {
         std::mem::take(&mut self.woken)
     }
 
-    fn add_seat(&mut self, grant: Grant, now: Now) {
+    fn add_seat(&mut self, grant: Arc<Grant>, now: Now) {
         let pool = self.pool_index.get(&grant.pool).copied();
         if let Some(i) = pool {
             let p = &mut self.pools[i];
@@ -713,7 +726,7 @@ impl Ledger {
                 grant.pool
             );
         }
-        let usage = self.usage.entry(grant.feature.clone()).or_default();
+        let usage = self.usage.entry(Arc::clone(&grant.feature)).or_default();
         adjust(&mut usage.by_user, &grant.user, grant.count as i64);
         adjust(&mut usage.by_host, &grant.host, grant.count as i64);
         self.per_client.held(&grant);
@@ -758,19 +771,21 @@ impl Ledger {
         };
         let g = &seat.grant;
         let ret = Return {
-            handle: handle.to_string(),
+            handle: Arc::clone(&g.handle),
             reason,
             at: now.unix,
-            feature: g.feature.clone(),
-            version: g.version.clone(),
+            feature: Arc::clone(&g.feature),
+            version: g.version,
             count: g.count,
-            user: g.user.clone(),
-            host: g.host.clone(),
+            user: Arc::clone(&g.user),
+            host: Arc::clone(&g.host),
             granted_at: g.at,
         };
-        let feature = ret.feature.clone();
+        let feature = Arc::clone(&ret.feature);
         self.commit(Event::Release(ret), now);
-        self.serve_queue(&feature, now);
+        if !self.queues.is_empty() {
+            self.serve_queue(&feature, now);
+        }
     }
 
     fn record_denial(
@@ -782,11 +797,11 @@ impl Ledger {
     ) {
         self.commit(
             Event::Denied(Denial {
-                feature: request.feature.clone(),
-                version: request.version.clone(),
+                feature: request.feature.as_str().into(),
+                version: request.version,
                 count: request.count,
-                user: request.user.clone(),
-                host: request.host.clone(),
+                user: Arc::clone(&request.user),
+                host: Arc::clone(&request.host),
                 code: refusal.code,
                 rule: refusal.rule.clone(),
                 at: now.unix,
@@ -842,7 +857,7 @@ impl Ledger {
         rules: GrantRules,
         roam: Option<&Roam>,
         now: Now,
-    ) -> Result<Grant, Refusal> {
+    ) -> Result<Arc<Grant>, Refusal> {
         let feature = &request.feature;
         let Some(all) = self.by_feature.get(feature) else {
             return Err(Refusal::new(
@@ -894,7 +909,7 @@ impl Ledger {
             host: &request.host,
         };
         let empty = FeatureUsage::default();
-        let usage = self.usage.get(feature).unwrap_or(&empty);
+        let usage = self.usage.get(feature.as_str()).unwrap_or(&empty);
         if rules != GrantRules::Reclaim {
             self.options
                 .admit(feature, who, request.count, usage)
@@ -959,7 +974,7 @@ impl Ledger {
         }
         let Some(pool) = chosen else {
             if blocked_by_reservation {
-                let usage = self.usage.get(feature).unwrap_or(&empty);
+                let usage = self.usage.get(feature.as_str()).unwrap_or(&empty);
                 let rule = self.options.reserving_rule(feature, who, usage);
                 let cited = rule.as_ref().map(|r| format!(" ({r})")).unwrap_or_default();
                 return Err(Refusal {
@@ -980,36 +995,38 @@ impl Ledger {
             return Err(Refusal::new(Code::NoSeats, message));
         };
         let pool_state = &self.pools[pool];
-        let version = request.version.to_string();
-        let handle = match reuse_handle {
-            Some(h) => h.to_string(),
+        let handle: Name = match reuse_handle {
+            Some(h) => h.into(),
             None => {
                 let mut id = [0u8; HANDLE_ID_BYTES];
                 self.entropy.fill(&mut id).map_err(|e| {
                     Refusal::new(Code::Internal, format!("no randomness for a handle: {e}"))
                 })?;
-                self.handle_key.issue(
-                    id,
-                    &HandleClaim {
-                        feature,
-                        version: &version,
-                        count: request.count,
-                        user: &request.user,
-                        host: &request.host,
-                        client: &request.client,
-                    },
-                )
+                let version = request.version.to_string();
+                self.handle_key
+                    .issue(
+                        id,
+                        &HandleClaim {
+                            feature,
+                            version: &version,
+                            count: request.count,
+                            user: &request.user,
+                            host: &request.host,
+                            client: &request.client,
+                        },
+                    )
+                    .into()
             }
         };
-        let grant = Grant {
+        let grant = Arc::new(Grant {
             handle,
-            feature: feature.clone(),
-            version: request.version.clone(),
+            feature: Arc::clone(&pool_state.pool.key.feature),
+            version: request.version,
             pool: pool_state.pool.key.clone(),
             count: request.count,
-            user: request.user.clone(),
-            host: request.host.clone(),
-            client: request.client.clone(),
+            user: Arc::clone(&request.user),
+            host: Arc::clone(&request.host),
+            client: Arc::clone(&request.client),
             lease_ms: match roam {
                 Some(_) => 0,
                 None => self.lease.as_millis() as u64,
@@ -1020,8 +1037,8 @@ impl Ledger {
             },
             at: now.unix,
             roam: roam.cloned().map(Box::new),
-        };
-        self.commit(Event::Grant(grant.clone()), now);
+        });
+        self.commit(Event::Grant(Arc::clone(&grant)), now);
         Ok(grant)
     }
 
@@ -1030,7 +1047,7 @@ impl Ledger {
     /// have used (`Options::may_overtake`).
     fn may_overtake(&self, request: &CheckoutRequest, needed: u64) -> bool {
         let empty = FeatureUsage::default();
-        let usage = self.usage.get(&request.feature).unwrap_or(&empty);
+        let usage = self.usage.get(request.feature.as_str()).unwrap_or(&empty);
         let waiters = self.queues.get(&request.feature).into_iter().flatten();
         self.options.may_overtake(
             &request.feature,
@@ -1060,6 +1077,11 @@ impl Ledger {
 
     pub fn seat_count(&self) -> usize {
         self.seats.len()
+    }
+
+    /// Items a snapshot would hold: seats and returns remembered.
+    pub fn snapshot_items(&self) -> u64 {
+        (self.seats.len() + self.returned.len()) as u64
     }
 
     pub fn pools(&self) -> impl Iterator<Item = PoolView<'_>> {

@@ -8,18 +8,19 @@
 //! whatever their seat count: that is what costs; counted pools bound the
 //! seats themselves.
 
-use super::{CheckoutRequest, Grant, Refusal};
+use super::{CheckoutRequest, Grant, Name, Refusal};
 use crate::codes::Code;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// The default limit (`max_checkouts_per_client`).
 pub const DEFAULT_LIMIT: u64 = 1000;
 
-/// Who a checkout belongs to.
-type ClientKey = (String, String, String);
+/// Who a checkout belongs to (the names are shared, never copied).
+type ClientKey = (Name, Name, Name);
 
-fn key(client: &str, user: &str, host: &str) -> ClientKey {
-    (client.to_string(), user.to_string(), host.to_string())
+fn key(client: &Name, user: &Name, host: &Name) -> ClientKey {
+    (Arc::clone(client), Arc::clone(user), Arc::clone(host))
 }
 
 /// Checkouts held and waiting, per client.
@@ -137,9 +138,9 @@ mod tests {
     fn grant(client: &str) -> Grant {
         let r = request(client);
         Grant {
-            handle: String::new(),
-            feature: r.feature,
-            version: r.version.clone(),
+            handle: "".into(),
+            feature: r.feature.into(),
+            version: r.version,
             pool: crate::licence::PoolKey {
                 feature: "viewer".into(),
                 version: r.version,

@@ -23,6 +23,7 @@ use super::policy::{PolicyDenial, Requester};
 use super::{unknown_handle, CheckoutRequest, Event, Gate, GrantRules, Ledger, Now, Refusal};
 use crate::codes::Code;
 use crate::licence::{Expiry, Version};
+use std::sync::Arc;
 
 /// Seconds in a day of the calendar roams follow.
 pub const DAY_SECS: u64 = 86_400;
@@ -71,7 +72,7 @@ impl Ledger {
 
     /// Grants a roam, or refuses it with a stable code (and records the
     /// refusal for the report log).
-    pub fn roam(&mut self, request: &RoamRequest, now: Now) -> Result<Grant, Refusal> {
+    pub fn roam(&mut self, request: &RoamRequest, now: Now) -> Result<Arc<Grant>, Refusal> {
         if let Gate::Closed(refusal) | Gate::ReclaimOnly(refusal) = &self.gate {
             return Err(refusal.clone());
         }
@@ -93,7 +94,12 @@ impl Ledger {
     /// a new roam of that length (its seats are out already, so only the
     /// length and who may roam are checked again). A roam already lasting
     /// longer is left as it is. Returns the roam's grant as it now stands.
-    pub fn extend_roam(&mut self, handle: &str, days: u32, now: Now) -> Result<Grant, Refusal> {
+    pub fn extend_roam(
+        &mut self,
+        handle: &str,
+        days: u32,
+        now: Now,
+    ) -> Result<Arc<Grant>, Refusal> {
         if let Gate::Closed(refusal) | Gate::ReclaimOnly(refusal) = &self.gate {
             return Err(refusal.clone());
         }
@@ -134,12 +140,12 @@ impl Ledger {
         }
         self.commit(
             Event::RoamExtended(Extension {
-                handle: handle.to_string(),
+                handle: Arc::clone(&grant.handle),
                 days,
                 until,
                 at: now.unix,
                 feature: grant.feature.clone(),
-                version: grant.version.clone(),
+                version: grant.version,
                 count: grant.count,
                 user: grant.user.clone(),
                 host: grant.host.clone(),
@@ -150,7 +156,7 @@ impl Ledger {
     }
 
     /// A roam handed back early: its seats return at once.
-    pub fn return_roam(&mut self, handle: &str, now: Now) -> Result<Grant, Refusal> {
+    pub fn return_roam(&mut self, handle: &str, now: Now) -> Result<Arc<Grant>, Refusal> {
         let seat = self.seats.get(handle).ok_or_else(unknown_handle)?;
         if seat.grant.roam.is_none() {
             return Err(not_a_roam());
@@ -174,7 +180,7 @@ impl Ledger {
     pub fn roams(&self) -> impl Iterator<Item = &Grant> {
         self.roam_ends
             .iter()
-            .filter_map(|(_, handle)| self.seats.get(handle).map(|s| &s.grant))
+            .filter_map(|(_, handle)| self.seats.get(handle).map(|s| &*s.grant))
     }
 
     /// Returns every roam whose end has come by the wall clock.
@@ -294,7 +300,7 @@ impl Ledger {
         let mut roams: Vec<(u32, u64)> = self
             .roam_ends
             .iter()
-            .filter(|(_, handle)| Some(handle.as_str()) != except)
+            .filter(|(_, handle)| Some(&**handle) != except)
             .filter_map(|(_, handle)| self.seats.get(handle))
             .filter(|s| s.pool == Some(pool))
             .filter_map(|s| {
@@ -317,7 +323,7 @@ impl Ledger {
             return false;
         };
         self.roam_ends.insert((roam.until, grant.handle.clone()));
-        *self.roaming.entry(grant.feature.clone()).or_default() += grant.count as u64;
+        *self.roaming.entry(grant.feature.to_string()).or_default() += grant.count as u64;
         true
     }
 
@@ -327,10 +333,10 @@ impl Ledger {
             return;
         };
         self.roam_ends.remove(&(roam.until, grant.handle.clone()));
-        if let Some(n) = self.roaming.get_mut(&grant.feature) {
+        if let Some(n) = self.roaming.get_mut(&*grant.feature) {
             *n = n.saturating_sub(grant.count as u64);
             if *n == 0 {
-                self.roaming.remove(&grant.feature);
+                self.roaming.remove(&*grant.feature);
             }
         }
     }
@@ -339,7 +345,7 @@ impl Ledger {
         let Some(seat) = self.seats.get_mut(&ext.handle) else {
             return;
         };
-        let Some(roam) = seat.grant.roam.as_mut() else {
+        let Some(roam) = Arc::make_mut(&mut seat.grant).roam.as_mut() else {
             return;
         };
         self.roam_ends.remove(&(roam.until, ext.handle.clone()));

@@ -60,8 +60,8 @@ fn checkout(user: &str, count: u32) -> CheckoutRequest {
         version: Version::parse("1").unwrap(),
         count,
         user: user.into(),
-        host: format!("{user}-ws"),
-        client: format!("{user}-c"),
+        host: format!("{user}-ws").into(),
+        client: format!("{user}-c").into(),
         wait: false,
     }
 }
@@ -74,7 +74,7 @@ fn ask(user: &str, count: u32, days: u32) -> RoamRequest {
     }
 }
 
-fn code(r: Result<Grant, Refusal>) -> Code {
+fn code(r: Result<std::sync::Arc<Grant>, Refusal>) -> Code {
     r.expect_err("refused").code
 }
 
@@ -253,7 +253,7 @@ fn an_extension_moves_the_end_within_the_limits() {
     // Two days on, seven more days from then.
     let then = later(now, 2 * DAY_SECS);
     let longer = l.extend_roam(&g.handle, 7, then).unwrap();
-    let roam = longer.roam.unwrap();
+    let roam = longer.roam.clone().unwrap();
     assert_eq!(roam.until, MIDNIGHT_AFTER_T0 + 9 * DAY_SECS);
     assert_eq!((roam.days, roam.from), (7, T0));
     assert!(matches!(
@@ -265,7 +265,7 @@ fn an_extension_moves_the_end_within_the_limits() {
     ));
     // Asking for less than it has changes nothing and records nothing.
     let same = l.extend_roam(&g.handle, 1, then).unwrap();
-    assert_eq!(same.roam.unwrap().until, roam.until);
+    assert_eq!(same.roam.clone().unwrap().until, roam.until);
     assert!(l.take_records().is_empty());
     assert_eq!(code(l.extend_roam(&g.handle, 8, then)), Code::RoamTooLong);
     // It now ends at the new end, not the old one.
@@ -350,7 +350,7 @@ fn replay_snapshot_and_takeover_keep_roams_exactly() {
         .roams()
         .map(|g| g.roam.as_ref().unwrap().until)
         .collect();
-    let b_until = b.roam.unwrap().until;
+    let b_until = b.roam.clone().unwrap().until;
     assert_eq!(ends, [b_until, MIDNIGHT_AFTER_T0 + 9 * DAY_SECS]);
     // Days later, with no heartbeat anywhere, b's roam ends first.
     restored.expire_due(later(now, b_until - T0));
@@ -379,7 +379,7 @@ fn a_merge_after_a_split_keeps_roams_and_their_later_ends() {
         (merged.adopted, merged.extended, merged.returned),
         (1, 1, 1)
     );
-    let ends: Vec<(String, u64)> = a
+    let ends: Vec<(crate::ledger::Name, u64)> = a
         .roams()
         .map(|g| (g.handle.clone(), g.roam.as_ref().unwrap().until))
         .collect();

@@ -30,8 +30,8 @@ fn req(feature: &str, user: &str) -> CheckoutRequest {
         version: Version::parse("1.0").unwrap(),
         count: 1,
         user: user.into(),
-        host: format!("{user}-host"),
-        client: format!("{user}-client"),
+        host: format!("{user}-host").into(),
+        client: format!("{user}-client").into(),
         wait: false,
     }
 }
@@ -43,7 +43,7 @@ fn at(base: Now, secs: u64) -> Now {
     }
 }
 
-fn granted(outcome: Outcome) -> Grant {
+fn granted(outcome: Outcome) -> std::sync::Arc<Grant> {
     match outcome {
         Outcome::Granted(g) => g,
         other => panic!("expected a grant, got {other:?}"),
@@ -59,7 +59,7 @@ fn denied(outcome: Outcome) -> Code {
 
 fn used(l: &Ledger, feature: &str) -> u64 {
     l.pools()
-        .filter(|p| p.pool.key.feature == feature)
+        .filter(|p| &*p.pool.key.feature == feature)
         .map(|p| p.used)
         .sum()
 }

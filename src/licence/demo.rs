@@ -105,7 +105,7 @@ mod tests {
         );
         assert_eq!(primary.port, Some(27000));
         assert_eq!(primary.expiring.len(), 1);
-        assert_eq!(primary.expiring[0].0.feature, "plotter");
+        assert_eq!(&*primary.expiring[0].0.feature, "plotter");
         assert_eq!(primary.expiring[0].1, 10);
         let backup = load_demo(&nobody, Side::Backup, today).unwrap();
         assert_eq!(backup.port, Some(27001));

@@ -7,12 +7,18 @@ use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
 use std::fmt;
 
+/// Most dot-separated parts a version has.
+const MAX_VERSION_PARTS: usize = 8;
+
 /// A feature version such as `2.0` or `10.1.3`, compared numerically part
-/// by part, with trailing zero parts ignored (`2` == `2.0`).
-#[derive(Clone, Debug, Serialize, Deserialize)]
+/// by part, with trailing zero parts ignored (`2` == `2.0`). Held inline
+/// (no allocation), so copying one is free: a grant, its record and its
+/// reply each carry the version asked for.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Version {
-    parts: Vec<u32>,
+    parts: [u32; MAX_VERSION_PARTS],
+    len: u8,
 }
 
 impl Version {
@@ -21,7 +27,10 @@ impl Version {
         if text.is_empty() {
             return Err("empty version".into());
         }
-        let mut parts = Vec::new();
+        let mut v = Version {
+            parts: [0; MAX_VERSION_PARTS],
+            len: 0,
+        };
         for part in text.split('.') {
             if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(format!("version {text:?} is not dot-separated numbers"));
@@ -29,23 +38,30 @@ impl Version {
             let n: u32 = part
                 .parse()
                 .map_err(|_| format!("version part {part:?} is too large"))?;
-            parts.push(n);
+            if v.len as usize == MAX_VERSION_PARTS {
+                return Err(format!("version {text:?} has more than 8 parts"));
+            }
+            v.parts[v.len as usize] = n;
+            v.len += 1;
         }
-        if parts.len() > 8 {
-            return Err(format!("version {text:?} has more than 8 parts"));
+        while v.len > 1 && v.parts[v.len as usize - 1] == 0 {
+            v.len -= 1;
         }
-        while parts.len() > 1 && parts.last() == Some(&0) {
-            parts.pop();
-        }
-        Ok(Version { parts })
+        Ok(v)
+    }
+
+    /// The parts as written (trailing zeros after the first dropped).
+    pub fn parts(&self) -> &[u32] {
+        &self.parts[..self.len as usize]
     }
 
     fn significant(&self) -> &[u32] {
-        let mut end = self.parts.len();
-        while end > 0 && self.parts[end - 1] == 0 {
+        let parts = self.parts();
+        let mut end = parts.len();
+        while end > 0 && parts[end - 1] == 0 {
             end -= 1;
         }
-        &self.parts[..end]
+        &parts[..end]
     }
 }
 
@@ -73,14 +89,15 @@ impl PartialOrd for Version {
 
 impl fmt::Display for Version {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut parts = self.parts.iter();
-        if let Some(first) = parts.next() {
+        let parts = self.parts();
+        let mut iter = parts.iter();
+        if let Some(first) = iter.next() {
             write!(f, "{first}")?;
         }
-        if self.parts.len() == 1 {
+        if parts.len() == 1 {
             return write!(f, ".0");
         }
-        for p in parts {
+        for p in iter {
             write!(f, ".{p}")?;
         }
         Ok(())
@@ -224,7 +241,8 @@ impl fmt::Display for Count {
 /// from any number of files add their counts.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct PoolKey {
-    pub feature: String,
+    /// Shared with every grant of the pool.
+    pub feature: std::sync::Arc<str>,
     pub version: Version,
     pub expiry: Expiry,
     pub share: Share,

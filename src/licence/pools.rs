@@ -239,8 +239,8 @@ pub(crate) fn serve(
                 }
             }
             let key = PoolKey {
-                feature: feature.name.clone(),
-                version: feature.version.clone(),
+                feature: feature.name.as_str().into(),
+                version: feature.version,
                 expiry: feature.expiry,
                 share: feature.share,
             };
@@ -640,16 +640,12 @@ mod tests {
             ],
         );
         let served = load(&[a], Side::Primary).unwrap();
-        let names: Vec<&str> = served
-            .pools
-            .iter()
-            .map(|p| p.key.feature.as_str())
-            .collect();
+        let names: Vec<&str> = served.pools.iter().map(|p| &*p.key.feature).collect();
         assert_eq!(names, ["lastday", "later", "soon"]);
         let expiring: Vec<(String, i64)> = served
             .expiring
             .iter()
-            .map(|(k, d)| (k.feature.clone(), *d))
+            .map(|(k, d)| (k.feature.to_string(), *d))
             .collect();
         assert_eq!(
             expiring,
@@ -788,11 +784,7 @@ mod tests {
             Side::Primary,
         )
         .unwrap();
-        let names: Vec<&str> = served
-            .pools
-            .iter()
-            .map(|p| p.key.feature.as_str())
-            .collect();
+        let names: Vec<&str> = served.pools.iter().map(|p| &*p.key.feature).collect();
         assert_eq!(names, ["cad"]);
         let problems = served.problems.join("\n");
         let foreign_id = crate::licence::keys::key_id(&foreign.verifying_key());

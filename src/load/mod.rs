@@ -71,6 +71,10 @@ pub struct Report {
     pub server_pid: Option<u32>,
     /// The server's memory just before the end (clients still connected).
     pub server_memory: Option<Memory>,
+    /// The server's CPU time (user and system, every thread) over the run,
+    /// divided by the requests answered OK: µs per request. For the
+    /// checkout-checkin mix a pair costs twice this.
+    pub server_cpu_us_per_op: Option<f64>,
     pub failover: Option<FailoverReport>,
 }
 
@@ -178,6 +182,7 @@ pub fn run(opts: Options) -> Report {
         .server_pid
         .or_else(|| procfs::listener_pid(&opts.servers[0]));
 
+    let cpu_before = server_pid.and_then(procfs::cpu_secs);
     let opts = Arc::new(opts);
     let shared = Arc::new(Shared::default());
     let (tx, rx) = crossbeam_channel::unbounded();
@@ -307,6 +312,10 @@ pub fn run(opts: Options) -> Report {
         }
     }
     let elapsed = opts.duration.as_secs_f64().max(1e-9);
+    let cpu_used = cpu_before.zip(server_pid.and_then(procfs::cpu_secs));
+    let server_cpu_us_per_op = cpu_used
+        .filter(|_| total.ops > 0 && !opts.failover_mode())
+        .map(|(before, after)| ((after - before) * 1e6 / total.ops as f64 * 100.0).round() / 100.0);
     let failover_report = opts.failover_mode().then(|| {
         let mut f = kill.unwrap_or_default();
         let mut gaps: Vec<f64> = failover
@@ -355,6 +364,7 @@ pub fn run(opts: Options) -> Report {
         redirects: failover.redirects,
         server_pid,
         server_memory: memory,
+        server_cpu_us_per_op,
         failover: failover_report,
     }
 }
@@ -471,6 +481,14 @@ pub fn render(r: &Report) -> String {
             None => {
                 let _ = writeln!(s, "server      pid {pid}: memory not readable");
             }
+        }
+        if let Some(us) = r.server_cpu_us_per_op {
+            let pair = if r.mix == "checkout-checkin" {
+                format!(" ({:.2} µs per checkout+checkin pair)", us * 2.0)
+            } else {
+                String::new()
+            };
+            let _ = writeln!(s, "            CPU {us:.2} µs per request{pair}");
         }
     }
     if let Some(f) = &r.failover {

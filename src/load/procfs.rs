@@ -24,6 +24,23 @@ pub fn memory(pid: u32) -> Option<Memory> {
     })
 }
 
+/// Clock ticks a second in `/proc/PID/stat` (`USER_HZ`: 100 on every
+/// Linux architecture floatd builds for).
+const USER_HZ: f64 = 100.0;
+
+/// CPU time `pid` has used so far, user and system, all its threads, in
+/// seconds (10 ms resolution).
+pub fn cpu_secs(pid: u32) -> Option<f64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // After the command name in parentheses: field 3 (state) onwards;
+    // utime and stime are fields 14 and 15.
+    let (_, rest) = text.rsplit_once(") ")?;
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some((utime + stime) as f64 / USER_HZ)
+}
+
 /// True while `pid` exists and is not a zombie.
 pub fn alive(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
@@ -98,6 +115,13 @@ mod tests {
         let m = memory(std::process::id()).expect("own status");
         assert!(m.rss_kib > 0);
         assert!(alive(std::process::id()));
+        let before = cpu_secs(std::process::id()).expect("own stat");
+        let spin = std::time::Instant::now();
+        let mut x = 0u64;
+        while spin.elapsed() < std::time::Duration::from_millis(50) {
+            x = std::hint::black_box(x.wrapping_add(1));
+        }
+        assert!(cpu_secs(std::process::id()).unwrap() > before);
         // A listener in this process is skipped (we never report ourselves).
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = l.local_addr().unwrap().to_string();

@@ -149,6 +149,16 @@ fn quoted(text: &str, column: usize) -> Result<(Cow<'_, str>, &str), String> {
     Err(format!("unterminated quote at column {column}"))
 }
 
+/// True when `value` can be written as it is: printable ASCII that needs no
+/// quotes (most names and every number). One pass over the bytes; anything
+/// else goes through [`push_value`].
+fn is_plain(value: &str) -> bool {
+    !value.is_empty()
+        && value
+            .bytes()
+            .all(|b| b > b' ' && b < 0x7f && b != b'"' && b != b'\\' && b != b'=')
+}
+
 /// True when `value` must be quoted to survive [`parse`].
 fn needs_quotes(value: &str) -> bool {
     value.is_empty()
@@ -167,6 +177,10 @@ fn is_control(c: char) -> bool {
 /// [`parse`] accepts inside quotes, is kept (quoted), so what parses
 /// writes back the same.
 pub fn push_value(out: &mut String, value: &str) {
+    if is_plain(value) {
+        out.push_str(value);
+        return;
+    }
     let clean: Cow<str> = if value.chars().any(is_control) {
         Cow::Owned(
             value
@@ -191,6 +205,89 @@ pub fn push_value(out: &mut String, value: &str) {
     out.push('"');
 }
 
+/// Appends one line to a string someone else owns: a reply straight into
+/// a reused buffer, with no allocation of its own.
+#[derive(Debug)]
+pub struct LineWriter<'a> {
+    text: &'a mut String,
+}
+
+impl<'a> LineWriter<'a> {
+    /// Starts a line with `word` at the end of `text`.
+    pub fn new(text: &'a mut String, word: &str) -> LineWriter<'a> {
+        text.push_str(word);
+        LineWriter { text }
+    }
+
+    /// A positional value.
+    pub fn arg(&mut self, value: &str) -> &mut Self {
+        self.text.push(' ');
+        push_value(self.text, value);
+        self
+    }
+
+    /// A `key=value` field. The value is formatted in place and quoted
+    /// afterwards only if it needs to be (numbers and plain names never do).
+    pub fn field(&mut self, key: &str, value: impl std::fmt::Display) -> &mut Self {
+        self.text.push(' ');
+        self.text.push_str(key);
+        self.text.push('=');
+        let start = self.text.len();
+        let _ = write!(self.text, "{value}");
+        if !is_plain(&self.text[start..]) {
+            let raw = self.text.split_off(start);
+            push_value(self.text, &raw);
+        }
+        self
+    }
+
+    /// A `key=value` field with a string value (no formatting machinery).
+    pub fn field_str(&mut self, key: &str, value: &str) -> &mut Self {
+        self.text.push(' ');
+        self.text.push_str(key);
+        self.text.push('=');
+        push_value(self.text, value);
+        self
+    }
+
+    /// A `key=value` field with a number (digits written directly).
+    pub fn field_u64(&mut self, key: &str, value: u64) -> &mut Self {
+        self.text.push(' ');
+        self.text.push_str(key);
+        self.text.push('=');
+        push_u64(self.text, value);
+        self
+    }
+
+    /// A field only when there is a value.
+    pub fn field_opt(&mut self, key: &str, value: Option<impl std::fmt::Display>) -> &mut Self {
+        if let Some(v) = value {
+            self.field(key, v);
+        }
+        self
+    }
+
+    /// Ends the line with its newline.
+    pub fn finish(&mut self) {
+        self.text.push('\n');
+    }
+}
+
+/// Appends the decimal digits of `n`.
+pub fn push_u64(out: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.push_str(std::str::from_utf8(&digits[at..]).expect("ASCII digits"));
+}
+
 /// Builds one line: `LineBuilder::new("OK").field("lease", 60).finish()`.
 #[derive(Debug, Clone)]
 pub struct LineBuilder {
@@ -204,30 +301,40 @@ impl LineBuilder {
         LineBuilder { text }
     }
 
+    fn writer(&mut self) -> LineWriter<'_> {
+        LineWriter {
+            text: &mut self.text,
+        }
+    }
+
     /// A positional value.
     pub fn arg(mut self, value: &str) -> LineBuilder {
-        self.text.push(' ');
-        push_value(&mut self.text, value);
+        self.writer().arg(value);
         self
     }
 
     /// A `key=value` field.
     pub fn field(mut self, key: &str, value: impl std::fmt::Display) -> LineBuilder {
-        self.text.push(' ');
-        self.text.push_str(key);
-        self.text.push('=');
-        let mut formatted = String::new();
-        let _ = write!(formatted, "{value}");
-        push_value(&mut self.text, &formatted);
+        self.writer().field(key, value);
+        self
+    }
+
+    /// A `key=value` field with a string value.
+    pub fn field_str(mut self, key: &str, value: &str) -> LineBuilder {
+        self.writer().field_str(key, value);
+        self
+    }
+
+    /// A `key=value` field with a number.
+    pub fn field_u64(mut self, key: &str, value: u64) -> LineBuilder {
+        self.writer().field_u64(key, value);
         self
     }
 
     /// A field only when there is a value.
-    pub fn field_opt(self, key: &str, value: Option<impl std::fmt::Display>) -> LineBuilder {
-        match value {
-            Some(v) => self.field(key, v),
-            None => self,
-        }
+    pub fn field_opt(mut self, key: &str, value: Option<impl std::fmt::Display>) -> LineBuilder {
+        self.writer().field_opt(key, value);
+        self
     }
 
     /// Free text after the fields (used for the JSON of STATUS).

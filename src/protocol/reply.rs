@@ -79,13 +79,13 @@ pub fn refused(refusal: &Refusal) -> LineBuilder {
 
 /// The fields of a granted seat, after `word` (`OK` or `* GRANTED`).
 pub fn granted(word: LineBuilder, grant: &Grant) -> LineBuilder {
-    word.field("handle", &grant.handle)
-        .field("feature", &grant.feature)
-        .field("version", &grant.version)
-        .field("count", grant.count)
-        .field("pool", &grant.pool.version)
+    word.field_str("handle", &grant.handle)
+        .field_str("feature", &grant.feature)
+        .field("version", grant.version)
+        .field_u64("count", grant.count.into())
+        .field("pool", grant.pool.version)
         .field("expires", grant.pool.expiry)
-        .field("lease_ms", grant.lease_ms)
+        .field_u64("lease_ms", grant.lease_ms)
 }
 
 /// `QUEUED id=N position=P`: the checkout waits; its outcome is pushed.

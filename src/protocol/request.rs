@@ -366,7 +366,7 @@ mod tests {
             },
             Request::Checkout {
                 feature: "cad".into(),
-                version: v.clone(),
+                version: v,
                 count: 2,
                 wait: true,
             },

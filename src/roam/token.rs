@@ -73,13 +73,13 @@ impl RoamToken {
     pub fn from_grant(grant: &Grant, pair: &str, key: &VerifyingKey) -> Option<RoamToken> {
         let roam = grant.roam.as_ref()?;
         Some(RoamToken {
-            id: grant.handle.clone(),
-            feature: grant.feature.clone(),
-            version: grant.version.clone(),
-            pool: grant.pool.version.clone(),
+            id: grant.handle.to_string(),
+            feature: grant.feature.to_string(),
+            version: grant.version,
+            pool: grant.pool.version,
             count: grant.count,
-            user: grant.user.clone(),
-            host: grant.host.clone(),
+            user: grant.user.to_string(),
+            host: grant.host.to_string(),
             hostid: roam.hostid.clone(),
             from: roam.from,
             until: roam.until,
@@ -92,8 +92,8 @@ impl RoamToken {
         let mut body = LineBuilder::new("ROAM")
             .field("id", &self.id)
             .field("feature", &self.feature)
-            .field("version", &self.version)
-            .field("pool", &self.pool)
+            .field("version", self.version)
+            .field("pool", self.pool)
             .field("count", self.count)
             .field("user", &self.user)
             .field("host", &self.host)

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 /// Logs a removal and answers it: `OK removed=SEATS feature=F user=U
 /// host=H` (one feature, user and host: a removal names one seat, or one
 /// holder's seats of one feature), with `seat=ID` when it was one seat.
-pub fn removed(grants: &[Grant], operator: SocketAddr) -> String {
+pub fn removed(grants: &[std::sync::Arc<Grant>], operator: SocketAddr) -> String {
     let first = grants.first().expect("a removal removes at least one seat");
     let seats: u64 = grants.iter().map(|g| u64::from(g.count)).sum();
     let ids: Vec<String> = grants.iter().map(|g| seat_id(&g.handle)).collect();

@@ -3,13 +3,14 @@
 //! apart so requests can be handled (and tested) without a socket.
 
 use super::output::Output;
-use crate::ledger::{CheckoutRequest, SeatHolder};
+use crate::ledger::{CheckoutRequest, Name, SeatHolder};
 use crate::licence::Version;
 use crate::protocol::MAX_LINE;
 use mio::net::TcpStream;
 use mio::Interest;
 use std::io::{self, Read};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Most bytes buffered from a client before its lines are processed.
@@ -18,15 +19,15 @@ const MAX_INPUT: usize = 64 * 1024;
 /// Who is on the other end, from HELLO.
 #[derive(Clone, Debug)]
 pub struct Session {
-    pub client: String,
-    pub user: String,
-    pub host: String,
+    pub client: Name,
+    pub user: Name,
+    pub host: Name,
 }
 
 impl Session {
     /// A checkout (or reclaim) by this session's client.
     pub fn request(
-        self,
+        &self,
         feature: String,
         version: Version,
         count: u32,
@@ -36,9 +37,9 @@ impl Session {
             feature,
             version,
             count,
-            user: self.user,
-            host: self.host,
-            client: self.client,
+            user: Arc::clone(&self.user),
+            host: Arc::clone(&self.host),
+            client: Arc::clone(&self.client),
             wait,
         }
     }

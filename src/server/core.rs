@@ -17,7 +17,7 @@ use super::release::{Effects, Reply};
 use crate::codes::Code;
 use crate::failover::ToWatchdog;
 use crate::journal::Storage;
-use crate::ledger::{Event, Gate, Ledger, Now, Outcome, Reason, Refusal, WaiterId, Woken};
+use crate::ledger::{Event, Gate, Ledger, Name, Now, Outcome, Reason, Refusal, WaiterId, Woken};
 use crate::licence::Served;
 use crate::protocol::peer::HistoryMark;
 use crate::protocol::reply::{self, Greeting};
@@ -26,8 +26,19 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-/// Take a snapshot (and truncate the journal) after this many records.
-const SNAPSHOT_EVERY: u64 = 10_000;
+/// The fewest records between two snapshots.
+const SNAPSHOT_MIN_RECORDS: u64 = 10_000;
+
+/// Whether to take a snapshot (and truncate the journal) now: after
+/// [`SNAPSHOT_MIN_RECORDS`] records, or twice as many records as the
+/// snapshot would hold items (seats and remembered returns), whichever is
+/// more. A snapshot costs time in proportion to its items, so under heavy
+/// churn the records between two snapshots pay for it (at most half an
+/// item each), and replay at start reads at most about three times the
+/// state.
+pub fn snapshot_due(records_since: u64, snapshot_items: u64) -> bool {
+    records_since >= SNAPSHOT_MIN_RECORDS.max(snapshot_items.saturating_mul(2))
+}
 
 pub struct Core {
     pub ledger: Ledger,
@@ -298,7 +309,7 @@ impl Core {
                     Reply {
                         text: reply::push_granted(id, &grant).finish(),
                         wait_for,
-                        grant: Some(grant.handle),
+                        grant: Some(std::sync::Arc::clone(&grant.handle)),
                     }
                 }
                 Outcome::Denied(refusal) => {
@@ -320,7 +331,8 @@ impl Core {
                 let _ = p.tx.send(ToWatchdog::Durable(durable));
             }
         }
-        if self.records_since_snapshot >= SNAPSHOT_EVERY && self.serving() {
+        if snapshot_due(self.records_since_snapshot, self.ledger.snapshot_items()) && self.serving()
+        {
             self.records_since_snapshot = 0;
             self.journal.snapshot(self.ledger.snapshot(now));
         }
@@ -400,7 +412,7 @@ impl Core {
     pub fn finish_shutdown(mut self) -> Result<(), String> {
         let now = Now::current();
         if self.shutdown == Some(true) {
-            let handles: Vec<String> = self
+            let handles: Vec<Name> = self
                 .ledger
                 .seats()
                 .map(|s| s.grant.handle.clone())
@@ -426,5 +438,21 @@ impl Core {
     /// The gate the ledger holds now (for status and tests).
     pub fn gate(&self) -> &Gate {
         self.ledger.gate()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::snapshot_due;
+
+    #[test]
+    fn snapshots_come_every_ten_thousand_records_or_twice_the_state() {
+        assert!(!snapshot_due(9_999, 0));
+        assert!(snapshot_due(10_000, 0));
+        assert!(snapshot_due(10_000, 5_000));
+        // 100,000 seats and returns remembered: a snapshot per 200,000 records.
+        assert!(!snapshot_due(199_999, 100_000));
+        assert!(snapshot_due(200_000, 100_000));
+        assert!(snapshot_due(u64::MAX, u64::MAX));
     }
 }

@@ -56,7 +56,7 @@ pub fn level_of(ledger: &Ledger, feature: &str) -> Level {
         in_use: 0,
         licensed: Some(0),
     };
-    for view in ledger.pools().filter(|v| v.pool.key.feature == feature) {
+    for view in ledger.pools().filter(|v| *v.pool.key.feature == *feature) {
         level.in_use += view.used;
         level.licensed = match (level.licensed, view.pool.limit()) {
             (Some(a), Some(b)) => Some(a + b),

@@ -64,11 +64,7 @@ impl OptionsSource {
             .map_err(|e| format!("options file {}: {e}", path.display()))?;
         let options = policy::parse(&text, &path).map_err(|e| format!("options file {e}"))?;
         log::info!("options: {}: {}", path.display(), options.summary());
-        let served_features: HashSet<&str> = served
-            .pools
-            .iter()
-            .map(|p| p.key.feature.as_str())
-            .collect();
+        let served_features: HashSet<&str> = served.pools.iter().map(|p| &*p.key.feature).collect();
         for feature in options.features() {
             if !served_features.contains(feature) {
                 log::warn!(

@@ -9,6 +9,7 @@
 //! them) leave through [`Output::settle`]: each new grant among them (whose
 //! seat the server takes back) is replaced with the error it gets instead.
 
+use crate::ledger::Name;
 use std::collections::VecDeque;
 use std::io::{self, Write};
 
@@ -21,7 +22,7 @@ struct Mark {
     end: usize,
     wait_for: Option<u64>,
     /// A new grant's handle: taken back if the reply can never leave as is.
-    grant: Option<String>,
+    grant: Option<Name>,
 }
 
 #[derive(Default)]
@@ -39,7 +40,7 @@ pub struct Output {
 impl Output {
     /// Appends a reply. It is held until `wait_for` is released, if given;
     /// `grant` names the handle of a new grant (see [`Output::fail`]).
-    pub fn push(&mut self, reply: &[u8], wait_for: Option<u64>, grant: Option<String>) {
+    pub fn push(&mut self, reply: &[u8], wait_for: Option<u64>, grant: Option<Name>) {
         if self.marks.is_empty() && wait_for.is_none() {
             self.buf.extend_from_slice(reply);
             return;

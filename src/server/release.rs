@@ -8,7 +8,7 @@
 use super::core::Core;
 use crate::codes::Code;
 use crate::failover::ToWatchdog;
-use crate::ledger::{Now, Reason};
+use crate::ledger::{Name, Now, Reason};
 use crate::protocol::reply;
 
 /// A reply, and what must happen before it may leave.
@@ -19,7 +19,7 @@ pub struct Reply {
     pub wait_for: Option<u64>,
     /// A new grant's handle: if it can never become durable, the seat is
     /// taken back and the client told so instead.
-    pub grant: Option<String>,
+    pub grant: Option<Name>,
 }
 
 impl Reply {

@@ -103,9 +103,9 @@ impl Core {
                     .finish()
                 } else {
                     client.session = Some(super::conn::Session {
-                        client: id,
-                        user,
-                        host,
+                        client: id.into(),
+                        user: user.into(),
+                        host: host.into(),
                     });
                     reply::ok()
                         .field("proto", PROTOCOL_VERSION)
@@ -129,7 +129,7 @@ impl Core {
                         Reply {
                             text: reply::granted(reply::ok(), &grant).finish(),
                             wait_for: self.ledger.take_change(),
-                            grant: Some(grant.handle),
+                            grant: Some(std::sync::Arc::clone(&grant.handle)),
                         }
                     }
                     Outcome::Queued { position } => {

@@ -143,7 +143,7 @@ fn answer(
     session: Session,
     request: Request,
     now: Now,
-) -> (String, Option<String>) {
+) -> (String, Option<crate::ledger::Name>) {
     if let Request::RoamReturn { id } = &request {
         let text = match core.ledger.return_roam(id, now) {
             Ok(grant) => reply::ok()
@@ -194,7 +194,10 @@ fn answer(
         other => unreachable!("not a roam request: {other:?}"),
     };
     match result {
-        Ok(grant) => (token_reply(core, &grant), Some(grant.handle)),
+        Ok(grant) => (
+            token_reply(core, &grant),
+            Some(std::sync::Arc::clone(&grant.handle)),
+        ),
         Err(refusal) => {
             core.counters.denied(refusal.code);
             (core.refused(&refusal), None)

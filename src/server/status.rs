@@ -35,7 +35,7 @@ fn build_listing(core: &Core, now: Now, holders: usize) -> StatusReport {
             index.insert(&view.pool.key, i);
             let key = &view.pool.key;
             FeatureStatus {
-                name: key.feature.clone(),
+                name: key.feature.to_string(),
                 version: key.version.to_string(),
                 count: view.pool.limit(),
                 in_use: view.used,
@@ -117,9 +117,9 @@ fn holder(seat: &Seat, now: Now) -> Holder {
     let g = &seat.grant;
     Holder {
         seat: seat_id(&g.handle),
-        user: g.user.clone(),
-        host: g.host.clone(),
-        client: g.client.clone(),
+        user: g.user.to_string(),
+        host: g.host.to_string(),
+        client: g.client.to_string(),
         count: g.count,
         version: g.version.to_string(),
         granted_at: g.at,

@@ -381,7 +381,7 @@ fn checkout(l: &mut Ledger, user: &str, host: &str, count: u32) -> Outcome {
             count,
             user: user.into(),
             host: host.into(),
-            client: format!("{user}-c"),
+            client: format!("{user}-c").into(),
             wait: false,
         },
         WaiterId(1),
@@ -398,7 +398,7 @@ fn refusal(o: Outcome) -> (Code, Option<String>) {
 
 fn handle(o: Outcome) -> String {
     match o {
-        Outcome::Granted(g) => g.handle,
+        Outcome::Granted(g) => g.handle.to_string(),
         other => panic!("expected a grant, got {other:?}"),
     }
 }
@@ -449,7 +449,7 @@ fn waiting(l: &mut Ledger, user: &str, id: u64) -> Outcome {
             count: 1,
             user: user.into(),
             host: "x".into(),
-            client: format!("{user}-c"),
+            client: format!("{user}-c").into(),
             wait: true,
         },
         WaiterId(id),
@@ -479,7 +479,7 @@ fn a_reserved_seat_goes_to_its_target_even_while_others_wait_for_it() {
     );
     let b = handle(checkout(&mut l, "bob", "x", 1));
     // A seat that eve could use goes to her before any newcomer.
-    let e = match l.seats().find(|s| s.grant.user == "eve") {
+    let e = match l.seats().find(|s| &*s.grant.user == "eve") {
         Some(s) => s.grant.handle.clone(),
         None => panic!("eve holds seats"),
     };

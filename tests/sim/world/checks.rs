@@ -122,7 +122,7 @@ impl World {
                     .core
                     .ledger
                     .seats()
-                    .map(|x| x.grant.handle.clone())
+                    .map(|x| x.grant.handle.to_string())
                     .collect();
                 self.violation(format!(
                     "after every client returned its seats and {}s passed, s{s} still counts {seats} seat(s) {handles:?} (clients hold {held})",
