@@ -129,7 +129,7 @@ impl RoleMachine {
                 self.retell_role();
             }
         }
-        if peer_serving && self.loses_to_peer() {
+        if peer_serving && self.loses_to_peer() && !self.stepping_down {
             log::warn!(
                 "both servers are active (the link was cut): the other one (epoch {}) stays, this one (epoch {}) steps down",
                 self.peer.epoch,
