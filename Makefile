@@ -2,7 +2,7 @@
 CARGO ?= cargo
 
 .PHONY: build test demo demo-witness bench lint release release-static fuzz chaos soak \
-	sdk sdk-header sdk-check
+	sdk sdk-header sdk-check simulate
 
 build:
 	$(CARGO) build --bins
@@ -11,8 +11,17 @@ test:
 	$(CARGO) build --bins
 	$(CARGO) test --workspace --all-targets
 
+# The deterministic simulation over more seeds than `make test` runs:
+# make simulate SEEDS=100000 [FIRST=K]; one seed with its trace:
+# FLOATD_SIM_SEED=N cargo test --test simulation -- --nocapture
+SEEDS ?= 100000
+FIRST ?= 0
+simulate:
+	FLOATD_SIM_SEEDS=$(SEEDS) FLOATD_SIM_FIRST=$(FIRST) $(CARGO) test --release --test simulation -- --nocapture
+
 demo:
 	bash scripts/demo.sh
+
 
 demo-witness:
 	bash scripts/demo-witness.sh

@@ -240,7 +240,7 @@ fn without_user_in_the_environment_floatctl_says_the_account_name() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let name = floatd::ctl::common::account_name();
+    let name = floatd::client::account_name();
     assert_ne!(name, "unknown");
     let cad = feature_status(&status_json(&server.addr), "cad")
         .unwrap()

@@ -31,7 +31,8 @@ const MS: Time = 1_000;
 
 /// Seeds that once broke an invariant, kept so they never do again.
 const REGRESSIONS: &[u64] = &[
-    7, 37, 40, 48, 282, 1790, 3213, 5911, 9788, 13798, 18738, 37657, 47701,
+    7, 37, 40, 48, 54, 282, 1790, 3213, 5911, 9788, 13798, 15528, 18738, 37657, 40275, 47701,
+    49370, 67538,
 ];
 
 /// The run a seed stands for: the mode, the pool, the clients and the faults.
@@ -115,6 +116,16 @@ fn check_seed(seed: u64) -> Result<(), String> {
 
 fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|v| v.parse().ok())
+}
+
+#[test]
+fn a_seed_replays_exactly() {
+    for seed in [3, 54] {
+        let first = World::new(seed, scenario(seed), true).run();
+        let again = World::new(seed, scenario(seed), true).run();
+        assert!(first.trace.len() > 100, "seed {seed}: a short trace");
+        assert_eq!(first.trace, again.trace, "seed {seed} did not replay");
+    }
 }
 
 #[test]

@@ -215,6 +215,38 @@ fn a_frozen_primary_grants_nothing_when_it_wakes() {
 }
 
 #[test]
+fn a_thawed_primary_never_shows_a_seat_returned_meanwhile_as_active() {
+    let pair = Pair::start_with_witness(CAD3, W);
+    let primary = pair.primary_addr();
+    let mut alice = LineClient::hello(&primary, "alice", "ws1");
+    let handle = alice.checkout("cad").unwrap();
+    let seat = seat_of(&handle);
+    // A status request waits in the socket while the primary is frozen:
+    // it is the first thing the primary reads when it wakes.
+    let mut watcher = LineClient::connect(&primary);
+    pair.primary.as_ref().unwrap().signal("STOP");
+    let backup = pair.backup_addr();
+    wait_until(PATIENCE, "the backup to take over", || {
+        server_state(&backup) == "active"
+    });
+    let mut at_backup = LineClient::hello(&backup, "alice", "ws1");
+    let reply = at_backup.ask(&format!("CHECKIN {handle}"));
+    assert!(reply.starts_with("OK"), "{reply}");
+    watcher.send("STATUS");
+    pair.primary.as_ref().unwrap().signal("CONT");
+    let line = watcher.read_line().expect("a status reply");
+    let status: serde_json::Value =
+        serde_json::from_str(line.strip_prefix("STATUS ").unwrap()).unwrap();
+    assert!(
+        status["state"] != "active" || !status.to_string().contains(&seat),
+        "the thawed primary showed itself active with a seat returned meanwhile: {status}"
+    );
+    pair.wait_states("active", "ready");
+    let shown = status_json(&pair.primary_addr()).to_string();
+    assert!(!shown.contains(&seat), "the seat came back: {shown}");
+}
+
+#[test]
 fn a_killed_primary_is_replaced_with_the_witness_consent() {
     let mut pair = Pair::start_with_witness(CAD3, W);
     let holder = holding_client(&pair);

@@ -13,7 +13,10 @@ use std::time::Duration;
 
 /// Every option, with what it sets (for errors and documentation).
 pub const OPTIONS: &[(&str, &str)] = &[
-    ("user", "the user name the server sees (default: $USER)"),
+    (
+        "user",
+        "the user name the server sees (default: $USER, $LOGNAME, else the account name)",
+    ),
     (
         "host",
         "the host name the server sees (default: this host's name)",

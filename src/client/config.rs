@@ -15,12 +15,13 @@ pub struct Identity {
 }
 
 impl Identity {
-    /// The login user, this host's name and a client id unique to this
+    /// The login user (`$USER`, `$LOGNAME`, else the account name), this
+    /// host's name and a client id unique to this
     /// process.
     pub fn from_environment() -> Identity {
         let user = std::env::var("USER")
             .or_else(|_| std::env::var("LOGNAME"))
-            .unwrap_or_else(|_| "unknown".into());
+            .unwrap_or_else(|_| account_name());
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
             .or_else(|_| std::fs::read_to_string("/etc/hostname"))
             .map(|h| h.trim().to_string())
@@ -69,4 +70,39 @@ pub fn parse_server_list(text: &str) -> Vec<String> {
         .filter(|s| !s.is_empty())
         .map(str::to_string)
         .collect()
+}
+
+/// The name of the account this process runs as (from /etc/passwd, by
+/// the owner of /proc/self), for when neither `$USER` nor `$LOGNAME` says
+/// (cron, systemd services, `env -i`). `uid-N` when the account has no name.
+pub fn account_name() -> String {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(uid) = std::fs::metadata("/proc/self").map(|m| m.uid()) else {
+        return "unknown".into();
+    };
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    name_of_uid(&passwd, uid).unwrap_or_else(|| format!("uid-{uid}"))
+}
+
+fn name_of_uid(passwd: &str, uid: u32) -> Option<String> {
+    passwd.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        let name = fields.next()?;
+        let id: u32 = fields.nth(1)?.parse().ok()?;
+        (id == uid && !name.is_empty()).then(|| name.to_string())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_account_name_comes_from_the_passwd_line_of_the_uid() {
+        let passwd =
+            "root:x:0:0:root:/root:/bin/bash\n# comment\nann:x:1000:1000::/home/ann:/bin/sh\n";
+        assert_eq!(name_of_uid(passwd, 1000).as_deref(), Some("ann"));
+        assert_eq!(name_of_uid(passwd, 0).as_deref(), Some("root"));
+        assert_eq!(name_of_uid(passwd, 7), None);
+    }
 }

@@ -2,7 +2,8 @@
 //! it (or an application without the thread) runs.
 
 use super::cancel::{Cancel, Watch};
-use super::{session, ClientError, ClientEvent, Shared};
+use super::{session, ClientError, ClientEvent, SeatState, Shared};
+use crate::codes::Code;
 use crate::protocol::{line, Request};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
@@ -96,7 +97,31 @@ pub(crate) fn renew(sh: &Shared, stop: Option<&AtomicBool>, all: bool) -> Result
             let request = Request::Heartbeat {
                 handle: seat.handle.clone(),
             };
-            match session.call(sh, &request, timeout, &watch) {
+            let mut result = session.call(sh, &request, timeout, &watch);
+            let unknown = matches!(
+                &result,
+                Err(ClientError::Denied {
+                    code: Some(Code::UnknownHandle),
+                    ..
+                })
+            );
+            let lease_runs = matches!(
+                sh.seats().state(&seat.handle, sent),
+                Some(SeatState::Held | SeatState::Reconnecting)
+            );
+            if unknown && lease_runs {
+                // The server does not know a seat whose lease still runs (it
+                // took over without it): reclaim it before giving it up.
+
+                let reclaim = Request::Reclaim {
+                    handle: seat.handle.clone(),
+                    feature: seat.feature.clone(),
+                    version: seat.version,
+                    count: seat.count,
+                };
+                result = session.call(sh, &reclaim, timeout, &watch);
+            }
+            match result {
                 Ok(reply) => {
                     let lease = line::parse(&reply.0)
                         .ok()
@@ -104,8 +129,8 @@ pub(crate) fn renew(sh: &Shared, stop: Option<&AtomicBool>, all: bool) -> Result
                     sh.seats().renewed(&seat.handle, lease, sent);
                 }
                 Err(ClientError::Denied { code, message, .. }) if session::ends_seat(code) => {
-                    // A reconnect inside `call` already tried to reclaim; a
-                    // seat the server refuses is gone.
+                    // Reclaimed (on a reconnect inside `call`, or above) and
+                    // refused: the seat is gone.
                     sh.lose(&seat.handle, &message);
                 }
                 Err(e) => {

@@ -45,7 +45,7 @@ mod session;
 mod walk;
 
 pub use cancel::NOTICE_AFTER;
-pub use config::{parse_server_list, ClientConfig, Identity, SERVERS_ENV};
+pub use config::{account_name, parse_server_list, ClientConfig, Identity, SERVERS_ENV};
 pub use seats::SeatState;
 
 use crate::codes::Code;

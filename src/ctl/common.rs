@@ -74,9 +74,6 @@ impl Common {
 pub fn default_identity() -> Identity {
     let mut identity = Identity::from_environment();
     identity.client = CLIENT_ID.to_string();
-    if std::env::var_os("USER").is_none() && std::env::var_os("LOGNAME").is_none() {
-        identity.user = account_name();
-    }
     identity
 }
 
@@ -185,39 +182,4 @@ fn cancel_on_signals(client: &Client, interrupted: Arc<AtomicBool>) {
                 client.cancel();
             }
         });
-}
-
-/// The name of the account this process runs as (from /etc/passwd, by
-/// the owner of /proc/self), for when neither `$USER` nor `$LOGNAME` says
-/// (cron, systemd services, `env -i`). `uid-N` when the account has no name.
-pub fn account_name() -> String {
-    use std::os::unix::fs::MetadataExt;
-    let Ok(uid) = std::fs::metadata("/proc/self").map(|m| m.uid()) else {
-        return "unknown".into();
-    };
-    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
-    name_of_uid(&passwd, uid).unwrap_or_else(|| format!("uid-{uid}"))
-}
-
-fn name_of_uid(passwd: &str, uid: u32) -> Option<String> {
-    passwd.lines().find_map(|line| {
-        let mut fields = line.split(':');
-        let name = fields.next()?;
-        let id: u32 = fields.nth(1)?.parse().ok()?;
-        (id == uid && !name.is_empty()).then(|| name.to_string())
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_account_name_comes_from_the_passwd_line_of_the_uid() {
-        let passwd =
-            "root:x:0:0:root:/root:/bin/bash\n# comment\nann:x:1000:1000::/home/ann:/bin/sh\n";
-        assert_eq!(name_of_uid(passwd, 1000).as_deref(), Some("ann"));
-        assert_eq!(name_of_uid(passwd, 0).as_deref(), Some("root"));
-        assert_eq!(name_of_uid(passwd, 7), None);
-    }
 }

@@ -95,6 +95,9 @@ pub struct Witness {
     backup: Seen,
     /// Who is active, at which epoch.
     active: Option<(Role, u64)>,
+    /// The recorded active server has served (pinged as serving) since it
+    /// was recorded.
+    active_served: bool,
     /// The active server's standby is stale since this entry.
     stale_since: Option<u64>,
 }
@@ -107,6 +110,7 @@ impl Witness {
             primary: Seen::default(),
             backup: Seen::default(),
             active: None,
+            active_served: false,
             stale_since: None,
         }
     }
@@ -166,6 +170,8 @@ impl Witness {
         match self.active {
             Some((r, e)) if r == p.role && p.state.is_serving() && p.epoch >= e => {
                 self.active = Some((p.role, p.epoch));
+                self.active_served = true;
+
                 if p.stale_since != self.stale_since {
                     match p.stale_since {
                         Some(n) => {
@@ -179,6 +185,7 @@ impl Witness {
             None if learning && p.state.is_serving() => {
                 // Relearning after a restart: whoever says it serves.
                 self.active = Some((p.role, p.epoch));
+                self.active_served = true;
                 self.stale_since = p.stale_since;
             }
             _ => {}
@@ -230,8 +237,12 @@ impl Witness {
         let has_final_history =
             other_alive && other.state.is_some_and(|s| !s.is_serving()) && !behind;
         let recovery = match self.active {
-            Some((r, _)) if r == role => false,
-            Some(_) if has_final_history => false,
+            // It served under the record and comes back with its history.
+            Some((r, _)) if r == role && self.active_served => false,
+            _ if has_final_history => false,
+            // Consented to before but never served (it declined, or the
+            // answer never reached it): the other may have granted since.
+            Some((r, _)) if r == role => true,
             Some(_) => self.stale_since.is_some() || behind,
             // Nothing recorded (a fresh witness): only a server known to be
             // at least as far as the other may skip the recovery period.
@@ -243,6 +254,7 @@ impl Witness {
             }
         }
         self.active = Some((role, epoch));
+        self.active_served = false;
         self.stale_since = None;
         // It serves from now on, as far as the witness knows: pings it
         // sent before it heard of this consent do not say otherwise.
@@ -267,8 +279,8 @@ impl Witness {
 }
 
 /// Runs the witness until SIGTERM or SIGINT (SIGHUP: nothing to reread).
-pub fn run(config: &Config) -> Result<(), crate::server::RunError> {
-    use crate::server::RunError;
+pub fn run(config: &Config) -> Result<(), crate::sys::RunError> {
+    use crate::sys::RunError;
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     use std::sync::{atomic::AtomicBool, atomic::Ordering::SeqCst, Arc};
     let config_error = |e: &str| RunError::Config(e.to_string());
@@ -291,7 +303,7 @@ pub fn run(config: &Config) -> Result<(), crate::server::RunError> {
     }
     let listener = crate::net::resolve(listen)
         .and_then(|addrs| std::net::TcpListener::bind(addrs.as_slice()))
-        .map_err(|e| crate::server::listen_error("for the pair", listen, &e, "--peer-listen"))?;
+        .map_err(|e| crate::sys::listen_error("for the pair", listen, &e, "--peer-listen"))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     let (events_tx, events) = crossbeam_channel::unbounded();
     link::serve(listener, secret, events_tx).map_err(|e| e.to_string())?;
@@ -590,6 +602,34 @@ mod tests {
             now,
         );
         assert!(r.claim(3.7, Role::Backup, 4, mark(5, 1)).granted);
+    }
+
+    #[test]
+    fn a_claimant_that_never_served_its_consent_still_owes_a_recovery_period() {
+        let mut r = Run::new();
+        r.ping(3.0, Role::Backup, PeerState::Ready, 1, mark(5, 1), None);
+        assert!(r.claim(3.0, Role::Primary, 1, mark(5, 1)).granted);
+        r.ping(
+            3.1,
+            Role::Primary,
+            PeerState::Active,
+            1,
+            mark(9, 1),
+            Some(5),
+        );
+        // The primary falls silent; the backup is consented to (with a
+        // recovery period: it is stale) but declines, never serving ...
+        r.ping(6.0, Role::Backup, PeerState::Syncing, 1, mark(5, 1), None);
+        let v = r.claim(6.5, Role::Backup, 2, mark(5, 1));
+        assert!(v.granted && v.recovery, "{v:?}");
+        r.ping(6.6, Role::Backup, PeerState::Syncing, 1, mark(5, 1), None);
+        // ... so when it claims again it still owes one.
+        let v = r.claim(7.0, Role::Backup, 4, mark(5, 1));
+        assert!(v.granted && v.recovery, "{v:?}");
+        // Having served, a server that restarts needs none.
+        r.ping(7.1, Role::Backup, PeerState::Active, 4, mark(6, 4), None);
+        let v = r.claim(8.0, Role::Backup, 6, mark(6, 4));
+        assert!(v.granted && !v.recovery, "{v:?}");
     }
 
     #[test]

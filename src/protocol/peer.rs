@@ -164,9 +164,11 @@ pub enum PeerMessage {
         /// Random per process start: a new one means the server restarted.
         #[serde(default)]
         incarnation: u64,
-        /// The last claim the witness granted that this server has heard
-        /// of: until it has, the witness counts it as serving whatever an
-        /// older state says.
+        /// The last claim whose answer this server has settled: a consent
+        /// it heard (and acted on or declined), or a claim unanswered for
+        /// a grant lease (a consent arriving later is declined). Until a
+        /// consent is settled, the witness counts the server as serving
+        /// whatever an older state says.
         #[serde(default)]
         granted_claim: u64,
     },

@@ -6,105 +6,25 @@
 //! - [`super::requests`]: each request, one by one.
 //! - [`super::pairing`]: what the watchdog tells the loop.
 //! - [`super::gate`]: whether this server may grant now.
+//! - [`super::release`]: when a reply may leave.
 
 use super::conn::ClientState;
 use super::gate::{self, Decision, GateInputs};
 use super::licences::LicenceSource;
 use super::options::OptionsSource;
+use super::pairing::{PairLink, Presence};
+use super::release::{Effects, Reply};
 use crate::codes::Code;
-use crate::failover::{PairStatus, ToWatchdog};
+use crate::failover::ToWatchdog;
 use crate::journal::Storage;
 use crate::ledger::{Event, Gate, Ledger, Name, Now, Outcome, Reason, Refusal, WaiterId, Woken};
 use crate::licence::Served;
 use crate::protocol::peer::HistoryMark;
 use crate::protocol::reply::{self, Greeting};
 use crate::protocol::PROTOCOL_VERSION;
-use crossbeam_channel::{Receiver, Sender};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
-
-/// A reply, and what must happen before it may leave.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Reply {
-    pub text: String,
-    /// The record it reports must be durable (and acknowledged) first.
-    pub wait_for: Option<u64>,
-    /// A new grant's handle: if it can never become durable, the seat is
-    /// taken back and the client told so instead.
-    pub grant: Option<Name>,
-}
-
-impl Reply {
-    /// A reply that may leave at once.
-    pub fn now(text: String) -> Reply {
-        Reply {
-            text,
-            wait_for: None,
-            grant: None,
-        }
-    }
-}
-
-/// Replies for other connections than the one being served, made while
-/// finishing an iteration.
-#[derive(Default)]
-pub struct Effects {
-    /// (connection key, reply)
-    pub pushes: Vec<(usize, Reply)>,
-    /// A line for every connection (e.g. `* MOVED`).
-    pub broadcast: Option<String>,
-    /// Requests held during a handover may be read again.
-    pub resume_requests: bool,
-}
-
-/// When held replies may leave (see [`super::output::Output::settle`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Release {
-    /// Those waiting for this record or an earlier one.
-    Upto(u64),
-    /// Those waiting for `release` or earlier leave; those waiting past
-    /// `fail_after` never can be confirmed (the journal failed, or the
-    /// server stepped down before its standby acknowledged them).
-    Settle { release: u64, fail_after: u64 },
-}
-
-/// How the server presents itself (greeting, status).
-#[derive(Clone, Debug)]
-pub struct Presence {
-    pub role: String,
-    pub state: String,
-    /// The epoch shown (one number for both servers' view of this one).
-    pub epoch: u64,
-    pub server: String,
-    pub peer_addr: Option<String>,
-    pub active_addr: Option<String>,
-}
-
-/// The loop's end of the watchdog's channels, and what it last said.
-pub struct PairLink {
-    pub tx: Sender<ToWatchdog>,
-    pub rx: Receiver<crate::failover::FromWatchdog>,
-    /// Active: replies wait for the standby's acknowledgement.
-    pub wait_for_acks: bool,
-    pub acked: u64,
-    /// The durable sequence number last told to the watchdog.
-    pub durable_told: u64,
-    pub status: PairStatus,
-}
-
-impl PairLink {
-    pub fn new(tx: Sender<ToWatchdog>, rx: Receiver<crate::failover::FromWatchdog>) -> PairLink {
-        PairLink {
-            tx,
-            rx,
-            wait_for_acks: false,
-            acked: 0,
-            durable_told: 0,
-            status: PairStatus::default(),
-        }
-    }
-}
 
 /// The fewest records between two snapshots.
 const SNAPSHOT_MIN_RECORDS: u64 = 10_000;
@@ -148,7 +68,7 @@ pub struct Core {
     pub(super) next_waiter: u64,
     shutdown: Option<bool>,
     records_since_snapshot: u64,
-    journal_failure_logged: bool,
+    pub(super) journal_failure_logged: bool,
     /// Stepping down: requests wait (unread) until the other server has
     /// this server's seats, or until then.
     pub(super) handover_until: Option<Instant>,
@@ -157,7 +77,7 @@ pub struct Core {
     pub(super) unconfirmed_after: Option<u64>,
     /// Stepping down: the handover goes once held replies are settled.
     pub(super) handover_pending: bool,
-    journal_failure_told: bool,
+    pub(super) journal_failure_told: bool,
     /// Checkouts, reclaims and denials, for /metrics.
     pub counters: super::metrics::Counters,
     /// Seats in use over time, for the status page's chart.
@@ -263,6 +183,11 @@ impl Core {
         gate::decide(&self.gate, now)
     }
 
+    /// The state status reports at `now` ([`gate::shown_state`]).
+    pub fn shown_state(&self, now: Instant) -> &str {
+        gate::shown_state(&self.presence.state, &self.decision(now))
+    }
+
     /// Sets the ledger's gate for this moment, from every input: called
     /// before every request and before the loop's own grants. The only
     /// place the gate is set.
@@ -289,34 +214,6 @@ impl Core {
             .then(|| self.ledger.next_deadline())
             .flatten();
         [leases, self.handover_until].into_iter().flatten().min()
-    }
-
-    /// When held replies may leave: durable here, and acknowledged by the
-    /// standby while it is in sync.
-    pub fn release(&self) -> Release {
-        let upto = self.confirmed();
-        if self.journal.failure().is_some() {
-            return Release::Settle {
-                release: upto,
-                fail_after: upto,
-            };
-        }
-        match self.unconfirmed_after {
-            Some(fail_after) => Release::Settle {
-                release: upto.min(fail_after),
-                fail_after,
-            },
-            None => Release::Upto(upto),
-        }
-    }
-
-    /// Records confirmed: durable, and acknowledged while that is awaited.
-    fn confirmed(&self) -> u64 {
-        let durable = self.journal.durable_seq();
-        match &self.pair {
-            Some(p) if p.wait_for_acks => durable.min(p.acked),
-            _ => durable,
-        }
     }
 
     /// Requests are read, except while stepping down.
@@ -443,59 +340,6 @@ impl Core {
         // Changes made here are waited for by their own replies (above);
         // the next request's reply waits only for its own.
         self.ledger.take_change();
-    }
-
-    /// The journal failed: say so once. Grants it never recorded are
-    /// taken back as their held replies settle; then the pair hands over
-    /// ([`Core::after_release`]).
-    fn notice_journal_failure(&mut self) {
-        let Some(failure) = self.journal.failure() else {
-            return;
-        };
-        if self.journal_failure_logged {
-            return;
-        }
-        self.journal_failure_logged = true;
-        log::error!(
-            "journal failed ({failure}): granting nothing until restarted; grants not yet recorded are taken back"
-        );
-    }
-
-    /// Called by the loop once held replies were released or settled
-    /// ([`Core::release`]): what had to wait for the grants that could
-    /// never be confirmed to be taken back goes now, so the other server
-    /// never hears of them as seats.
-    pub fn after_release(&mut self, now: Now) {
-        self.flush_records();
-        if self.journal_failure_logged && !self.journal_failure_told {
-            self.journal_failure_told = true;
-            self.tell_watchdog(ToWatchdog::JournalFailed);
-        }
-        if std::mem::take(&mut self.handover_pending) {
-            let merge = self.ledger.merge_offer(now);
-            self.tell_watchdog(ToWatchdog::Handover(merge));
-        }
-    }
-
-    /// A new grant whose reply can never be confirmed: the seat is taken
-    /// back (if it is not already) and the client gets this instead.
-    pub fn take_back(&mut self, handle: &str, now: Now) -> String {
-        let _ = self.ledger.remove(handle, Reason::Unconfirmed, now);
-        self.flush_records();
-        if self.journal.failure().is_some() {
-            reply::err(
-                Code::JournalFailed,
-                "the seat could not be recorded (the server's journal failed) and was not granted; retry, the other server may serve",
-            )
-            .finish()
-        } else {
-            reply::err(
-                Code::NotActive,
-                "this server stepped down before the grant was confirmed; the seat was not granted: retry on the active server",
-            )
-            .field_opt("active", self.presence.active_addr.as_ref())
-            .finish()
-        }
     }
 
     /// Digest of what this server serves (pools and options): the two

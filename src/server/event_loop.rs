@@ -7,9 +7,10 @@
 //! replies whose records have become durable.
 
 use super::conn::{Conn, LineResult, ReadOutcome};
-use super::core::{Core, Effects, Release, Reply};
+use super::core::Core;
 use super::http::HttpServer;
 use super::output::HIGH_WATER;
+use super::release::{Effects, Release, Reply};
 use super::status::systemd_status;
 use crate::codes::Code;
 use crate::ledger::Now;
@@ -120,7 +121,8 @@ impl EventLoop {
     pub fn run(mut self) -> Result<(), String> {
         let mut events = Events::with_capacity(1024);
         // Licences are loaded and every port is bound: tell systemd.
-        self.notifier.ready(systemd_status(&self.core));
+        self.notifier
+            .ready(systemd_status(&self.core, std::time::Instant::now()));
         loop {
             let timeout = self.poll_timeout();
             if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
@@ -373,7 +375,8 @@ impl EventLoop {
             }
         }
         let core = &self.core;
-        self.notifier.tick(now.mono, || systemd_status(core));
+        self.notifier
+            .tick(now.mono, || systemd_status(core, now.mono));
     }
 
     /// Flushes every connection marked dirty. Output made meanwhile (a

@@ -133,6 +133,17 @@ pub fn decide(inputs: &GateInputs, now: Instant) -> Decision {
     }
 }
 
+/// The state status reports: an active server that cannot confirm it
+/// still is (it was paused, or in witness mode has no grant lease) shows
+/// `fenced`, so that nobody reads its seat list as the pair's truth
+/// while the other server may be serving.
+pub fn shown_state<'a>(state: &'a str, decision: &Decision) -> &'a str {
+    match &decision.gate {
+        Gate::Closed(r) if state == "active" && r.code == Code::NotActive => "fenced",
+        _ => state,
+    }
+}
+
 /// The refusal a server that does not serve gives seat requests.
 pub fn not_serving(inputs: &GateInputs) -> Refusal {
     match inputs.active_addr() {

@@ -21,8 +21,9 @@ pub mod licences;
 pub mod metrics;
 pub mod options;
 pub mod output;
-mod pairing;
+pub mod pairing;
 pub mod peer_setting;
+pub mod release;
 mod requests;
 pub mod roam;
 pub mod state_dir;
@@ -35,13 +36,13 @@ use crate::journal;
 use crate::ledger::{Event, HandleKey, Ledger, Now};
 use crate::licence::Side;
 use crate::sys::read_secret;
-use core::PairLink;
-use core::{Core, Presence};
+use core::Core;
 use event_loop::{EventLoop, LoopSettings};
 use licences::LicenceSource;
 use mio::net::TcpListener;
 use mio::Poll;
 use options::OptionsSource;
+use pairing::{PairLink, Presence};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -49,25 +50,7 @@ use std::path::Path;
 /// The client port when neither `--port` nor the licence names one.
 pub const DEFAULT_PORT: u16 = 27000;
 
-/// Exit status of a server that stopped because its configuration cannot
-/// work (flags, config file, licences, options, secrets): EX_CONFIG of
-/// sysexits.h. The systemd units do not restart it (`RestartPreventExitStatus=`).
-pub const EXIT_CONFIG: i32 = 78;
-
-/// Why `run` failed.
-#[derive(Debug)]
-pub enum RunError {
-    /// The configuration cannot work: restarting will not help.
-    Config(String),
-    /// Anything else (state directory, ports, journal, I/O).
-    Other(String),
-}
-
-impl From<String> for RunError {
-    fn from(e: String) -> RunError {
-        RunError::Other(e)
-    }
-}
+pub use crate::sys::{listen_error, RunError, EXIT_CONFIG};
 
 /// Starts the server and serves until it is shut down.
 pub fn run(config: Config) -> Result<(), RunError> {
@@ -422,21 +405,6 @@ fn bind_http(addr: &str) -> Result<(TcpListener, SocketAddr), String> {
         .local_addr()
         .map_err(|e| format!("http port: {e}"))?;
     Ok((listener, local))
-}
-
-/// Why a port could not be bound, and for "address in use" which port and
-/// what to do: another floatd (or something else) holds it, or `flag`
-/// picks another.
-pub fn listen_error(what: &str, addr: &str, e: &std::io::Error, flag: &str) -> String {
-    if e.kind() != std::io::ErrorKind::AddrInUse {
-        return format!("cannot listen {what} on {addr}: {e}");
-    }
-    let port = addr.rsplit_once(':').map_or(addr, |(_, p)| p);
-    format!(
-        "cannot listen {what} on {addr}: port {port} is already in use: another floatd may \
-         be running (`ss -ltnp 'sport = :{port}'` shows what holds it), or choose another port \
-         with {flag}"
-    )
 }
 
 /// Connections the kernel may hold completed for us before we accept them.

@@ -1,11 +1,51 @@
 //! What the watchdog tells the loop, carried out on the ledger: roles,
 //! replication, handback, stepping down and merging after a split.
 
-use super::core::{Core, Effects};
+use super::core::Core;
+use super::release::Effects;
 use crate::codes::Code;
+use crate::failover::PairStatus;
 use crate::failover::{FromWatchdog, RoleView, ToWatchdog};
 use crate::ledger::{Event, Now, Snapshot};
 use crate::protocol::reply;
+use crossbeam_channel::{Receiver, Sender};
+
+/// How the server presents itself (greeting, status).
+#[derive(Clone, Debug)]
+pub struct Presence {
+    pub role: String,
+    pub state: String,
+    /// The epoch shown (one number for both servers' view of this one).
+    pub epoch: u64,
+    pub server: String,
+    pub peer_addr: Option<String>,
+    pub active_addr: Option<String>,
+}
+
+/// The loop's end of the watchdog's channels, and what it last said.
+pub struct PairLink {
+    pub tx: Sender<ToWatchdog>,
+    pub rx: Receiver<crate::failover::FromWatchdog>,
+    /// Active: replies wait for the standby's acknowledgement.
+    pub wait_for_acks: bool,
+    pub acked: u64,
+    /// The durable sequence number last told to the watchdog.
+    pub durable_told: u64,
+    pub status: PairStatus,
+}
+
+impl PairLink {
+    pub fn new(tx: Sender<ToWatchdog>, rx: Receiver<crate::failover::FromWatchdog>) -> PairLink {
+        PairLink {
+            tx,
+            rx,
+            wait_for_acks: false,
+            acked: 0,
+            durable_told: 0,
+            status: PairStatus::default(),
+        }
+    }
+}
 
 impl Core {
     pub(super) fn drain_watchdog(&mut self, now: Now, effects: &mut Effects) {

@@ -3,8 +3,9 @@
 
 use super::admin;
 use super::conn::ClientState;
-use super::core::{Core, Reply};
+use super::core::Core;
 use super::gate;
+use super::release::Reply;
 use crate::codes::Code;
 use crate::ledger::{CheckinOutcome, Event, Now, Orphans, Outcome, WaiterId};
 use crate::protocol::reply;

@@ -10,7 +10,8 @@
 //! none; and makes one if there is none at all (the first roam).
 
 use super::conn::Session;
-use super::core::{Core, Reply};
+use super::core::Core;
+use super::release::Reply;
 use crate::codes::Code;
 use crate::ledger::{Event, Gate, Grant, Ledger, Now, Refusal, RoamKey, RoamRequest};
 use crate::licence::keys::{format_secret_key, generate_signing_key, key_id, parse_secret_key};

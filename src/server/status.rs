@@ -86,7 +86,7 @@ fn build_listing(core: &Core, now: Now, holders: usize) -> StatusReport {
     StatusReport {
         server: core.presence.server.clone(),
         role: core.presence.role.clone(),
-        state: core.presence.state.clone(),
+        state: core.shown_state(now.mono).to_string(),
         epoch: core.presence.epoch,
         uptime_secs: core.started.elapsed().as_secs(),
         lease_secs: core.ledger.lease().as_secs(),
@@ -141,7 +141,7 @@ fn holder(seat: &Seat, now: Now) -> Holder {
 }
 
 /// The STATUS= text of a licence server: role, state, epoch, seats in use.
-pub fn systemd_status(core: &Core) -> String {
+pub fn systemd_status(core: &Core, now: std::time::Instant) -> String {
     let mut used = 0u64;
     let mut total = 0u64;
     let mut uncounted = 0u64;
@@ -156,7 +156,9 @@ pub fn systemd_status(core: &Core) -> String {
     }
     let mut text = format!(
         "{} {}, epoch {}: {used} of {total} seats in use",
-        core.presence.role, core.presence.state, core.presence.epoch
+        core.presence.role,
+        core.shown_state(now),
+        core.presence.epoch
     );
     if uncounted > 0 {
         text.push_str(&format!(" (+{uncounted} uncounted)"));

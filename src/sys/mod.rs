@@ -1,6 +1,7 @@
 //! What every floatd process (server, witness) needs from its host, shared
 //! so that the server and the failover code need nothing of each other:
-//! the peer secret file and systemd notifications.
+//! the peer secret file, systemd notifications, randomness, and how a
+//! start-up failure is told (exit status, a port already in use).
 
 pub mod notify;
 
@@ -62,4 +63,39 @@ pub fn random_key() -> std::io::Result<[u8; 32]> {
     let mut key = [0u8; 32];
     getrandom::fill(&mut key).map_err(std::io::Error::other)?;
     Ok(key)
+}
+
+/// Exit status of a server that stopped because its configuration cannot
+/// work (flags, config file, licences, options, secrets): EX_CONFIG of
+/// sysexits.h. The systemd units do not restart it (`RestartPreventExitStatus=`).
+pub const EXIT_CONFIG: i32 = 78;
+
+/// Why `run` failed.
+#[derive(Debug)]
+pub enum RunError {
+    /// The configuration cannot work: restarting will not help.
+    Config(String),
+    /// Anything else (state directory, ports, journal, I/O).
+    Other(String),
+}
+
+impl From<String> for RunError {
+    fn from(e: String) -> RunError {
+        RunError::Other(e)
+    }
+}
+
+/// Why a port could not be bound, and for "address in use" which port and
+/// what to do: another floatd (or something else) holds it, or `flag`
+/// picks another.
+pub fn listen_error(what: &str, addr: &str, e: &std::io::Error, flag: &str) -> String {
+    if e.kind() != std::io::ErrorKind::AddrInUse {
+        return format!("cannot listen {what} on {addr}: {e}");
+    }
+    let port = addr.rsplit_once(':').map_or(addr, |(_, p)| p);
+    format!(
+        "cannot listen {what} on {addr}: port {port} is already in use: another floatd may \
+         be running (`ss -ltnp 'sport = :{port}'` shows what holds it), or choose another port \
+         with {flag}"
+    )
 }

@@ -156,6 +156,20 @@ impl Floatd {
         Floatd::start_command(command, log)
     }
 
+    /// Starts `floatd` with its file-size limit lowered to `kib` KiB and
+    /// SIGXFSZ ignored, so a write past it fails (EFBIG) as on a full disk.
+    pub fn start_with_file_limit(args: &[String], log: &Path, kib: u32) -> Floatd {
+        let mut command = Command::new("sh");
+        command
+            .arg("-c")
+            .arg(format!(
+                "trap '' XFSZ; ulimit -f {kib} && exec \"$0\" \"$@\""
+            ))
+            .arg(FLOATD)
+            .args(args);
+        Floatd::start_command(command, log)
+    }
+
     fn start_command(mut command: Command, log: &Path) -> Floatd {
         let log_file = std::fs::File::create(log).expect("log file");
         let mut child = command
@@ -810,6 +824,8 @@ pub struct Pair {
     primary_ports: Option<(String, String)>,
     backup_ports: Option<(String, String)>,
     starts: usize,
+    /// The primary's file-size limit in KiB, if lowered (a disk that fills).
+    pub primary_file_limit_kib: Option<u32>,
 }
 
 /// Timings that keep failover tests short: takeover in 1 s.
@@ -852,6 +868,7 @@ impl Pair {
             primary_ports: None,
             backup_ports: None,
             starts: 0,
+            primary_file_limit_kib: None,
         }
     }
 
@@ -938,7 +955,10 @@ impl Pair {
             .filter(|(r, ..)| r == role)
             .map(|(_, k, v)| (k.as_str(), v.as_str()))
             .collect();
-        let server = Floatd::start_with_env(&args, &log, &env);
+        let server = match (role, self.primary_file_limit_kib) {
+            ("primary", Some(kib)) => Floatd::start_with_file_limit(&args, &log, kib),
+            _ => Floatd::start_with_env(&args, &log, &env),
+        };
         let peer = server
             .peer_addr
             .clone()

@@ -11,9 +11,10 @@ use floatd::journal::MemJournal;
 use floatd::ledger::{HandleKey, Ledger, Now, SeededEntropy};
 use floatd::licence::{Count, Expiry, Pool, PoolKey, Served, Share, Side, Version};
 use floatd::server::conn::ClientState;
-use floatd::server::core::{Core, PairLink, Presence};
+use floatd::server::core::Core;
 use floatd::server::licences::LicenceSource;
 use floatd::server::output::Output;
+use floatd::server::pairing::{PairLink, Presence};
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 

@@ -41,7 +41,7 @@ struct WitnessView {
 enum Claim {
     /// Asked, not answered yet.
     Asked { id: u64, epoch: u64, sent: Instant },
-    /// Refused; ask again a few pings later.
+    /// Refused; ask again a ping later.
     Refused { at: Instant },
 }
 
@@ -70,8 +70,9 @@ pub(super) struct Fence {
     pub says_stale: bool,
     /// This process's incarnation, sent with every ping and claim.
     incarnation: u64,
-    /// The last claim the witness granted, as told back in every ping.
-    granted_claim: u64,
+    /// The last claim whose answer is settled here, told back in every
+    /// ping (sent as `granted_claim`): heard, or given up on.
+    settled_claim: u64,
 }
 
 impl Fence {
@@ -116,7 +117,16 @@ impl RoleMachine {
         let stale_since = self.stale_record();
         let (role, state, epoch, last) = (self.s.role, self.state, self.epoch, self.last);
         let ping_interval = self.s.ping_interval;
+        let fence_after = self.s.fence_after;
         let Some(f) = &mut self.fence else { return };
+        // A claim unanswered for a grant lease is given up on: a consent
+        // arriving later is declined (on_claim_result), so the witness may
+        // believe this server's state again instead of waiting for ever.
+        if let Some(Claim::Asked { id, sent, .. }) = f.claim {
+            if now.saturating_duration_since(sent) >= fence_after {
+                f.settled_claim = f.settled_claim.max(id);
+            }
+        }
         if !f.link_up
             && f.last_dial
                 .is_none_or(|t| now.saturating_duration_since(t) >= ping_interval)
@@ -142,7 +152,7 @@ impl RoleMachine {
                 last,
                 stale_since,
                 incarnation: f.incarnation,
-                granted_claim: f.granted_claim,
+                granted_claim: f.settled_claim,
             }));
     }
 
@@ -301,9 +311,16 @@ impl RoleMachine {
         }
         f.claim = None;
         f.last_refusal = None;
-        f.granted_claim = id;
+        f.settled_claim = id;
         if serving || !self.can_serve {
             return; // its next ping tells the witness it does not serve
+        }
+        // An answer that took longer than a grant lease (a witness or this
+        // server paused meanwhile) is old news: the witness may have let
+        // the other server take over since. Claim again if still needed.
+        if now.saturating_duration_since(sent) >= self.s.fence_after {
+            log::warn!("the witness's consent came too late to rely on: claiming again");
+            return;
         }
         // The other server spoke since the claim was made: this standby
         // may have renewed its grant lease (echoing it), and promised not
@@ -320,14 +337,16 @@ impl RoleMachine {
     }
 
     /// Asks the witness to let this server become active at `epoch`. One
-    /// claim at a time; after a refusal, ask again a few pings later.
+    /// claim at a time; after a refusal, ask again a ping later.
     pub(super) fn claim(&mut self, epoch: u64, now: Instant) {
         let (role, last) = (self.s.role, self.last);
         let (ping, takeover) = (self.s.ping_interval, self.s.takeover_after);
         let Some(f) = &mut self.fence else { return };
         let waiting = match f.claim {
             Some(Claim::Asked { sent, .. }) => now.saturating_duration_since(sent) < takeover,
-            Some(Claim::Refused { at }) => now.saturating_duration_since(at) < ping * 5,
+            // A refusal is often about a moment (the other server handing
+            // back has not told the witness yet): ask again a ping later.
+            Some(Claim::Refused { at }) => now.saturating_duration_since(at) < ping,
             None => false,
         };
         if waiting {

@@ -177,9 +177,6 @@ impl RoleMachine {
             .is_some_and(|t| self.follower.acked >= t);
         if !self.follower.in_sync && caught_up {
             self.follower.in_sync = true;
-            if let Some(f) = &mut self.fence {
-                f.holding_from = None;
-            }
             log::info!("standby in sync at record {}", self.follower.acked);
         }
         self.follower_changed();
@@ -202,9 +199,6 @@ impl RoleMachine {
             self.follower.acked = from.seq;
             if self.state.is_serving() || self.handing_back {
                 self.follower.in_sync = true;
-                if let Some(f) = &mut self.fence {
-                    f.holding_from = None;
-                }
                 log::info!("standby in sync at record {}", from.seq);
                 self.follower_changed();
             }
@@ -239,6 +233,11 @@ impl RoleMachine {
             .is_some_and(|t| now.saturating_duration_since(t) > self.s.sync_timeout);
         if late || !self.peer_alive() {
             self.follower.in_sync = false;
+            // In sync again only once it has everything made until now, not
+            // at its next acknowledgement: a standby that keeps falling
+            // behind must not flap between stale and in sync.
+            self.follower.catchup_target = Some(self.last.seq);
+
             if self.fence.is_none() {
                 log::warn!(
                     "standby stale since record {}: carrying on without its acknowledgement",
@@ -268,8 +267,16 @@ impl RoleMachine {
             return;
         }
         self.update_stale_record();
+        let wait_for_acks = self.wait_for_acks();
+        if !wait_for_acks {
+            // The loop stops holding; when it holds again it says from
+            // which record (`ToWatchdog::HoldingFrom`).
+            if let Some(f) = &mut self.fence {
+                f.holding_from = None;
+            }
+        }
         let msg = FromWatchdog::Standby {
-            wait_for_acks: self.wait_for_acks(),
+            wait_for_acks,
             acked: self.follower.acked,
         };
         self.tell_loop(msg);

@@ -1,6 +1,7 @@
 //! The role machine on its own: inputs in, actions out, time passed in.
 
 use super::*;
+use crate::config::Role;
 use crate::failover::PairStatus;
 use crate::ledger::{Merge, Record};
 use crate::protocol::peer::PeerMessage;
@@ -422,6 +423,60 @@ fn only_an_echo_of_this_process_renews_the_grant_lease() {
     assert!(!renews(&p.input(echo(7, 100))));
     assert!(!renews(&p.input(echo(1, 60_000))));
     assert!(renews(&p.input(echo(1, 100))));
+}
+
+#[test]
+fn what_arrived_during_a_pause_is_old_news() {
+    let mut p = Bench::new(Role::Primary, false, start(5, 1));
+    p.input(Input::PeerLinkUp);
+    p.run(Duration::from_millis(300));
+    // Frozen for five seconds; the first thing read on waking is the
+    // backup saying, long ago, that it stood by.
+    p.now += Duration::from_secs(5);
+    p.heartbeat(PeerState::Ready, 1, (5, 1), true);
+    assert_eq!(p.m.state(), PeerState::Starting, "led on old news");
+    // Since then the backup took over: the primary follows it.
+    p.run_hearing(Duration::from_millis(300), PeerState::Active, 2, (6, 2));
+    assert!(matches!(p.m.state(), PeerState::Syncing | PeerState::Ready));
+}
+
+#[test]
+fn a_claim_never_answered_is_given_up_on_and_its_late_consent_declined() {
+    let mut b = Bench::new(Role::Backup, true, start(5, 1));
+    b.input(Input::PeerLinkUp);
+    b.input(Input::WitnessLinkUp);
+    b.run_hearing(Duration::from_secs(2), PeerState::Active, 1, (5, 1));
+    b.run(TAKEOVER + PING * 2);
+    let claim = b.log.iter().rev().find_map(|a| match a {
+        Action::ToWitness(PeerMessage::Claim { id, .. }) => Some(*id),
+        _ => None,
+    });
+    let id = claim.expect("a claim was sent");
+    let settled = |b: &Bench| {
+        b.log.iter().rev().find_map(|a| match a {
+            Action::ToWitness(PeerMessage::WitnessPing { granted_claim, .. }) => {
+                Some(*granted_claim)
+            }
+            _ => None,
+        })
+    };
+    assert!(
+        settled(&b).unwrap_or(0) < id,
+        "still waiting for the answer"
+    );
+    // The answer is lost; the primary is heard again, so no new claim.
+    b.run_hearing(Duration::from_millis(700), PeerState::Active, 1, (5, 1));
+    assert_eq!(settled(&b), Some(id), "the witness is told it was given up");
+    b.input(Input::Witness(PeerMessage::ClaimResult {
+        id,
+        granted: true,
+        recovery: false,
+        why: String::new(),
+    }));
+    assert!(
+        !b.m.state().is_serving(),
+        "a consent given up on is declined"
+    );
 }
 
 #[test]

@@ -220,3 +220,32 @@ fn a_journal_failure_closes_the_gate_whatever_the_role_says() {
     assert!(matches!(&d.gate, Gate::Closed(r) if r.code == Code::JournalFailed));
     assert!(d.expire, "leases still run out, so seats come back");
 }
+
+#[test]
+fn an_active_server_that_cannot_confirm_it_shows_fenced() {
+    let now = Instant::now();
+    let active = RoleView {
+        state: PeerState::Active,
+        epoch: 1,
+        active: None,
+        recovery_until: None,
+        backup_expired: false,
+    };
+    let mut inputs = GateInputs {
+        pair: Some(active),
+        fenced: true,
+        grant_lease: Some(now + Duration::from_secs(1)),
+        ..GateInputs::default()
+    };
+    assert_eq!(shown_state("active", &decide(&inputs, now)), "active");
+    inputs.paused = true;
+    assert_eq!(shown_state("active", &decide(&inputs, now)), "fenced");
+    inputs.paused = false;
+    inputs.grant_lease = Some(now);
+    assert_eq!(shown_state("active", &decide(&inputs, now)), "fenced");
+    // Other refusals leave the state as it is.
+    inputs.grant_lease = Some(now + Duration::from_secs(1));
+    inputs.journal_failed = true;
+    assert_eq!(shown_state("active", &decide(&inputs, now)), "active");
+    assert_eq!(shown_state("ready", &decide(&inputs, now)), "ready");
+}
