@@ -12,7 +12,8 @@
 //! against a redis without persistence and one with `appendfsync always`
 //! (an fsync per write, like floatd's journal), and both clients against a
 //! null server, so the floatd/redis ratio measures servers, not clients.
-//! etcd is not run here.
+//! Where etcd is installed, its leader-kill gap goes beside floatd's
+//! failover gap (floatd_bench/etcd.rs).
 //!
 //! Bounded: every child has a deadline; about four minutes in all. `FLOATD_BENCH_SECS` sets the seconds per load run (default 4),
 //! `FLOATD_BENCH_REPEAT` the runs per row (default 2: the best is kept,
@@ -20,6 +21,9 @@
 //! machine does not decide a row). `FLOATD_BENCH_FLOATD=/path/to/floatd`
 //! measures another server build with the same table (an A/B of a change,
 //! or a branch with features this one lacks).
+
+#[path = "floatd_bench/etcd.rs"]
+mod etcd;
 
 use floatd::load::Report;
 use std::io::{BufRead, BufReader};
@@ -261,6 +265,11 @@ fn main() {
     if let Some(Err(why)) = &table.failover {
         eprintln!("floatd bench: failover gap: {why}");
     }
+    let etcd = etcd::leader_kill_gap(site.dir.path(), free_port);
+    if let Err(why) = &etcd {
+        eprintln!("floatd bench: etcd: {why}");
+    }
+    table.etcd = Some(etcd);
 
     let text = table.render(began.elapsed());
     println!("{text}");
@@ -766,6 +775,7 @@ struct Table {
     startup: Option<(Duration, Duration)>,
     binary: Option<(u64, bool)>,
     failover: Option<Result<Report, String>>,
+    etcd: Option<Result<etcd::Gap, String>>,
     fsync: Option<(Duration, Duration)>,
 }
 
@@ -982,7 +992,20 @@ impl Table {
         row(&[
             "failover gap, defaults, primary killed",
             &failover,
-            "<= 1.5 s median and below etcd (not run by this bench), 0 seats lost",
+            "<= 1.5 s median and below etcd's, 0 seats lost",
+        ]);
+        let etcd = match &self.etcd {
+            None => "n/a".to_string(),
+            Some(Err(why)) => format!("n/a ({why})"),
+            Some(Ok(g)) => format!(
+                "etcd {}: gap {:.2} s worst client (median {:.2} s)",
+                g.version, g.worst_secs, g.median_secs
+            ),
+        };
+        row(&[
+            "failover gap, etcd: 3 members, 16 clients writing, leader killed",
+            &etcd,
+            "(for comparison)",
         ]);
         s.push_str(&format!(
             "\nloopback, {} cores, load average at the end {}; best of {} runs of {} s per load row; redis {}; bench took {:.0} s\n",
