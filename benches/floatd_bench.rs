@@ -5,18 +5,25 @@
 //! It starts floatd itself (the binaries cargo built for this bench: the
 //! `bench` profile inherits `release`, so they are the optimised, stripped
 //! target/release products; checked below), with a temporary licence signed
-//! by a throwaway key, and drives it with `floatd-load`. Where redis-server
-//! and redis-benchmark are installed it runs `redis-benchmark -t incr` at
-//! the same client counts in the same run, and both clients against a null
-//! server, so the floatd/redis ratio measures servers, not clients.
+//! by a throwaway key, and drives it with `floatd-load`, which also reports
+//! the server's CPU per request (/proc/PID/stat over the run). Where
+//! redis-server and redis-benchmark are installed it runs
+//! `redis-benchmark -t incr` at the same client counts in the same run,
+//! against a redis without persistence and one with `appendfsync always`
+//! (an fsync per write, like floatd's journal), and both clients against a
+//! null server, so the floatd/redis ratio measures servers, not clients.
+//! Where etcd is installed, its leader-kill gap goes beside floatd's
+//! failover gap (floatd_bench/etcd.rs).
 //!
-//! Bounded: every child has a deadline; about two and a half minutes in
-//! all. `FLOATD_BENCH_SECS` sets the seconds per load run (default 4),
+//! Bounded: every child has a deadline; about four minutes in all. `FLOATD_BENCH_SECS` sets the seconds per load run (default 4),
 //! `FLOATD_BENCH_REPEAT` the runs per row (default 2: the best is kept,
 //! floatd and redis taking turns, so a burst of other work on a shared
 //! machine does not decide a row). `FLOATD_BENCH_FLOATD=/path/to/floatd`
 //! measures another server build with the same table (an A/B of a change,
 //! or a branch with features this one lacks).
+
+#[path = "floatd_bench/etcd.rs"]
+mod etcd;
 
 use floatd::load::Report;
 use std::io::{BufRead, BufReader};
@@ -68,10 +75,13 @@ fn main() {
 
     // redis-server, when installed, runs beside: each of its rows right
     // after floatd's at the same client count, so both see the same noise.
-    let redis = Redis::start();
+    let redis = Redis::start(None);
     if redis.is_none() {
         eprintln!("floatd bench: redis-server/redis-benchmark not installed: no redis column");
     }
+    let aof_dir = site.dir.path().join("redis-aof");
+    let _ = std::fs::create_dir(&aof_dir);
+    let redis_always = redis.as_ref().and_then(|_| Redis::start(Some(&aof_dir)));
 
     // Throughput and latency: a server with journal fsync (the default) and
     // one with `--durability none`, side by side; for each row floatd
@@ -103,7 +113,7 @@ fn main() {
     };
     let mut none_rows = Vec::new();
     for (clients, pipeline) in [(1, 1), (64, 1), (1024, 1), (64, 16)] {
-        let (mut fsync, mut none, mut theirs) = (None, None, None);
+        let (mut fsync, mut none, mut theirs, mut always) = (None, None, None, None);
         for _ in 0..repeat {
             fsync = best_report(fsync, run(&fsync_server.addr, clients, pipeline, "fsync"));
             if let Some(redis) = &redis {
@@ -111,26 +121,31 @@ fn main() {
                 eprintln!("floatd bench: redis-benchmark -c {clients} -P {pipeline}: {b:?}");
                 theirs = best_bench(theirs, b);
             }
-            if pipeline == 1 {
-                none = best_report(none, run(&none_server.addr, clients, pipeline, "none"));
+            if let Some(redis) = &redis_always {
+                let b = redis.benchmark(redis.port, clients, pipeline, secs);
+                eprintln!(
+                    "floatd bench: redis-benchmark -c {clients} -P {pipeline}, appendfsync always: {b:?}"
+                );
+                always = best_bench(always, b);
             }
+            none = best_report(none, run(&none_server.addr, clients, pipeline, "none"));
         }
         table.load_rows.push(LoadRow {
             label: row_label(clients, pipeline, "fsync"),
             pipeline,
             durability: "fsync",
             floatd: fsync,
-            redis: theirs,
+            redis: theirs.clone(),
+            redis_always: always,
         });
-        if pipeline == 1 {
-            none_rows.push(LoadRow {
-                label: row_label(clients, pipeline, "none"),
-                pipeline,
-                durability: "none",
-                floatd: none,
-                redis: None,
-            });
-        }
+        none_rows.push(LoadRow {
+            label: row_label(clients, pipeline, "none"),
+            pipeline,
+            durability: "none",
+            floatd: none,
+            redis: theirs,
+            redis_always: None,
+        });
     }
     table.load_rows.extend(none_rows);
     // p99 at half of the best unpipelined throughput, 64 clients.
@@ -205,6 +220,7 @@ fn main() {
         }
     }
     drop(redis);
+    drop(redis_always);
 
     // Memory with 10,000 clients holding seats.
     {
@@ -249,6 +265,11 @@ fn main() {
     if let Some(Err(why)) = &table.failover {
         eprintln!("floatd bench: failover gap: {why}");
     }
+    let etcd = etcd::leader_kill_gap(site.dir.path(), free_port);
+    if let Err(why) = &etcd {
+        eprintln!("floatd bench: etcd: {why}");
+    }
+    table.etcd = Some(etcd);
 
     let text = table.render(began.elapsed());
     println!("{text}");
@@ -513,15 +534,18 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
-/// A redis-server on a free loopback port, without persistence.
+/// A redis-server on a free loopback port: without persistence, or with
+/// its append-only file fsynced before every reply (`appendfsync always`,
+/// in `aof_dir`), the durability floatd's journal gives.
 struct Redis {
     child: Child,
     port: u16,
     version: String,
+    fsync_always: bool,
 }
 
 impl Redis {
-    fn start() -> Option<Redis> {
+    fn start(aof_dir: Option<&Path>) -> Option<Redis> {
         let version = Command::new("redis-server")
             .arg("--version")
             .output()
@@ -535,9 +559,17 @@ impl Redis {
             .find_map(|w| w.strip_prefix("v=").map(str::to_string))
             .unwrap_or_default();
         let port = free_port();
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no", "--maxclients", "10000"])
+        let mut cmd = Command::new("redis-server");
+        cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--maxclients", "10000"]);
+        match aof_dir {
+            None => cmd.args(["--appendonly", "no"]),
+            Some(dir) => cmd
+                .args(["--appendonly", "yes", "--appendfsync", "always"])
+                .arg("--dir")
+                .arg(dir),
+        };
+        let child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -547,6 +579,7 @@ impl Redis {
             child,
             port,
             version,
+            fsync_always: aof_dir.is_some(),
         };
         let deadline = Instant::now() + Duration::from_secs(5);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
@@ -561,10 +594,14 @@ impl Redis {
     /// `redis-benchmark -t incr` against `port`: requests per second and
     /// latency (ms): p50, p99.
     fn benchmark(&self, port: u16, clients: usize, pipeline: usize, secs: f64) -> Option<Bench> {
-        // redis-benchmark counts requests, not time: size -n to the row.
-        let per_sec = match (clients, pipeline) {
-            (1, 1) => 25_000.0,
-            (_, 1) => 60_000.0,
+        // redis-benchmark counts requests, not time: size -n to the row
+        // (an fsync per write is slower: a few thousand a second alone).
+        let per_sec = match (clients, pipeline, self.fsync_always) {
+            (1, 1, true) => 3_000.0,
+            (_, 1, true) => 25_000.0,
+            (_, _, true) => 150_000.0,
+            (1, 1, false) => 25_000.0,
+            (_, 1, false) => 60_000.0,
             _ => 400_000.0,
         };
         let n = ((per_sec * secs) as u64).max(10_000);
@@ -738,6 +775,7 @@ struct Table {
     startup: Option<(Duration, Duration)>,
     binary: Option<(u64, bool)>,
     failover: Option<Result<Report, String>>,
+    etcd: Option<Result<etcd::Gap, String>>,
     fsync: Option<(Duration, Duration)>,
 }
 
@@ -747,6 +785,7 @@ struct LoadRow {
     durability: &'static str,
     floatd: Option<Report>,
     redis: Option<Bench>,
+    redis_always: Option<Bench>,
 }
 
 fn thousands(x: f64) -> String {
@@ -773,25 +812,47 @@ fn mib(kib: u64) -> String {
 impl Table {
     fn render(&self, took: Duration) -> String {
         let mut s = String::new();
-        let mut row = |cols: [&str; 5]| {
-            s.push_str(&format!("| {} |\n", cols.join(" | ")));
+        // Rows name as many columns as they fill; the rest are "-".
+        let mut row = |cols: &[&str]| {
+            let mut all: Vec<&str> = cols.to_vec();
+            all.resize(7, "-");
+            s.push_str(&format!("| {} |\n", all.join(" | ")));
         };
-        row([
+        row(&[
             "figure",
             "floatd",
             "target",
-            "redis-server",
-            "floatd / redis",
+            "redis, no persistence",
+            "redis, `appendfsync always`",
+            "floatd / redis none",
+            "floatd / redis always",
         ]);
-        row(["---", "---", "---", "---", "---"]);
+        row(&["---"; 7]);
+        let redis_cell = |b: &Option<Bench>| match b {
+            Some(b) => format!(
+                "{} INCR/s; p50 {:.2} ms, p99 {:.2} ms",
+                thousands(b.rps),
+                b.p50_ms,
+                b.p99_ms
+            ),
+            None => "-".into(),
+        };
+        let ratio = |f: &Option<Report>, b: &Option<Bench>| match (f, b) {
+            (Some(f), Some(b)) => format!("{:.2}", f.ops_per_sec / b.rps),
+            _ => "-".into(),
+        };
         for r in &self.load_rows {
             let ours = match &r.floatd {
                 Some(f) => format!(
-                    "{} req/s; p50 {}, p99 {}, p99.9 {}{}",
+                    "{} req/s; p50 {}, p99 {}, p99.9 {}{}{}",
                     thousands(f.ops_per_sec),
                     ms(f.latency_us.p50),
                     ms(f.latency_us.p99),
                     ms(f.latency_us.p999),
+                    f.server_cpu_us_per_op.map_or(String::new(), |us| format!(
+                        "; server CPU {:.1} µs per checkout+checkin",
+                        us * 2.0
+                    )),
                     if f.errors_total > 0 {
                         format!("; {} errors", f.errors_total)
                     } else {
@@ -801,24 +862,20 @@ impl Table {
                 None => "failed".into(),
             };
             let target = match (r.durability, r.pipeline) {
-                ("fsync", 1) => ">= redis INCR",
-                ("fsync", _) => ">= 0.5 x redis INCR -P 16",
+                ("fsync", 1) => ">= redis `appendfsync always`; 64 clients: >= 1x redis none",
+                ("fsync", _) => ">= 0.5x redis none; >= redis `appendfsync always`",
+                ("none", 16) => "CPU <= 3 µs per pair",
                 _ => "(shows the cost of fsync)",
             };
-            let (theirs, ratio) = match (&r.redis, &r.floatd) {
-                (Some(b), Some(f)) => (
-                    format!(
-                        "{} INCR/s; p50 {:.2} ms, p99 {:.2} ms",
-                        thousands(b.rps),
-                        b.p50_ms,
-                        b.p99_ms
-                    ),
-                    format!("{:.2}", f.ops_per_sec / b.rps),
-                ),
-                (Some(b), None) => (format!("{} INCR/s", thousands(b.rps)), "-".into()),
-                _ => ("-".into(), "-".into()),
-            };
-            row([&r.label, &ours, target, &theirs, &ratio]);
+            row(&[
+                &r.label,
+                &ours,
+                target,
+                &redis_cell(&r.redis),
+                &redis_cell(&r.redis_always),
+                &ratio(&r.floatd, &r.redis),
+                &ratio(&r.floatd, &r.redis_always),
+            ]);
         }
         for (durability, rate, r) in &self.half_peak {
             let ours = match r {
@@ -838,7 +895,7 @@ impl Table {
                     ", fsync"
                 }
             );
-            row([&label, &ours, "<= 1 ms", "-", "-"]);
+            row(&[&label, &ours, "<= 1 ms"]);
         }
         for (clients, pipeline, ours, theirs) in &self.client_rows {
             let label = format!(
@@ -855,10 +912,10 @@ impl Table {
             let theirs = theirs.as_ref().map_or("failed".into(), |b| {
                 format!("redis-benchmark: {} req/s", thousands(b.rps))
             });
-            row([&label, &ours, "client >= redis-benchmark", &theirs, "-"]);
+            row(&[&label, &ours, "client >= redis-benchmark", &theirs]);
         }
         let idle = self.idle_rss.map_or("n/a".into(), mib);
-        row(["server RSS, idle", &idle, "<= 4 MiB", "-", "-"]);
+        row(&["server RSS, idle", &idle, "<= 4 MiB"]);
         let holders = match &self.holders {
             Some(r) => match r.server_memory {
                 Some(m) => format!(
@@ -872,12 +929,10 @@ impl Table {
             },
             None => "failed".into(),
         };
-        row([
+        row(&[
             "server RSS, 10,000 clients holding seats",
             &holders,
             "<= 32 MiB",
-            "-",
-            "-",
         ]);
         let startup = self.startup.map_or("failed".into(), |(median, best)| {
             format!(
@@ -886,12 +941,10 @@ impl Table {
                 best.as_secs_f64() * 1e3
             )
         });
-        row([
+        row(&[
             "start to serving, 1,000-feature licence (spawn to `listening`)",
             &startup,
             "<= 50 ms",
-            "-",
-            "-",
         ]);
         let fsync = self.fsync.map_or("n/a".into(), |(p50, p99)| {
             format!(
@@ -900,12 +953,9 @@ impl Table {
                 p99.as_secs_f64() * 1e6
             )
         });
-        row([
+        row(&[
             "context: fdatasync of a 200-byte append on this disk",
             &fsync,
-            "-",
-            "-",
-            "-",
         ]);
         let binary = self.binary.map_or("n/a".into(), |(size, stripped)| {
             format!(
@@ -919,7 +969,7 @@ impl Table {
                 }
             )
         });
-        row(["release binary, floatd", &binary, "<= 2 MiB", "-", "-"]);
+        row(&["release binary, floatd", &binary, "<= 2 MiB"]);
         let failover = match &self.failover {
             None => "n/a".to_string(),
             Some(Err(why)) => format!("n/a ({why})"),
@@ -939,12 +989,23 @@ impl Table {
                 None => "failed".into(),
             },
         };
-        row([
+        row(&[
             "failover gap, defaults, primary killed",
             &failover,
-            "<= 4 s, 0 seats lost",
-            "-",
-            "-",
+            "<= 1.5 s median and below etcd's, 0 seats lost",
+        ]);
+        let etcd = match &self.etcd {
+            None => "n/a".to_string(),
+            Some(Err(why)) => format!("n/a ({why})"),
+            Some(Ok(g)) => format!(
+                "etcd {}: gap {:.2} s worst client (median {:.2} s)",
+                g.version, g.worst_secs, g.median_secs
+            ),
+        };
+        row(&[
+            "failover gap, etcd: 3 members, 16 clients writing, leader killed",
+            &etcd,
+            "(for comparison)",
         ]);
         s.push_str(&format!(
             "\nloopback, {} cores, load average at the end {}; best of {} runs of {} s per load row; redis {}; bench took {:.0} s\n",
