@@ -1,4 +1,3 @@
-
 use super::*;
 
 fn args(list: &[&str]) -> Vec<OsString> {

@@ -98,9 +98,9 @@ impl RoleMachine {
             if self.s.role == Role::Primary && self.state == PeerState::Ready && self.can_serve {
                 let due = self
                     .handback_asked
-                    .is_none_or(|t| now.saturating_duration_since(t) >= self.s.takeover_after);
+                    .is_none_or(|t| self.clock.since(t) >= self.s.takeover_after);
                 if due {
-                    self.handback_asked = Some(now);
+                    self.handback_asked = Some(self.clock.now());
                     log::info!("in sync with the active backup: asking it to hand back");
                     self.send(PeerMessage::HandbackRequest);
                 }

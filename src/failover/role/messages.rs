@@ -89,6 +89,14 @@ impl RoleMachine {
                 if self.s.role == Role::Primary && !self.state.is_serving() {
                     if self.last.seq >= last.seq {
                         log::info!("the backup handed back at record {}: taking over", last.seq);
+                        // It answers a request made since this server last
+                        // woke: no old news, so no need to listen first.
+                        if self
+                            .handback_asked
+                            .is_some_and(|asked| asked >= self.listening_since)
+                        {
+                            self.listening_since = Duration::ZERO;
+                        }
                         self.activate(true, now);
                     } else {
                         log::warn!(

@@ -152,8 +152,9 @@ pub struct RoleMachine {
     sync_asked: Option<Instant>,
     /// Witness mode only.
     fence: Option<Fence>,
-    /// Primary: asked the active backup to hand back (and when).
-    handback_asked: Option<Instant>,
+    /// Primary: asked the active backup to hand back (and when, in awake
+    /// time: an answer to a request made since the last pause is news).
+    handback_asked: Option<Duration>,
     /// Backup: handing back, waiting for the loop to stop granting.
     handing_back: bool,
     /// Stepping down after a split, waiting for the loop's handover.
@@ -332,8 +333,11 @@ impl RoleMachine {
             recovery_until: self.recovery_until,
             backup_expired: self.backup_expired,
         };
-        // A paused server re-announces its role after the re-check.
-        if self.told.as_ref() != Some(&view) && self.paused_at.is_none() {
+        // A paused server re-announces its role after the re-check. One
+        // handing back has told the loop to stop granting, and tells it
+        // its new role once the loop has stopped: an "active" in between
+        // would have it serve (and write records) after the handback.
+        if self.told.as_ref() != Some(&view) && self.paused_at.is_none() && !self.handing_back {
             self.told = Some(view.clone());
             self.tell_loop(FromWatchdog::Role(view));
         }

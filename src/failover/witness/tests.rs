@@ -1,4 +1,3 @@
-
 use super::*;
 
 fn mark(seq: u64, epoch: u64) -> HistoryMark {

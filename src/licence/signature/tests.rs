@@ -1,4 +1,3 @@
-
 use super::*;
 use crate::licence::keys::TrustedKeys;
 use crate::licence::parse::parse_licence;
