@@ -72,7 +72,7 @@ impl RoleMachine {
         // Ask (again, if asking led nowhere: the request may have met the
         // other server between two roles).
         let ask_again = self.sync_asked.is_none_or(|t| {
-            self.state == PeerState::Syncing
+            (self.state == PeerState::Syncing || !peer_serving)
                 && now.saturating_duration_since(t) >= self.s.takeover_after
         });
         // Follow the active server, or catch up with a further history.

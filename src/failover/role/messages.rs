@@ -47,6 +47,16 @@ impl RoleMachine {
                         self.renew_lease(sent);
                     }
                 }
+                if self
+                    .peer
+                    .echo
+                    .is_some_and(|(.., before)| before != incarnation)
+                {
+                    // The other server restarted: what its predecessor was
+                    // asked and never answered is asked again.
+                    self.sync_asked = None;
+                    self.handback_asked = None;
+                }
                 self.peer.echo = Some((sent_ms, now, incarnation));
                 if !self.peer_alive() {
                     log::info!(
