@@ -5,8 +5,7 @@ mod common;
 
 use common::history::History;
 use common::*;
-use floatd::client::{parse_server_list, Client, ClientConfig, ClientError, Identity, Seat};
-use floatd::licence::Version;
+use floatd::client::{Client, ClientError, Seat};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -14,33 +13,9 @@ use std::time::{Duration, Instant};
 
 const CAD4: &str = "FEATURE cad version=1.0 count=4 expires=permanent";
 
-fn flags(extra: &[&'static str]) -> Vec<&'static str> {
-    let mut f = FAST.to_vec();
-    f.extend_from_slice(extra);
-    f
-}
-
-fn client(servers: &str, user: &str) -> Client {
-    let mut config = ClientConfig::new(
-        parse_server_list(servers),
-        Identity {
-            client: format!("{user}-client"),
-            user: user.to_string(),
-            host: format!("{user}-host"),
-        },
-    );
-    config.io_timeout = Duration::from_secs(2);
-    config.failover_timeout = Duration::from_secs(20);
-    Client::new(config)
-}
-
-fn v1() -> Version {
-    Version::parse("1.0").unwrap()
-}
-
 /// A client that holds one seat (heartbeating) for the whole test.
 fn holder(servers: &str, user: &str, history: &History) -> (Client, Seat) {
-    let c = client(servers, user);
+    let c = library_client(servers, user);
     let seat = c.checkout("cad", &v1(), 1).expect("holder checkout");
     history.granted("cad", 1, &seat.handle);
     c.start_heartbeats();
@@ -56,7 +31,7 @@ fn churn(
 ) -> Vec<JoinHandle<()>> {
     (0..workers)
         .map(|i| {
-            let c = client(servers, &format!("churn{i}"));
+            let c = library_client(servers, &format!("churn{i}"));
             let (history, stop) = (history.clone(), stop.clone());
             std::thread::spawn(move || {
                 let deadline = Instant::now() + Duration::from_secs(120);
@@ -93,7 +68,7 @@ fn held_handles(addr: &str) -> ListedSeats {
 
 #[test]
 fn primary_killed_under_load_the_backup_takes_over_with_every_seat() {
-    let mut pair = Pair::start(CAD4, &flags(&["--lease", "10s"]));
+    let mut pair = Pair::start(CAD4, &fast_with(&["--lease", "10s"]));
     let servers = pair.servers();
     let history = Arc::new(History::new());
     let holders: Vec<(Client, Seat)> = (0..2)
@@ -139,7 +114,7 @@ fn primary_killed_under_load_the_backup_takes_over_with_every_seat() {
 
 #[test]
 fn a_restarted_primary_takes_back_and_clients_follow() {
-    let mut pair = Pair::start(CAD4, &flags(&["--lease", "10s"]));
+    let mut pair = Pair::start(CAD4, &fast_with(&["--lease", "10s"]));
     let servers = pair.servers();
     let history = History::new();
     let (c, seat) = holder(&servers, "alice", &history);
@@ -149,7 +124,7 @@ fn a_restarted_primary_takes_back_and_clients_follow() {
         server_state(&backup) == "active"
     });
     // A checkout on the backup while the primary is away.
-    let other = client(&servers, "bob");
+    let other = library_client(&servers, "bob");
     let bob = other.checkout("cad", &v1(), 1).expect("the backup grants");
 
     pair.start_primary();
@@ -226,7 +201,7 @@ fn log_of(server: &Option<Floatd>) -> String {
 
 #[test]
 fn a_frozen_primary_is_replaced_and_takes_back_without_doubling_a_seat() {
-    let pair = Pair::start(CAD4, &flags(&["--lease", "10s"]));
+    let pair = Pair::start(CAD4, &fast_with(&["--lease", "10s"]));
     let servers = pair.servers();
     let history = Arc::new(History::new());
     let (alice, seat) = holder(&servers, "alice", &history);
@@ -365,7 +340,7 @@ fn a_cut_peer_link_over_grants_within_the_bound_and_the_pair_converges() {
 
 #[test]
 fn a_backup_not_in_sync_runs_a_recovery_period_of_one_lease() {
-    let mut pair = Pair::build(CAD4, &flags(&["--lease", "4s"]));
+    let mut pair = Pair::build(CAD4, &fast_with(&["--lease", "4s"]));
     pair.start_primary();
     // Alone, the primary serves after takeover_after and one lease of
     // recovery (it cannot know what a backup may have granted).
@@ -391,7 +366,7 @@ fn a_backup_not_in_sync_runs_a_recovery_period_of_one_lease() {
     assert!(reply.starts_with("ERR RECOVERING"), "{reply}");
     // ...while a seat granted by the old primary, which the backup never
     // saw, is reclaimed by its proven handle.
-    let moved = client(&servers, "alice");
+    let moved = library_client(&servers, "alice");
     moved.adopt(seat.clone());
     alice.stop_heartbeats();
     moved
@@ -471,7 +446,7 @@ fn forged_replayed_and_cut_peer_messages_are_refused() {
 fn the_backup_refuses_new_seats_after_backup_max_and_the_primary_stops_advertising_a_lost_backup() {
     let mut pair = Pair::start(
         CAD4,
-        &flags(&["--backup-max-days", "2s", "--backup-lost-after-days", "3s"]),
+        &fast_with(&["--backup-max-days", "2s", "--backup-lost-after-days", "3s"]),
     );
     let mut c = LineClient::hello(&pair.primary_addr(), "alice", "ws1");
     let held = c.checkout("cad").unwrap();
@@ -512,7 +487,7 @@ fn the_backup_refuses_new_seats_after_backup_max_and_the_primary_stops_advertisi
 
 #[test]
 fn floatctl_hold_given_only_the_primary_survives_a_failover_and_says_so() {
-    let mut pair = Pair::start(CAD4, &flags(&["--lease", "3s"]));
+    let mut pair = Pair::start(CAD4, &fast_with(&["--lease", "3s"]));
     let err = pair.site.path("hold.err");
     // Only the primary is named: the backup is learnt from its greeting.
     let primary = pair.primary_addr();

@@ -9,50 +9,12 @@
 mod common;
 
 use common::*;
-use floatd::client::{parse_server_list, Client, ClientConfig, ClientEvent, Identity};
-use floatd::licence::Version;
+use floatd::client::ClientEvent;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const CAD3: &str = "FEATURE cad version=1.0 count=3 expires=permanent";
 const CAD2: &str = "FEATURE cad version=1.0 count=2 expires=permanent";
-/// Witness mode timings: takeover after 1 s, grant lease 600 ms.
-const W: &[&str] = &[
-    "--ping-interval",
-    "100ms",
-    "--takeover-after",
-    "1s",
-    "--sync-timeout",
-    "250ms",
-    "--fence-after",
-    "600ms",
-    "--lease",
-    "4s",
-];
-
-fn flags(extra: &[&'static str]) -> Vec<&'static str> {
-    let mut f = FAST.to_vec();
-    f.extend_from_slice(extra);
-    f
-}
-
-fn client(servers: &str, user: &str) -> Client {
-    let mut config = ClientConfig::new(
-        parse_server_list(servers),
-        Identity {
-            client: format!("{user}-client"),
-            user: user.to_string(),
-            host: format!("{user}-host"),
-        },
-    );
-    config.io_timeout = Duration::from_secs(2);
-    config.failover_timeout = Duration::from_secs(20);
-    Client::new(config)
-}
-
-fn v1() -> Version {
-    Version::parse("1.0").unwrap()
-}
 
 /// Seats of `feature` a server counts.
 fn counted(addr: &str, feature: &str) -> u64 {
@@ -216,7 +178,7 @@ fn cpu_secs(pid: u32) -> f64 {
 /// not wait for that deadline).
 #[test]
 fn no_server_spins_once_a_replicated_lease_runs_out() {
-    let pair = Pair::start(CAD3, &flags(&["--lease", "1s"]));
+    let pair = Pair::start(CAD3, &fast_with(&["--lease", "1s"]));
     let mut c = LineClient::hello(&pair.primary_addr(), "alice", "ws1");
     c.checkout("cad").expect("a seat");
     drop(c); // no heartbeats: the lease runs out in a second
@@ -241,10 +203,10 @@ fn no_server_spins_once_a_replicated_lease_runs_out() {
 /// not come back when the primary wakes and steps down (witness mode).
 #[test]
 fn seats_checked_in_during_a_failover_stay_checked_in() {
-    let pair = Pair::start_with_witness(CAD3, W);
+    let pair = Pair::start_with_witness(CAD3, WITNESS_FAST);
     let (primary, backup) = (pair.primary_addr(), pair.backup_addr());
     let servers = format!("{primary},{backup}");
-    let c = client(&servers, "alice");
+    let c = library_client(&servers, "alice");
     let seats: Vec<_> = (0..3)
         .map(|_| c.checkout("cad", &v1(), 1).expect("seat"))
         .collect();
@@ -274,7 +236,7 @@ fn seats_checked_in_during_a_failover_stay_checked_in() {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    let d = client(&servers, "bob");
+    let d = library_client(&servers, "bob");
     for _ in 0..3 {
         d.checkout("cad", &v1(), 1).expect("every seat is free");
     }
@@ -321,7 +283,7 @@ fn a_seat_granted_during_a_split_is_kept_as_it_heals() {
     });
     assert_eq!(server_state(&primary), "active");
     // A client of the primary holds a seat the backup never saw ...
-    let a = client(&format!("{primary},{backup}"), "alice");
+    let a = library_client(&format!("{primary},{backup}"), "alice");
     let lost = Arc::new(Mutex::new(Vec::new()));
     let seen = lost.clone();
     a.on_event(move |e| {

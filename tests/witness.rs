@@ -13,19 +13,6 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 const CAD3: &str = "FEATURE cad version=1.0 count=3 expires=permanent";
-/// Takeover after 1 s, grant lease 600 ms.
-const W: &[&str] = &[
-    "--ping-interval",
-    "100ms",
-    "--takeover-after",
-    "1s",
-    "--sync-timeout",
-    "250ms",
-    "--fence-after",
-    "600ms",
-    "--lease",
-    "4s",
-];
 
 /// Clients that keep checking seats out and in, some reaching only the
 /// primary, some only the backup (so a split pair would double-grant).
@@ -144,7 +131,7 @@ fn wait_for_grants(history: &History, more: usize, what: &str) {
 
 #[test]
 fn cutting_any_one_link_grants_no_seat_twice() {
-    let pair = Pair::start_with_witness(CAD3, W);
+    let pair = Pair::start_with_witness(CAD3, WITNESS_FAST);
     let load = Load::start(&pair);
     wait_for_grants(&load.history, 20, "load");
 
@@ -192,7 +179,7 @@ fn cutting_any_one_link_grants_no_seat_twice() {
 
 #[test]
 fn a_frozen_primary_grants_nothing_when_it_wakes() {
-    let pair = Pair::start_with_witness(CAD3, W);
+    let pair = Pair::start_with_witness(CAD3, WITNESS_FAST);
     let load = Load::start(&pair);
     wait_for_grants(&load.history, 20, "load");
     let fault = Instant::now();
@@ -216,7 +203,7 @@ fn a_frozen_primary_grants_nothing_when_it_wakes() {
 
 #[test]
 fn a_thawed_primary_never_shows_a_seat_returned_meanwhile_as_active() {
-    let pair = Pair::start_with_witness(CAD3, W);
+    let pair = Pair::start_with_witness(CAD3, WITNESS_FAST);
     let primary = pair.primary_addr();
     let mut alice = LineClient::hello(&primary, "alice", "ws1");
     let handle = alice.checkout("cad").unwrap();
@@ -248,7 +235,7 @@ fn a_thawed_primary_never_shows_a_seat_returned_meanwhile_as_active() {
 
 #[test]
 fn a_killed_primary_is_replaced_with_the_witness_consent() {
-    let mut pair = Pair::start_with_witness(CAD3, W);
+    let mut pair = Pair::start_with_witness(CAD3, WITNESS_FAST);
     let holder = holding_client(&pair);
     let held = holder.held()[0].handle.clone();
     let load = Load::start(&pair);
@@ -284,7 +271,7 @@ fn a_killed_primary_is_replaced_with_the_witness_consent() {
 
 #[test]
 fn without_the_witness_a_cut_link_stops_granting_rather_than_risk_it() {
-    let mut pair = Pair::start_with_witness(CAD3, W);
+    let mut pair = Pair::start_with_witness(CAD3, WITNESS_FAST);
     let load = Load::start(&pair);
     wait_for_grants(&load.history, 20, "load");
     // The witness dies: the pair carries on (each renews through the other).
@@ -320,7 +307,7 @@ fn without_the_witness_a_cut_link_stops_granting_rather_than_risk_it() {
 
 #[test]
 fn a_restarted_primary_cut_off_from_the_active_backup_does_not_serve_beside_it() {
-    let mut pair = Pair::start_with_witness(CAD3, W);
+    let mut pair = Pair::start_with_witness(CAD3, WITNESS_FAST);
     let load = Load::start(&pair);
     wait_for_grants(&load.history, 20, "load");
     pair.primary.as_mut().unwrap().kill9();

@@ -838,6 +838,49 @@ pub const FAST: &[&str] = &[
     "250ms",
 ];
 
+/// [`FAST`] for witness mode: grant lease 600 ms, seat lease 4 s.
+pub const WITNESS_FAST: &[&str] = &[
+    "--ping-interval",
+    "100ms",
+    "--takeover-after",
+    "1s",
+    "--sync-timeout",
+    "250ms",
+    "--fence-after",
+    "600ms",
+    "--lease",
+    "4s",
+];
+
+/// [`FAST`] and `extra`.
+pub fn fast_with(extra: &[&'static str]) -> Vec<&'static str> {
+    let mut f = FAST.to_vec();
+    f.extend_from_slice(extra);
+    f
+}
+
+/// A client library instance for `user` (client id, host named after
+/// the user) with timeouts that fit the failover tests.
+pub fn library_client(servers: &str, user: &str) -> floatd::client::Client {
+    use floatd::client::{parse_server_list, Client, ClientConfig, Identity};
+    let mut config = ClientConfig::new(
+        parse_server_list(servers),
+        Identity {
+            client: format!("{user}-client"),
+            user: user.to_string(),
+            host: format!("{user}-host"),
+        },
+    );
+    config.io_timeout = Duration::from_secs(2);
+    config.failover_timeout = Duration::from_secs(20);
+    Client::new(config)
+}
+
+/// Version 1.0, the version of the test licences' features.
+pub fn v1() -> floatd::licence::Version {
+    floatd::licence::Version::parse("1.0").unwrap()
+}
+
 impl Pair {
     /// Starts both servers (primary first) and waits until the backup is
     /// in sync.
