@@ -278,6 +278,77 @@ impl Witness {
     }
 }
 
+impl Witness {
+    /// The answer to a server's message (a ping or a claim; others get
+    /// none): the one translation between the wire and the decisions,
+    /// used by the witness process and the simulation alike.
+    pub fn answer(&mut self, message: PeerMessage, now: Instant) -> Option<PeerMessage> {
+        match message {
+            PeerMessage::WitnessPing {
+                id,
+                role,
+                state,
+                epoch,
+                last,
+                stale_since,
+                incarnation,
+                granted_claim,
+            } => {
+                let ping = Ping {
+                    role: Role::parse(&role).ok()?,
+                    state,
+                    epoch,
+                    last,
+                    stale_since,
+                    incarnation,
+                    granted_claim,
+                };
+                let view = self.ping(&ping, now);
+                Some(PeerMessage::WitnessView {
+                    id,
+                    active: view
+                        .active
+                        .map(|r| r.as_str().to_string())
+                        .unwrap_or_default(),
+                    epoch: view.epoch,
+                    stale_since: view.stale_since,
+                    learning: view.learning,
+                })
+            }
+            PeerMessage::Claim {
+                id,
+                role,
+                epoch,
+                last,
+                incarnation,
+            } => {
+                let role = Role::parse(&role).ok()?;
+                let request = ClaimRequest {
+                    id,
+                    role,
+                    epoch,
+                    last,
+                    incarnation,
+                };
+                let verdict = self.claim(&request, now);
+                if !verdict.granted {
+                    log::info!(
+                        "refused {role} becoming active at epoch {epoch}: {}",
+                        verdict.why
+                    );
+                }
+                Some(PeerMessage::ClaimResult {
+                    id,
+                    granted: verdict.granted,
+                    recovery: verdict.recovery,
+                    why: verdict.why,
+                })
+            }
+            _ => None,
+        }
+    }
+}
+
 /// Runs the witness until SIGTERM or SIGINT (SIGHUP: nothing to reread).
 pub fn run(config: &Config) -> Result<(), crate::sys::RunError> {
     use crate::sys::RunError;
@@ -358,66 +429,7 @@ pub fn run(config: &Config) -> Result<(), crate::sys::RunError> {
                     .filter(|r| matches!(r, Role::Primary | Role::Backup));
                 None
             }
-            PeerMessage::WitnessPing {
-                id,
-                role: r,
-                state,
-                epoch,
-                last,
-                stale_since,
-                incarnation,
-                granted_claim,
-            } => Role::parse(&r).ok().map(|role| {
-                let ping = Ping {
-                    role,
-                    state,
-                    epoch,
-                    last,
-                    stale_since,
-                    incarnation,
-                    granted_claim,
-                };
-                let view = witness.ping(&ping, now);
-                PeerMessage::WitnessView {
-                    id,
-                    active: view
-                        .active
-                        .map(|r| r.as_str().to_string())
-                        .unwrap_or_default(),
-                    epoch: view.epoch,
-                    stale_since: view.stale_since,
-                    learning: view.learning,
-                }
-            }),
-            PeerMessage::Claim {
-                id,
-                role: r,
-                epoch,
-                last,
-                incarnation,
-            } => Role::parse(&r).ok().map(|role| {
-                let request = ClaimRequest {
-                    id,
-                    role,
-                    epoch,
-                    last,
-                    incarnation,
-                };
-                let verdict = witness.claim(&request, now);
-                if !verdict.granted {
-                    log::info!(
-                        "refused {role} becoming active at epoch {epoch}: {}",
-                        verdict.why
-                    );
-                }
-                PeerMessage::ClaimResult {
-                    id,
-                    granted: verdict.granted,
-                    recovery: verdict.recovery,
-                    why: verdict.why,
-                }
-            }),
-            _ => None,
+            other => witness.answer(other, now),
         };
         if let Some(answer) = answer {
             if writer.send(&answer).is_err() {

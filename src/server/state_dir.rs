@@ -167,7 +167,7 @@ fn make_private(dir: &Path, uid: Option<u32>) -> Result<(), String> {
     Ok(())
 }
 
-/// This process's effective uid, from /proc (no unsafe code for geteuid).
+/// This process's effective uid, read from /proc (no FFI call to geteuid).
 fn effective_uid() -> Option<u32> {
     let status = fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("Uid:"))?;

@@ -16,7 +16,7 @@ use super::server::{clock, Live, Server, SimConn, TAKEOVER};
 use super::Time;
 use floatd::config::Role;
 use floatd::failover::role::{Action, Input};
-use floatd::failover::witness::{ClaimRequest, Ping, Witness};
+use floatd::failover::witness::Witness;
 use floatd::ledger::{Gate, Now};
 use floatd::protocol::peer::{PeerMessage, PeerState};
 use floatd::server::conn::ClientState;
