@@ -16,7 +16,7 @@ use std::time::Duration;
 const MAX_CONFIG_BYTES: u64 = 1 << 20;
 
 /// Which part a server plays.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Role {
     /// A lone server, no failover.
     Standalone,

@@ -62,7 +62,8 @@ fn scenario(seed: u64) -> Config {
         let fault = match rng.below(if witness { 8 } else { 6 }) {
             0 => Fault::Kill(server, rng.between(200 * MS, 4 * S)),
             1 => Fault::Freeze(server, rng.between(200 * MS, 6 * S)),
-            2 | 3 => Fault::Cut(wire, rng.between(100 * MS, 5 * S)),
+            2 => Fault::Cut(wire, rng.between(100 * MS, 5 * S)),
+            3 => Fault::Firewall(server, rng.between(100 * MS, 5 * S)),
             4 => Fault::Slow(wire, rng.between(50 * MS, 400 * MS), rng.between(S, 4 * S)),
             5 => {
                 if rng.chance(0.3) {

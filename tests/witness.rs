@@ -270,6 +270,49 @@ fn a_killed_primary_is_replaced_with_the_witness_consent() {
 }
 
 #[test]
+fn a_killed_primary_is_replaced_long_before_takeover_after() {
+    // Silence alone would take 10 s here; a killed process is seen at
+    // once: its connections close and its peer port refuses.
+    let flags = [
+        "--ping-interval",
+        "100ms",
+        "--takeover-after",
+        "10s",
+        "--sync-timeout",
+        "250ms",
+        "--fence-after",
+        "600ms",
+    ];
+    let mut pair = Pair::build(CAD3, &flags);
+    pair.backup_dials_primary_directly = true;
+    pair.start_witness();
+    pair.start_primary();
+    pair.start_backup();
+    pair.wait_states("active", "ready");
+    let holder = holding_client(&pair);
+    let held = holder.held()[0].handle.clone();
+    pair.primary.as_mut().unwrap().kill9();
+    let backup = pair.backup_addr();
+    let deadline = Instant::now() + Duration::from_secs(7);
+    while server_state(&backup) != "active" {
+        assert!(
+            Instant::now() < deadline,
+            "the backup did not take over within 7 s:\n{}",
+            pair.logs()
+        );
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    let status = status_json(&backup);
+    assert!(
+        status.to_string().contains(&seat_of(&held)),
+        "the held seat was lost:\n{}",
+        pair.logs()
+    );
+    assert!(pair.logs().contains("process is gone"), "{}", pair.logs());
+    holder.stop_heartbeats();
+}
+
+#[test]
 fn without_the_witness_a_cut_link_stops_granting_rather_than_risk_it() {
     let mut pair = Pair::start_with_witness(CAD3, WITNESS_FAST);
     let load = Load::start(&pair);

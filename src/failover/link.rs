@@ -82,14 +82,22 @@ pub fn dial(
         format!("{addr} resolves to nothing"),
     );
     let mut stream = None;
+    // Refused only when every address refused: nothing listens there.
+    let mut refused = true;
     for sa in crate::net::resolve(addr)? {
         match TcpStream::connect_timeout(&sa, timeout) {
             Ok(s) => {
                 stream = Some(s);
                 break;
             }
-            Err(e) => last = e,
+            Err(e) => {
+                refused &= e.kind() == io::ErrorKind::ConnectionRefused;
+                last = e;
+            }
         }
+    }
+    if !refused && last.kind() == io::ErrorKind::ConnectionRefused {
+        last = io::Error::other(last.to_string());
     }
     let mut stream = stream.ok_or(last)?;
     stream.set_nodelay(true)?;

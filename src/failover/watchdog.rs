@@ -210,7 +210,16 @@ impl Watchdog {
 
     fn on_dialled(&mut self, d: Dialled) {
         self.dialling[d.target as usize] = false;
-        let Ok(writer) = d.result else { return };
+        let writer = match d.result {
+            Ok(writer) => writer,
+            Err(e) => {
+                let refused = e.kind() == std::io::ErrorKind::ConnectionRefused;
+                if refused && d.target == Target::Peer && d.addr == self.peer_target {
+                    self.feed(Input::PeerDialRefused);
+                }
+                return;
+            }
+        };
         match d.target {
             Target::Peer if d.addr != self.peer_target => {
                 log::debug!("dropped a link to {}: the other server moved", d.addr);

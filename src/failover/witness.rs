@@ -29,6 +29,10 @@ struct Seen {
     /// A claim granted to this process, until it says it heard of it: it
     /// counts as serving meanwhile, whatever its older pings say.
     consent: Option<u64>,
+    /// Its connection to the witness closed and it has said nothing
+    /// since: its process is gone, or it has seen the close too and
+    /// stopped granting (docs/FAILOVER.md, "Early takeover").
+    gone: bool,
 }
 
 /// A server's ping, as the witness reads it.
@@ -144,8 +148,20 @@ impl Witness {
     }
 
     fn alive(&self, seen: &Seen) -> bool {
-        seen.heard_awake
-            .is_some_and(|t| self.clock.since(t) < self.takeover_after)
+        !seen.gone
+            && seen
+                .heard_awake
+                .is_some_and(|t| self.clock.since(t) < self.takeover_after)
+    }
+
+    /// The connection a server last spoke on closed.
+    pub fn link_closed(&mut self, role: Role, now: Instant) {
+        self.tick(now);
+        let s = self.seen(role);
+        if s.heard_awake.is_some() && !s.gone {
+            s.gone = true;
+            log::info!("the {role}'s connection closed");
+        }
     }
 
     /// A ping: records it, returns the answer.
@@ -162,6 +178,7 @@ impl Witness {
             s.consent = None;
         }
         s.heard_awake = Some(heard);
+        s.gone = false;
         if s.consent.is_none() {
             s.state = Some(p.state);
         }
@@ -211,6 +228,7 @@ impl Witness {
         {
             let s = self.seen(role);
             s.heard_awake = Some(heard);
+            s.gone = false;
             s.last = last;
             if s.incarnation != c.incarnation {
                 s.consent = None;
@@ -382,6 +400,9 @@ pub fn run(config: &Config) -> Result<(), crate::sys::RunError> {
     println!("floatd witness on {local}");
     let mut witness = Witness::new(config.takeover_after, Instant::now());
     let mut links: HashMap<u64, (LinkWriter, Option<Role>)> = HashMap::new();
+    // The link each server last said hello on: only its close says the
+    // server is gone (an older link may close after a redial).
+    let mut latest: HashMap<Role, u64> = HashMap::new();
     // systemd: ready once listening; the loop below pings the watchdog.
     let mut notifier = crate::sys::notify::Notifier::from_env();
     notifier.ready(format!("witness on {local}"));
@@ -413,7 +434,10 @@ pub fn run(config: &Config) -> Result<(), crate::sys::RunError> {
                 continue;
             }
             LinkEvent::Closed { link, .. } => {
-                links.remove(&link);
+                let role = links.remove(&link).and_then(|(_, role)| role);
+                if let Some(role) = role.filter(|r| latest.get(r) == Some(&link)) {
+                    witness.link_closed(role, Instant::now());
+                }
                 continue;
             }
             LinkEvent::Message { link, message } => (link, message),
@@ -427,6 +451,9 @@ pub fn run(config: &Config) -> Result<(), crate::sys::RunError> {
                 *role = Role::parse(&r)
                     .ok()
                     .filter(|r| matches!(r, Role::Primary | Role::Backup));
+                if let Some(r) = *role {
+                    latest.insert(r, link);
+                }
                 None
             }
             other => witness.answer(other, now),

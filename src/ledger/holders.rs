@@ -67,13 +67,17 @@ pub enum SeatSelector {
 }
 
 impl Ledger {
-    /// Renews a seat's lease, for its holder only.
+    /// Renews a seat's lease, for its holder only (unless renewals are
+    /// refused now: [`Ledger::renewal_refused`]).
     pub fn heartbeat_by(
         &mut self,
         handle: &str,
         holder: &SeatHolder,
         now: Now,
     ) -> Result<Duration, Refusal> {
+        if let Some(refusal) = self.renewal_refused() {
+            return Err(refusal);
+        }
         self.check_holder(handle, holder)?;
         self.heartbeat(handle, now)
     }

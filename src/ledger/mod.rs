@@ -549,7 +549,23 @@ impl Ledger {
     /// A client that lost its connection (or its server) claims a seat it
     /// was granted. Known handles are renewed; unknown ones are granted
     /// again, counted, when their tag proves the grant and seats allow.
+    /// Renewing a lease (a heartbeat, or a reclaim of a seat held here) is
+    /// granting time: a server that cannot confirm it is the active one
+    /// (its gate closed with NOT_ACTIVE: woken from a pause, or without a
+    /// grant lease) renews nothing. Otherwise the client would hold its
+    /// seat past the moment the server that took over lets the lease run
+    /// out and grants the seat again; refused, it takes the seat there.
+    pub fn renewal_refused(&self) -> Option<Refusal> {
+        match &self.gate {
+            Gate::Closed(refusal) if refusal.code == Code::NotActive => Some(refusal.clone()),
+            _ => None,
+        }
+    }
+
     pub fn reclaim(&mut self, handle: &str, request: &CheckoutRequest, now: Now) -> Outcome {
+        if let Some(refusal) = self.renewal_refused() {
+            return Outcome::Denied(refusal);
+        }
         if let Some(seat) = self.seats.get_mut(handle) {
             if seat.grant.roam.is_some() {
                 return Outcome::Denied(roam::not_a_lease());

@@ -823,6 +823,9 @@ pub struct Pair {
     witness_port: Option<String>,
     primary_ports: Option<(String, String)>,
     backup_ports: Option<(String, String)>,
+    /// The backup dials the primary's peer port itself, not through
+    /// `to_primary`: a dead primary's port then refuses, as on a network.
+    pub backup_dials_primary_directly: bool,
     starts: usize,
     /// The primary's file-size limit in KiB, if lowered (a disk that fills).
     pub primary_file_limit_kib: Option<u32>,
@@ -910,6 +913,7 @@ impl Pair {
             witness_port: None,
             primary_ports: None,
             backup_ports: None,
+            backup_dials_primary_directly: false,
             starts: 0,
             primary_file_limit_kib: None,
         }
@@ -986,8 +990,11 @@ impl Pair {
 
     fn start_role(&mut self, role: &str) -> Floatd {
         self.starts += 1;
-        let (ports, proxy) = match role {
-            "primary" => (&self.primary_ports, self.to_backup.addr.clone()),
+        let (ports, proxy) = match (role, &self.primary_ports) {
+            ("primary", _) => (&self.primary_ports, self.to_backup.addr.clone()),
+            (_, Some((_, peer))) if self.backup_dials_primary_directly => {
+                (&self.backup_ports, peer.clone())
+            }
             _ => (&self.backup_ports, self.to_primary.addr.clone()),
         };
         let args = self.args(role, ports, &proxy);

@@ -49,14 +49,22 @@ impl RoleMachine {
     }
 
     pub(super) fn decide_standby(&mut self, alive: bool, peer_serving: bool, now: Instant) {
-        if !alive {
+        let gone = self.peer_gone();
+        if !alive || gone {
             if self.listened_long_enough() {
                 let in_sync = self.state == PeerState::Ready;
                 if !self.takeover_logged && self.can_serve {
                     self.takeover_logged = true;
+                    let why = if alive {
+                        "the other server's process is gone (its link closed, its peer port refuses connections)".to_string()
+                    } else {
+                        format!(
+                            "no word from the active server for {:?} of listening",
+                            self.s.takeover_after
+                        )
+                    };
                     log::warn!(
-                        "no word from the active server for {:?} of listening: taking over ({})",
-                        self.s.takeover_after,
+                        "{why}: taking over ({})",
                         if in_sync {
                             "in sync"
                         } else {

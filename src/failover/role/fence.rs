@@ -58,6 +58,9 @@ pub(super) struct Fence {
     last_refusal: Option<String>,
     /// Grants are allowed until then.
     pub lease_until: Option<Instant>,
+    /// The lease was ended early at this time (cut off); answers to pings
+    /// sent before it renew nothing.
+    lease_ended: Option<Instant>,
     /// The standby is stale since this entry; answers without its
     /// acknowledgement wait until the witness records it.
     stale_pending: Option<u64>,
@@ -109,6 +112,27 @@ impl RoleMachine {
         f.link_up = up;
         if !up {
             f.pings.clear();
+            self.end_lease_if_cut_off(self.now);
+        }
+    }
+
+    /// Serving, with the connections to both the other server and the
+    /// witness closed: the grant lease ends now. Those closes are what the
+    /// other two take for this server's death when they take over early
+    /// (docs/FAILOVER.md, "Early takeover"), so it must not grant on.
+    pub(super) fn end_lease_if_cut_off(&mut self, now: Instant) {
+        let cut_off = self.state.is_serving() && !self.link_up;
+        let Some(f) = &mut self.fence else { return };
+        if !cut_off || f.link_up {
+            return;
+        }
+        f.lease_ended = Some(now);
+        if f.lease_until.is_some_and(|u| u > now) {
+            f.lease_until = Some(now);
+            log::warn!(
+                "the links to the other server and to the witness both closed: granting nothing until the witness answers again"
+            );
+            self.tell_loop(FromWatchdog::GrantLease(now));
         }
     }
 
@@ -177,6 +201,9 @@ impl RoleMachine {
     pub(super) fn renew_lease(&mut self, sent: Instant) {
         let fence_after = self.s.fence_after;
         let Some(f) = &mut self.fence else { return };
+        if f.lease_ended.is_some_and(|ended| sent <= ended) {
+            return;
+        }
         let until = sent + fence_after;
         if f.lease_until.is_none_or(|u| until > u) {
             f.lease_until = Some(until);

@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 impl RoleMachine {
     pub(super) fn on_peer(&mut self, message: PeerMessage, now: Instant) {
+        // It speaks: whatever refused our dial, its process lives.
+        self.peer_refused = false;
         match message {
             PeerMessage::Hello { role, format } => {
                 if role == self.s.role.as_str() {

@@ -50,6 +50,9 @@ pub enum Input {
     PeerLinkUp,
     /// ... or went down (closed, or a send failed).
     PeerLinkDown,
+    /// A dial to the other server's peer port was refused: nothing listens
+    /// there (its process is gone, or not started yet).
+    PeerDialRefused,
     /// A message from the other server (on a connection that proved the secret).
     Peer(PeerMessage),
     WitnessLinkUp,
@@ -145,6 +148,9 @@ pub struct RoleMachine {
     ring: Ring,
     peer: PeerView,
     link_up: bool,
+    /// The last dial to the other server was refused and nothing was
+    /// heard from it since (see [`Input::PeerDialRefused`]).
+    peer_refused: bool,
     last_dial: Option<Instant>,
     last_ping: Option<Instant>,
     follower: Follower,
@@ -209,6 +215,7 @@ impl RoleMachine {
 
             ring: Ring::new(RING_RECORDS),
             link_up: false,
+            peer_refused: false,
             last_dial: None,
             last_ping: None,
             follower: Follower::default(),
@@ -263,7 +270,8 @@ impl RoleMachine {
         match input {
             Input::Tick => self.on_tick(now),
             Input::PeerLinkUp => self.on_link_up(now),
-            Input::PeerLinkDown => self.on_link_down(),
+            Input::PeerLinkDown => self.on_link_down(now),
+            Input::PeerDialRefused => self.on_dial_refused(),
             Input::Peer(message) => self.on_peer(message, now),
             Input::WitnessLinkUp => self.on_witness_link(true),
             Input::WitnessLinkDown => self.on_witness_link(false),
@@ -292,6 +300,24 @@ impl RoleMachine {
         self.peer
             .heard_awake
             .is_some_and(|t| self.clock.since(t) < self.s.takeover_after)
+    }
+
+    /// Witness mode: the other server's process looks gone: the link it
+    /// answered on closed, its peer port refuses connections, and its
+    /// heartbeat is overdue (a live server listens on its peer port and
+    /// pings every interval). Reason to claim before takeover_after; the
+    /// witness consents only if it saw the other's connection close too
+    /// (docs/FAILOVER.md, "Early takeover"). In two-server mode nothing
+    /// would confirm it (a firewall refusing is not a dead process), so
+    /// only silence counts there.
+    fn peer_gone(&self) -> bool {
+        self.fence.is_some()
+            && self.peer_refused
+            && !self.link_up
+            && self
+                .peer
+                .heard_awake
+                .is_none_or(|t| self.clock.since(t) >= self.s.ping_interval)
     }
 
     fn peer_serving(&self) -> bool {
@@ -408,6 +434,7 @@ impl RoleMachine {
     fn on_link_up(&mut self, now: Instant) {
         log::info!("peer link to {} up", self.s.peer);
         self.link_up = true;
+        self.peer_refused = false;
         self.follower = Follower::default();
         self.sync_asked = None;
         // The link sent our Hello first; a handover not yet merged goes
@@ -419,7 +446,7 @@ impl RoleMachine {
         }
     }
 
-    fn on_link_down(&mut self) {
+    fn on_link_down(&mut self, now: Instant) {
         if self.link_up {
             log::info!("peer link to {} down", self.s.peer);
         }
@@ -428,6 +455,17 @@ impl RoleMachine {
         if self.state.is_serving() {
             self.follower = Follower::default();
             self.follower_changed();
+        }
+        self.end_lease_if_cut_off(now);
+    }
+
+    fn on_dial_refused(&mut self) {
+        if !self.link_up && !self.peer_refused {
+            log::info!(
+                "the other server's peer port ({}) refuses connections",
+                self.s.peer
+            );
+            self.peer_refused = true;
         }
     }
 }

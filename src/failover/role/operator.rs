@@ -21,9 +21,10 @@ impl RoleMachine {
         );
         if self.link_up {
             self.out.push(Action::ClosePeerLink);
-            self.on_link_down();
+            self.on_link_down(now);
         }
         self.s.peer = addr;
+        self.peer_refused = false;
         self.last_dial = Some(now);
         self.out.push(Action::DialPeer(self.s.peer.clone()));
     }

@@ -644,3 +644,98 @@ fn the_loop_and_the_other_server_are_told_one_epoch_in_every_state() {
     assert_eq!(b.m.epoch(), 4);
     assert_eq!(epochs_shown(&b), (4, 4));
 }
+
+#[test]
+fn a_standby_claims_at_once_when_the_active_servers_process_is_gone() {
+    let mut b = Bench::new(Role::Backup, true, start(5, 1));
+    b.input(Input::PeerLinkUp);
+    b.input(Input::WitnessLinkUp);
+    b.run_hearing(Duration::from_secs(2), PeerState::Active, 1, (5, 1));
+    // Its link closed and the redial was refused: still within one ping
+    // of its last heartbeat, which a live server would send.
+    b.input(Input::PeerLinkDown);
+    b.input(Input::PeerDialRefused);
+    b.input(Input::Tick);
+    assert_eq!(claims(&b), 0, "no heartbeat missed yet");
+    b.run(PING);
+    assert_eq!(claims(&b), 1, "claims well before takeover_after");
+
+    // Two-server mode: nothing would confirm the refusal; silence only.
+    let mut b = Bench::new(Role::Backup, false, start(5, 1));
+    b.input(Input::PeerLinkUp);
+    b.run_hearing(Duration::from_secs(2), PeerState::Active, 1, (5, 1));
+    b.input(Input::PeerLinkDown);
+    b.input(Input::PeerDialRefused);
+    b.run(TAKEOVER - PING * 2);
+    assert_eq!(b.m.state(), PeerState::Ready);
+}
+
+#[test]
+fn a_refused_dial_is_no_proof_while_the_other_server_speaks() {
+    let mut b = Bench::new(Role::Backup, true, start(5, 1));
+    b.input(Input::PeerLinkUp);
+    b.input(Input::WitnessLinkUp);
+    b.run_hearing(Duration::from_secs(2), PeerState::Active, 1, (5, 1));
+    b.input(Input::PeerLinkDown);
+    b.input(Input::PeerDialRefused);
+    // Its heartbeats still arrive (on the connection it dialled): a
+    // firewall refuses our dial, the process lives.
+    b.run_hearing(TAKEOVER / 2, PeerState::Active, 1, (5, 1));
+    // With the link still down, only silence for takeover_after counts.
+    b.run(TAKEOVER - PING * 2);
+    assert_eq!(claims(&b), 0);
+    b.run(PING * 3);
+    assert_eq!(claims(&b), 1);
+}
+
+fn claims(b: &Bench) -> usize {
+    b.log
+        .iter()
+        .filter(|a| matches!(a, Action::ToWitness(PeerMessage::Claim { .. })))
+        .count()
+}
+
+#[test]
+fn a_server_cut_off_from_both_the_other_server_and_the_witness_stops_granting() {
+    let mut p = Bench::new(Role::Primary, true, start(5, 1));
+    p.input(Input::PeerLinkUp);
+    p.input(Input::WitnessLinkUp);
+    p.heartbeat(PeerState::Starting, 0, (5, 1), true);
+    let claim = p.log.iter().find_map(|a| match a {
+        Action::ToWitness(PeerMessage::Claim { id, .. }) => Some(*id),
+        _ => None,
+    });
+    p.input(Input::Witness(PeerMessage::ClaimResult {
+        id: claim.expect("the primary claims at start"),
+        granted: true,
+        recovery: false,
+        why: String::new(),
+    }));
+    assert_eq!(p.m.state(), PeerState::Active);
+    let lease = |b: &Bench| b.m.fence.as_ref().and_then(|f| f.lease_until);
+    assert!(lease(&p).is_some_and(|u| u > p.now), "a grant lease");
+    // One link closing is a blip; both closing is what the other two
+    // take for this server's death.
+    p.input(Input::PeerLinkDown);
+    assert!(lease(&p).is_some_and(|u| u > p.now));
+    p.input(Input::WitnessLinkDown);
+    assert_eq!(lease(&p), Some(p.now), "the lease ends at once");
+    // A late echo of a heartbeat sent before renews nothing.
+    let before = p.now;
+    p.now += PING;
+    p.input(Input::Peer(PeerMessage::Heartbeat {
+        state: PeerState::Ready,
+        epoch: 2,
+        last: HistoryMark { seq: 5, epoch: 1 },
+        client_addr: "other:27000".into(),
+        digest: "d".into(),
+        sent_ms: 1,
+        echo_ms: 1,
+        held_ms: 0,
+        incarnation: 2,
+        echo_incarnation: 1,
+        standby_in_sync: true,
+        can_serve: true,
+    }));
+    assert_eq!(lease(&p), Some(before));
+}

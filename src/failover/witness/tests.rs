@@ -96,6 +96,28 @@ fn the_backup_takes_over_only_when_the_witness_lost_the_primary_too() {
 }
 
 #[test]
+fn a_closed_connection_lets_the_other_take_over_at_once_until_it_speaks_again() {
+    let mut r = Run::new();
+    r.ping(3.0, Role::Backup, PeerState::Ready, 0, mark(5, 1), None);
+    assert!(r.claim(3.0, Role::Primary, 1, mark(5, 1)).granted);
+    r.ping(4.0, Role::Primary, PeerState::Active, 1, mark(9, 1), None);
+    // The primary's connection closes: its process is gone.
+    let now = r.at(4.1);
+    r.w.link_closed(Role::Primary, now);
+    let v = r.claim(4.2, Role::Backup, 2, mark(9, 1));
+    assert!(v.granted && !v.recovery, "{v:?}");
+    // It was alive after all (a new connection): it cannot serve beside
+    // the backup, and a close followed by speech is no proof any more.
+    r.ping(4.3, Role::Backup, PeerState::Active, 2, mark(9, 2), None);
+    r.ping(4.3, Role::Primary, PeerState::Active, 1, mark(9, 1), None);
+    let now = r.at(4.4);
+    r.w.link_closed(Role::Backup, now);
+    r.ping(4.5, Role::Backup, PeerState::Active, 2, mark(10, 2), None);
+    let v = r.claim(4.6, Role::Primary, 3, mark(9, 1));
+    assert!(!v.granted, "the backup spoke after its connection closed");
+}
+
+#[test]
 fn a_claim_read_right_after_a_pause_waits_for_the_servers_to_be_heard() {
     let mut r = Run::new();
     r.ping(3.0, Role::Backup, PeerState::Ready, 0, mark(5, 1), None);

@@ -12,7 +12,7 @@ impl World {
             Fault::Kill(s, _) | Fault::Freeze(s, _) | Fault::DiskFails(s) => {
                 self.silenced[*s] = self.now
             }
-            Fault::Cut(Wire::Pair, _) | Fault::Slow(Wire::Pair, ..) => {
+            Fault::Cut(Wire::Pair, _) | Fault::Slow(Wire::Pair, ..) | Fault::Firewall(..) => {
                 self.silenced = [self.now; 2]
             }
             _ => {}
@@ -58,6 +58,20 @@ impl World {
                     self.at(at, Event::Heal(w));
                 }
             }
+            Fault::Firewall(s, len) => {
+                let mut wires = vec![Wire::Pair];
+                if self.cfg.witness {
+                    wires.push(Wire::Witness(s));
+                }
+                for w in wires {
+                    self.rejecting.insert(w);
+                    if self.cut.insert(w) {
+                        let at = self.now + len;
+                        self.at(at, Event::Heal(w));
+                    }
+                    self.reset_links_over(w);
+                }
+            }
             Fault::Slow(w, extra, len) => {
                 self.slow.insert(w, extra);
                 let at = self.now + len;
@@ -76,7 +90,10 @@ impl World {
         self.servers[s].journal.crash();
         let me = End::Server(s);
         for to in [End::Server(1 - s), End::Witness] {
-            self.links.remove(&(me, to));
+            let closed = self.links.remove(&(me, to)).is_some();
+            if closed && to == End::Witness && self.reachable(me, to) {
+                self.at(self.now, Event::WitnessSawClose(s));
+            }
         }
         // Its peers see the connections close, where a RST gets through.
         let other = End::Server(1 - s);
@@ -138,6 +155,7 @@ impl World {
         if w == Wire::Pair {
             self.silenced = [self.now; 2];
         }
+        self.rejecting.remove(&w);
         if !self.cut.remove(&w) {
             return;
         }
@@ -150,15 +168,7 @@ impl World {
         self.held = rest;
         let reset = self.rng.chance(0.3);
         if reset {
-            let pairs: Vec<(End, End)> = self
-                .links
-                .keys()
-                .copied()
-                .filter(|(a, b)| wire(*a, *b) == w)
-                .collect();
-            for (a, b) in pairs {
-                self.break_link(a, b);
-            }
+            self.reset_links_over(w);
             if let Wire::Clients(server) = w {
                 self.reset_clients_of(server);
             }
@@ -170,6 +180,19 @@ impl World {
             let last = self.fifo.entry(dir).or_insert(0);
             *last = (*last).max(at);
             self.at(at, ev);
+        }
+    }
+
+    /// Every connection over wire `w` is reset; both ends hear so.
+    fn reset_links_over(&mut self, w: Wire) {
+        let pairs: Vec<(End, End)> = self
+            .links
+            .keys()
+            .copied()
+            .filter(|(a, b)| wire(*a, *b) == w)
+            .collect();
+        for (a, b) in pairs {
+            self.break_link(a, b);
         }
     }
 

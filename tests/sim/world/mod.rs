@@ -58,6 +58,10 @@ pub enum Fault {
     KillWitness(Time),
     FreezeWitness(Time),
     Cut(Wire, Time),
+    /// A firewall on server `s`'s host rejects (RST) everything between it
+    /// and the other server and the witness: connections reset at both
+    /// ends, dials refused, while the process lives.
+    Firewall(usize, Time),
     Slow(Wire, Time, Time),
     DiskFails(usize),
 }
@@ -89,6 +93,8 @@ enum Event {
         server: usize,
         to: End,
     },
+    /// The witness sees server `s`'s connection close.
+    WitnessSawClose(usize),
     Connected {
         client: usize,
         server: usize,
@@ -182,6 +188,8 @@ pub struct World {
     /// Connection id -> (client, server).
     conns: BTreeMap<u64, (usize, usize)>,
     cut: BTreeSet<Wire>,
+    /// Cut wires whose far end answers with a reset (a firewall rejecting).
+    rejecting: BTreeSet<Wire>,
     slow: BTreeMap<Wire, Time>,
     /// Messages sent while a wire was cut (TCP retransmits them after),
     /// with their direction.
@@ -229,6 +237,7 @@ impl World {
             next_conn: 1,
             conns: BTreeMap::new(),
             cut: BTreeSet::new(),
+            rejecting: BTreeSet::new(),
             slow: BTreeMap::new(),
             held: Vec::new(),
             fifo: BTreeMap::new(),
@@ -327,7 +336,10 @@ impl World {
                 return;
             }
         }
-        if matches!(ev, Event::WitnessTick | Event::ToWitness { .. }) {
+        if matches!(
+            ev,
+            Event::WitnessTick | Event::ToWitness { .. } | Event::WitnessSawClose(_)
+        ) {
             if self.witness.is_none() {
                 return;
             }
@@ -377,6 +389,13 @@ impl World {
                 self.machine(to, input);
             }
             Event::ToWitness { from, gen, msg } => self.at_witness(from, gen, msg),
+            Event::WitnessSawClose(s) => {
+                let (role, now) = (self.servers[s].role, clock(self.base, 1.0, self.now));
+                self.trace(|| format!("witness: s{s}'s connection closed"));
+                if let Some(w) = &mut self.witness {
+                    w.link_closed(role, now);
+                }
+            }
             Event::Dialled { from, to } => self.dialled(from, to),
             Event::LinkDown { server, to } => {
                 let input = if to == End::Witness {

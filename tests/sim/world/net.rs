@@ -54,11 +54,25 @@ impl World {
         self.trace(|| format!("link {from:?} -> {to:?} down"));
         if let End::Server(server) = from {
             self.at(self.now, Event::LinkDown { server, to });
+            if to == End::Witness {
+                self.at(self.now, Event::WitnessSawClose(server));
+            }
         }
     }
 
     pub(super) fn dialled(&mut self, from: usize, to: End) {
         let me = End::Server(from);
+        // Refused: a firewall rejects, or nothing listens (the process is
+        // gone) where the host answers.
+        let refused =
+            self.rejecting.contains(&wire(me, to)) || (self.reachable(me, to) && !self.up(to));
+        if refused {
+            if let End::Server(other) = to {
+                self.trace(|| format!("s{from}: dial to s{other} refused"));
+                self.machine(from, Input::PeerDialRefused);
+            }
+            return;
+        }
         let ok = self.reachable(me, to)
             && self.up(to)
             && match to {
