@@ -1,15 +1,14 @@
-//! etcd's leader-kill gap, beside floatd's failover gap: a 3-member etcd
-//! cluster on loopback (defaults: 100 ms heartbeat, 1 s election timeout),
-//! 16 clients writing their key through the JSON gateway (`/v3/kv/put`),
-//! each moving to the next member after an error or 500 ms without an
-//! answer, as etcd's own client does with several endpoints. The leader is
-//! killed (SIGKILL) after 2 s; a client's gap is the longest time between
-//! two of its successful writes. Only the gap: etcd's throughput with a
-//! lease and a transaction per seat is not measured here.
+//! A 3-member etcd cluster on loopback (Debian's `etcd-server`, its
+//! defaults: 100 ms heartbeat, 1 s election timeout), and its leader-kill
+//! gap beside floatd's failover gap: 16 clients writing their key through
+//! the JSON gateway (`/v3/kv/put`), each moving to the next member after an
+//! error or 500 ms without an answer, as etcd's own client does with
+//! several endpoints. The leader is killed (SIGKILL) after 2 s; a client's
+//! gap is the longest time between two of its successful writes. Its
+//! throughput with a lease and a transaction per seat: etcd_seats.rs.
 
-use base64::Engine;
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use crate::etcd_http::{b64, post_once};
+use crate::servers::free_port;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -26,9 +25,10 @@ pub struct Gap {
 }
 
 /// The cluster's members, killed on drop.
-struct Cluster {
+pub struct Cluster {
     members: Vec<Child>,
-    client_ports: Vec<u16>,
+    pub client_ports: Vec<u16>,
+    pub version: String,
 }
 
 impl Drop for Cluster {
@@ -40,57 +40,85 @@ impl Drop for Cluster {
     }
 }
 
-/// Runs the measurement, or says why it could not (etcd not installed...).
-pub fn leader_kill_gap(dir: &Path, free_port: fn() -> u16) -> Result<Gap, String> {
-    let version = Command::new("etcd")
-        .arg("--version")
-        .output()
-        .map_err(|_| "etcd not installed (apt-get install etcd-server)".to_string())?;
-    let version = String::from_utf8_lossy(&version.stdout)
-        .lines()
-        .find_map(|l| l.strip_prefix("etcd Version: ").map(str::to_string))
-        .unwrap_or_default();
-    let client_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
-    let peer_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
-    let initial: Vec<String> = (0..3)
-        .map(|i| format!("e{i}=http://127.0.0.1:{}", peer_ports[i]))
-        .collect();
-    let mut cluster = Cluster {
-        members: Vec::new(),
-        client_ports: client_ports.clone(),
-    };
-    for i in 0..3 {
-        let client = format!("http://127.0.0.1:{}", client_ports[i]);
-        let peer = format!("http://127.0.0.1:{}", peer_ports[i]);
-        let log =
-            std::fs::File::create(dir.join(format!("etcd-{i}.log"))).map_err(|e| e.to_string())?;
-        let child = Command::new("etcd")
-            .args(["--name", &format!("e{i}")])
-            .arg("--data-dir")
-            .arg(dir.join(format!("etcd-{i}")))
-            .args(["--listen-client-urls", &client])
-            .args(["--advertise-client-urls", &client])
-            .args(["--listen-peer-urls", &peer])
-            .args(["--initial-advertise-peer-urls", &peer])
-            .args(["--initial-cluster", &initial.join(",")])
-            .args(["--initial-cluster-state", "new"])
-            .args(["--initial-cluster-token", "floatd-bench"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .map_err(|e| format!("etcd: {e}"))?;
-        cluster.members.push(child);
-    }
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while put(client_ports[0], "ready").is_err() {
-        if Instant::now() > deadline {
-            return Err("the etcd cluster did not serve within 20 s".into());
+impl Cluster {
+    /// Starts three members, data and logs under `dir` named after `name`,
+    /// and waits until the cluster takes a write; or says why not (etcd
+    /// not installed...).
+    pub fn start(dir: &Path, name: &str) -> Result<Cluster, String> {
+        let version = Command::new("etcd")
+            .arg("--version")
+            .output()
+            .map_err(|_| "etcd not installed (apt-get install etcd-server)".to_string())?;
+        let version = String::from_utf8_lossy(&version.stdout)
+            .lines()
+            .find_map(|l| l.strip_prefix("etcd Version: ").map(str::to_string))
+            .unwrap_or_default();
+        let client_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let peer_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let initial: Vec<String> = (0..3)
+            .map(|i| format!("e{i}=http://127.0.0.1:{}", peer_ports[i]))
+            .collect();
+        let mut cluster = Cluster {
+            members: Vec::new(),
+            client_ports: client_ports.clone(),
+            version,
+        };
+        for i in 0..3 {
+            let client = format!("http://127.0.0.1:{}", client_ports[i]);
+            let peer = format!("http://127.0.0.1:{}", peer_ports[i]);
+            let log = std::fs::File::create(dir.join(format!("{name}-{i}.log")))
+                .map_err(|e| e.to_string())?;
+            let child = Command::new("etcd")
+                .args(["--name", &format!("e{i}")])
+                .arg("--data-dir")
+                .arg(dir.join(format!("{name}-{i}")))
+                .args(["--listen-client-urls", &client])
+                .args(["--advertise-client-urls", &client])
+                .args(["--listen-peer-urls", &peer])
+                .args(["--initial-advertise-peer-urls", &peer])
+                .args(["--initial-cluster", &initial.join(",")])
+                .args(["--initial-cluster-state", "new"])
+                .args(["--initial-cluster-token", name])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .map_err(|e| format!("etcd: {e}"))?;
+            cluster.members.push(child);
         }
-        std::thread::sleep(Duration::from_millis(100));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while put(client_ports[0], "ready").is_err() {
+            if Instant::now() > deadline {
+                return Err("the etcd cluster did not serve within 20 s".into());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(cluster)
     }
-    let leader = leader(&cluster).ok_or("no etcd leader found")?;
 
+    /// The members' process ids.
+    pub fn pids(&self) -> Vec<u32> {
+        self.members.iter().map(Child::id).collect()
+    }
+
+    /// The member that is the leader, by `/v3/maintenance/status`.
+    fn leader(&self) -> Option<usize> {
+        self.client_ports.iter().position(|&port| {
+            let reply = post_once(port, "/v3/maintenance/status", "{}", REQUEST_TIMEOUT).ok();
+            let status: Option<serde_json::Value> =
+                reply.and_then(|r| serde_json::from_str(&r).ok());
+            status.is_some_and(|s| {
+                let me = s["header"]["member_id"].as_str();
+                me.is_some() && me == s["leader"].as_str()
+            })
+        })
+    }
+}
+
+/// Runs the measurement on a cluster of its own, or says why it could not.
+pub fn leader_kill_gap(dir: &Path) -> Result<Gap, String> {
+    let mut cluster = Cluster::start(dir, "etcd-gap")?;
+    let leader = cluster.leader().ok_or("no etcd leader found")?;
     let start = Instant::now();
     let stop = start + Duration::from_secs(8);
     let ports = Arc::new(cluster.client_ports.clone());
@@ -114,7 +142,7 @@ pub fn leader_kill_gap(dir: &Path, free_port: fn() -> u16) -> Result<Gap, String
     Ok(Gap {
         median_secs: gaps[gaps.len() / 2],
         worst_secs: gaps[gaps.len() - 1],
-        version,
+        version: cluster.version.clone(),
     })
 }
 
@@ -139,46 +167,8 @@ fn client(n: usize, ports: &[u16], stop: Instant) -> Duration {
     worst
 }
 
-/// The member that is the leader, by `/v3/maintenance/status`.
-fn leader(cluster: &Cluster) -> Option<usize> {
-    cluster.client_ports.iter().position(|&port| {
-        let reply = post(port, "/v3/maintenance/status", "{}").ok();
-        let status: Option<serde_json::Value> = reply.and_then(|r| serde_json::from_str(&r).ok());
-        status.is_some_and(|s| {
-            let me = s["header"]["member_id"].as_str();
-            me.is_some() && me == s["leader"].as_str()
-        })
-    })
-}
-
+/// One write of `key` on a connection of its own.
 fn put(port: u16, key: &str) -> Result<String, String> {
-    let b64 = base64::engine::general_purpose::STANDARD;
-    let body = format!(
-        "{{\"key\":\"{}\",\"value\":\"{}\"}}",
-        b64.encode(key),
-        b64.encode("held")
-    );
-    post(port, "/v3/kv/put", &body)
-}
-
-/// One HTTP/1.0 POST with a deadline; the body of a 200 reply.
-fn post(port: u16, path: &str, body: &str) -> Result<String, String> {
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    let mut s = TcpStream::connect_timeout(&addr, REQUEST_TIMEOUT).map_err(|e| e.to_string())?;
-    s.set_read_timeout(Some(REQUEST_TIMEOUT))
-        .and_then(|_| s.set_write_timeout(Some(REQUEST_TIMEOUT)))
-        .map_err(|e| e.to_string())?;
-    let request = format!(
-        "POST {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(request.as_bytes()).map_err(|e| e.to_string())?;
-    let mut reply = String::new();
-    s.read_to_string(&mut reply).map_err(|e| e.to_string())?;
-    if !reply.starts_with("HTTP/1.0 200") && !reply.starts_with("HTTP/1.1 200") {
-        return Err(reply.lines().next().unwrap_or("no reply").to_string());
-    }
-    Ok(reply
-        .split_once("\r\n\r\n")
-        .map_or(String::new(), |(_, b)| b.to_string()))
+    let body = format!("{{\"key\":\"{}\",\"value\":\"{}\"}}", b64(key), b64("held"));
+    post_once(port, "/v3/kv/put", &body, REQUEST_TIMEOUT)
 }
