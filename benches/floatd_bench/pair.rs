@@ -250,13 +250,13 @@ fn switches_by_thread(pid: u32) -> HashMap<u32, (String, u64)> {
     out
 }
 
-/// FAILOVER GAP: primary + backup (two-server mode) with default timings,
+/// FAILOVER GAP: primary, backup and witness (witness mode) with default timings,
 /// 64 clients holding seats (both servers listed), the primary killed with
 /// SIGKILL two seconds in; floatd-load reports the gap the worst client
 /// saw, seats reclaimed, lost and over-granted. `Err` says why not: the
 /// pair did not start, or this build has no failover.
 pub fn failover_gap(site: &Site, secs: f64) -> Result<Report, String> {
-    let pair = Pair::start(site, false, "fo")?;
+    let pair = Pair::start(site, true, "fo")?;
     pair.settle(Duration::from_secs(20))?;
     let pid = pair.primary.pid().to_string();
     let duration = (secs * 2.0).max(10.0);

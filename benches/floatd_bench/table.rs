@@ -254,7 +254,7 @@ impl Table {
             },
         };
         row(&[
-            "failover gap, defaults, primary killed",
+            "failover gap, witness mode, defaults, primary killed",
             &failover,
             "<= 1.5 s median and below etcd's, 0 seats lost",
         ]);
