@@ -55,9 +55,15 @@ pub struct PairSettings {
 }
 
 impl PairSettings {
-    /// How often the watchdog looks at the time (and pings when due).
+    /// How often the watchdog looks at the time (and pings when due):
+    /// twice a ping interval, so an idle pair wakes rarely, at least every
+    /// 250 ms (a dead standby's sync_timeout is noticed within that) and at
+    /// most every 100 ms. Its awake clock counts a longer gap as a pause
+    /// ([`awake::max_step_for`]): 750 ms with the defaults, well below
+    /// fence_after and takeover_after.
     pub fn tick(&self) -> Duration {
-        self.ping_interval.min(Duration::from_millis(100))
+        let fine = Duration::from_millis(100).min(self.ping_interval);
+        (self.ping_interval / 2).clamp(fine, Duration::from_millis(250))
     }
 }
 

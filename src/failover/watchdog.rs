@@ -150,7 +150,10 @@ impl Watchdog {
                 }
             }
             Action::ToLoop(msg) => {
-                if self.port.to_loop.send(msg).is_ok() {
+                // The status report waits for the loop's next wake (it only
+                // answers STATUS); the rest is acted on at once.
+                let wake = !matches!(msg, FromWatchdog::Status(_));
+                if self.port.to_loop.send(msg).is_ok() && wake {
                     let _ = self.port.waker.wake();
                 }
             }

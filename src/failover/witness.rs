@@ -14,8 +14,10 @@ use crate::protocol::peer::{HistoryMark, PeerMessage, PeerState};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-/// How often the witness looks at the time when no message comes.
-const TICK: Duration = Duration::from_millis(100);
+/// How often the witness looks at the time when no message comes. Its
+/// awake clock counts a gap over three ticks (750 ms) as a pause, well
+/// below the fence_after and takeover_after it judges silence against.
+const TICK: Duration = Duration::from_millis(250);
 
 /// What the witness knows of one server.
 #[derive(Default, Clone)]

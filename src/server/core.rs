@@ -216,6 +216,14 @@ impl Core {
         [leases, self.handover_until].into_iter().flatten().min()
     }
 
+    /// How often the loop wakes with nothing to do, for housekeeping
+    /// (line and idle timeouts): a quarter of the pause limit, so that a
+    /// gap of pause_limit between two wakes means the process was paused
+    /// (750 ms with the defaults; within 250 ms..1 s).
+    pub fn wake_every(&self) -> Duration {
+        (self.pause_limit / 4).clamp(Duration::from_millis(250), Duration::from_secs(1))
+    }
+
     /// Requests are read, except while stepping down.
     pub fn accepting_requests(&self) -> bool {
         self.handover_until.is_none()

@@ -41,8 +41,6 @@ pub const ADMIN_SLOTS: usize = 8;
 const LINE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a shutdown waits for replies to drain.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
-/// Housekeeping (timeouts) runs at least this often.
-const TICK: Duration = Duration::from_millis(250);
 
 /// Settings the loop itself needs.
 pub struct LoopSettings {
@@ -161,7 +159,7 @@ impl EventLoop {
             return Duration::ZERO; // output made while flushing waits for it
         }
         let now = Instant::now();
-        let mut timeout = TICK;
+        let mut timeout = self.core.wake_every();
         if let Some(at) = self.core.next_deadline(now) {
             timeout = timeout.min(at.saturating_duration_since(now));
         }
@@ -367,7 +365,7 @@ impl EventLoop {
             self.begin_drain(now);
         }
         self.flush_dirty(now);
-        if now.mono.duration_since(self.last_sweep) >= TICK {
+        if now.mono.duration_since(self.last_sweep) >= self.core.wake_every() {
             self.last_sweep = now.mono;
             self.sweep(now);
             if let Some(http) = &mut self.http {
