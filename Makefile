@@ -1,7 +1,7 @@
 # floatd: common tasks. `make test` is the whole test suite (what CI runs).
 CARGO ?= cargo
 
-.PHONY: build test demo demo-witness bench lint release release-static fuzz chaos soak \
+.PHONY: build test demo demo-witness bench lint release release-static fuzz chaos soak steady \
 	sdk sdk-header sdk-check simulate
 
 build:
@@ -36,6 +36,10 @@ DURATION ?=
 MODE ?= witness
 chaos:
 	SEED=$(SEED) DURATION=$(DURATION) MODE=$(MODE) bash scripts/chaos.sh $(if $(FLOODS),--floods)
+
+# No false takeover at full load, no fault: make steady DURATION=600
+steady:
+	DURATION=$(or $(DURATION),600) bash scripts/steady.sh
 
 # Repeated failovers and failbacks under thousands of holders: make soak DURATION=600
 soak:

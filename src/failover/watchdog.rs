@@ -150,10 +150,7 @@ impl Watchdog {
                 }
             }
             Action::ToLoop(msg) => {
-                // The status report waits for the loop's next wake (it only
-                // answers STATUS); the rest is acted on at once.
-                let wake = !matches!(msg, FromWatchdog::Status(_));
-                if self.port.to_loop.send(msg).is_ok() && wake {
+                if self.port.to_loop.send(msg).is_ok() {
                     let _ = self.port.waker.wake();
                 }
             }

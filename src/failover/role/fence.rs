@@ -421,6 +421,15 @@ impl RoleMachine {
         })
     }
 
+    /// The witness, last heard, records this server active at an epoch
+    /// above `epoch`.
+    pub(super) fn witness_records_me_above(&self, epoch: u64) -> bool {
+        self.fence
+            .as_ref()
+            .and_then(|f| f.view.as_ref())
+            .is_some_and(|v| v.active == Some(self.s.role) && v.epoch > epoch)
+    }
+
     /// Witness mode, serving: no grant lease now.
     pub(super) fn unfenced(&self, now: Instant) -> bool {
         self.fence

@@ -132,6 +132,18 @@ impl RoleMachine {
             seq: snapshot.seq,
             epoch: snapshot.epoch,
         };
+        if super::newer(self.last, mark) && self.witness_records_me_above(mark.epoch) {
+            // This server stopped serving (its journal failed) after a
+            // reign the witness still records; the sender served before it
+            // and was cut off since. The witness tells the sender it was
+            // replaced, it steps down and takes this history instead:
+            // installing its older one would drop the seats granted since.
+            log::warn!(
+                "ignoring a snapshot of epoch {} from a server the witness has replaced (it records this one active at a later epoch)",
+                mark.epoch
+            );
+            return;
+        }
         if !self.peer_serving() && super::newer(self.last, mark) {
             // The active server's history is the one to follow, even over
             // a longer one of a reign that lost; from a server that does
