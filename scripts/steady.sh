@@ -48,6 +48,7 @@ done
 wait_state "$P" active
 wait_state "$B" ready
 EPOCH=$(field "$(greeting "$P")" epoch)
+SETTLED=$(wc -l <"$WORK/primary.log")
 echo "steady: witness-mode pair up (primary :$P active at epoch $EPOCH, backup :$B ready);" \
   "$CLIENTS clients at full load for ${DURATION}s" >&2
 
@@ -57,7 +58,7 @@ echo "steady: witness-mode pair up (primary :$P active at epoch $EPOCH, backup :
 AFTER=$(greeting "$P")
 TAKEOVERS=$(grep -c "taking over" "$WORK/backup.log" || true)
 CONSENTS=$(grep -c "becomes active" "$WORK/witness.log" || true)
-STALE=$(grep -c "standby not in sync" "$WORK/primary.log" || true)
+STALE=$(tail -n +"$((SETTLED + 1))" "$WORK/primary.log" | grep -c "standby not in sync" || true)
 python3 - "$WORK/load.json" <<'EOF'
 import json, sys
 r = json.load(open(sys.argv[1]))
@@ -66,7 +67,7 @@ print(f"steady: {r['ops']:,} requests answered, {r['errors_total']} errors, "
       f"p99 {r['latency_us']['p99'] / 1000:.2f} ms", file=sys.stderr)
 EOF
 echo "steady: backup takeovers $TAKEOVERS, witness consents $CONSENTS (1 = the primary's start)," \
-  "standby declared stale $STALE times; primary after the run: $(field "$AFTER" state) at epoch $(field "$AFTER" epoch)" >&2
+  "standby declared stale $STALE times after the start; primary after the run: $(field "$AFTER" state) at epoch $(field "$AFTER" epoch)" >&2
 ERRORS=$(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(r["errors_total"] + r["disconnects"])' "$WORK/load.json")
 if [ "$TAKEOVERS" != 0 ] || [ "$CONSENTS" != 1 ] || [ "$(field "$AFTER" state)" != active ] \
   || [ "$(field "$AFTER" epoch)" != "$EPOCH" ] || [ "$ERRORS" != 0 ]; then
