@@ -32,7 +32,7 @@ const MS: Time = 1_000;
 /// Seeds that once broke an invariant, kept so they never do again.
 const REGRESSIONS: &[u64] = &[
     7, 37, 40, 48, 54, 282, 1790, 3213, 5911, 9788, 13798, 15528, 18738, 37657, 40275, 47701,
-    49370, 67538, 107656, 27958, 846, 13936, 14626, 33061, 60380,
+    49370, 67538, 107656, 27958, 846, 13936, 14626, 33061, 60380, 86179,
 ];
 
 /// The run a seed stands for: the mode, the pool, the clients and the faults.

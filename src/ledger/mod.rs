@@ -266,6 +266,8 @@ pub struct Ledger {
     /// A reclaim of a seat this ledger never saw is honoured past the
     /// count (the gate says when: `server::gate::Decision`).
     reclaims_past_count: bool,
+    /// Renewals are refused with this (witness mode, no grant lease).
+    renewal_refusal: Option<Refusal>,
     gate: Gate,
     next_seq: u64,
     /// The epoch this server writes records with.
@@ -309,6 +311,7 @@ impl Ledger {
             entropy,
             returned: ReturnedSeats::default(),
             reclaims_past_count: false,
+            renewal_refusal: None,
             gate: Gate::Open,
             next_seq: 1,
             epoch: 1,
@@ -338,6 +341,11 @@ impl Ledger {
     /// Whether a reclaim of a seat never seen here may exceed the count.
     pub fn set_reclaims_past_count(&mut self, on: bool) {
         self.reclaims_past_count = on;
+    }
+
+    /// Renewals are refused with this now (`server::gate::unleased`).
+    pub fn set_renewal_refusal(&mut self, refusal: Option<Refusal>) {
+        self.renewal_refusal = refusal;
     }
 
     /// Sets the most checkouts one client may hold and wait for (`None`:
@@ -549,17 +557,11 @@ impl Ledger {
     /// A client that lost its connection (or its server) claims a seat it
     /// was granted. Known handles are renewed; unknown ones are granted
     /// again, counted, when their tag proves the grant and seats allow.
-    /// Renewing a lease (a heartbeat, or a reclaim of a seat held here) is
-    /// granting time: a server that cannot confirm it is the active one
-    /// (its gate closed with NOT_ACTIVE: woken from a pause, or without a
-    /// grant lease) renews nothing. Otherwise the client would hold its
-    /// seat past the moment the server that took over lets the lease run
-    /// out and grants the seat again; refused, it takes the seat there.
+    /// Why a lease may not be renewed now (a heartbeat, or a reclaim of a
+    /// seat held here), if it may not: set from the gate's inputs
+    /// ([`Ledger::set_renewal_refusal`]).
     pub fn renewal_refused(&self) -> Option<Refusal> {
-        match &self.gate {
-            Gate::Closed(refusal) if refusal.code == Code::NotActive => Some(refusal.clone()),
-            _ => None,
-        }
+        self.renewal_refusal.clone()
     }
 
     pub fn reclaim(&mut self, handle: &str, request: &CheckoutRequest, now: Now) -> Outcome {

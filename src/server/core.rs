@@ -201,6 +201,11 @@ impl Core {
         }
         self.ledger
             .set_reclaims_past_count(decision.reclaims_past_count);
+        let unleased = self
+            .serving()
+            .then(|| gate::unleased(&self.gate, now))
+            .flatten();
+        self.ledger.set_renewal_refusal(unleased);
         decision
     }
 

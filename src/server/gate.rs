@@ -85,11 +85,8 @@ pub fn decide(inputs: &GateInputs, now: Instant) -> Decision {
             "this server was paused and is checking with the other server; retry shortly",
         ));
     }
-    if inputs.fenced && inputs.grant_lease.is_none_or(|until| now >= until) {
-        return closed(Refusal::new(
-            Code::NotActive,
-            "this server cannot confirm it is still the active one (no grant lease: the other server and the witness are out of reach); retry shortly",
-        ));
+    if let Some(refusal) = unleased(inputs, now) {
+        return closed(refusal);
     }
     if inputs.journal_failed {
         // Returns (checkin, lease end) still free seats; nothing is granted.
@@ -131,6 +128,22 @@ pub fn decide(inputs: &GateInputs, now: Instant) -> Decision {
         expire: true,
         reclaims_past_count: two_server,
     }
+}
+
+/// Witness mode without a grant lease: the refusal. Such a server grants
+/// nothing, and renews no seat's lease either (a heartbeat, or a reclaim
+/// of a seat it holds, grants time): the other server may have taken over
+/// and let those leases run out. Its clients take their seats there.
+/// Woken from a pause in two-server mode it still renews: it holds the
+/// seats granted while the pair was split, and hands them over on
+/// stepping down.
+pub fn unleased(inputs: &GateInputs, now: Instant) -> Option<Refusal> {
+    (inputs.fenced && inputs.grant_lease.is_none_or(|until| now >= until)).then(|| {
+        Refusal::new(
+            Code::NotActive,
+            "this server cannot confirm it is still the active one (no grant lease: the other server and the witness are out of reach); retry shortly",
+        )
+    })
 }
 
 /// The state status reports: an active server that cannot confirm it
