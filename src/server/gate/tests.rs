@@ -249,3 +249,30 @@ fn an_active_server_that_cannot_confirm_it_shows_fenced() {
     assert_eq!(shown_state("active", &decide(&inputs, now)), "active");
     assert_eq!(shown_state("ready", &decide(&inputs, now)), "ready");
 }
+
+#[test]
+fn only_an_active_server_without_a_grant_lease_refuses_renewals() {
+    let now = Instant::now();
+    let mut inputs = GateInputs {
+        fenced: true,
+        grant_lease: Some(now + Duration::from_secs(1)),
+        ..GateInputs::default()
+    };
+    assert!(unleased(&inputs, now).is_none());
+    inputs.paused = true;
+    assert!(
+        unleased(&inputs, now).is_none(),
+        "a pause alone stops grants, not renewals"
+    );
+    inputs.grant_lease = Some(now);
+    assert_eq!(
+        unleased(&inputs, now).map(|r| r.code),
+        Some(Code::NotActive)
+    );
+    inputs.fenced = false;
+    inputs.grant_lease = None;
+    assert!(
+        unleased(&inputs, now).is_none(),
+        "two-server mode has no grant lease"
+    );
+}
