@@ -55,6 +55,18 @@ impl Bench {
         }
     }
 
+    /// A backup (records 5, epoch 1), linked to the active primary (and to
+    /// the witness) and hearing it for two seconds: in sync, following.
+    fn following(witness: bool) -> Bench {
+        let mut b = Bench::new(Role::Backup, witness, start(5, 1));
+        b.input(Input::PeerLinkUp);
+        if witness {
+            b.input(Input::WitnessLinkUp);
+        }
+        b.run_hearing(Duration::from_secs(2), PeerState::Active, 1, (5, 1));
+        b
+    }
+
     fn input(&mut self, input: Input) -> Vec<Action> {
         let actions = self.m.handle(input, self.now);
         self.log.extend(actions.iter().map(copy_action));
@@ -195,9 +207,7 @@ fn the_primary_leads_a_pair_that_meets_and_the_backup_follows() {
 
 #[test]
 fn a_standby_takes_over_after_takeover_after_of_silence_and_not_before() {
-    let mut b = Bench::new(Role::Backup, false, start(5, 1));
-    b.input(Input::PeerLinkUp);
-    b.run_hearing(Duration::from_secs(2), PeerState::Active, 1, (5, 1));
+    let mut b = Bench::following(false);
     assert_eq!(b.m.state(), PeerState::Ready);
     b.run(TAKEOVER - PING * 2);
     assert_eq!(b.m.state(), PeerState::Ready);
@@ -208,9 +218,7 @@ fn a_standby_takes_over_after_takeover_after_of_silence_and_not_before() {
 
 #[test]
 fn a_standby_woken_from_a_pause_does_not_take_silence_for_death() {
-    let mut b = Bench::new(Role::Backup, false, start(5, 1));
-    b.input(Input::PeerLinkUp);
-    b.run_hearing(Duration::from_secs(2), PeerState::Active, 1, (5, 1));
+    let mut b = Bench::following(false);
     // Frozen ten seconds: the first thing it sees on waking is a tick.
     b.now += Duration::from_secs(10);
     b.input(Input::Tick);
@@ -329,10 +337,7 @@ fn records_lost_to_a_journal_cut_mean_a_recovery_period_even_when_leading() {
 
 #[test]
 fn witness_mode_activates_only_with_the_witness_consent() {
-    let mut b = Bench::new(Role::Backup, true, start(5, 1));
-    b.input(Input::PeerLinkUp);
-    b.input(Input::WitnessLinkUp);
-    b.run_hearing(Duration::from_secs(2), PeerState::Active, 1, (5, 1));
+    let mut b = Bench::following(true);
     b.run(TAKEOVER + PING * 2);
     assert!(!b.m.state().is_serving(), "no consent yet");
     let claim = b.log.iter().rev().find_map(|a| match a {
@@ -442,10 +447,7 @@ fn what_arrived_during_a_pause_is_old_news() {
 
 #[test]
 fn a_claim_never_answered_is_given_up_on_and_its_late_consent_declined() {
-    let mut b = Bench::new(Role::Backup, true, start(5, 1));
-    b.input(Input::PeerLinkUp);
-    b.input(Input::WitnessLinkUp);
-    b.run_hearing(Duration::from_secs(2), PeerState::Active, 1, (5, 1));
+    let mut b = Bench::following(true);
     b.run(TAKEOVER + PING * 2);
     let claim = b.log.iter().rev().find_map(|a| match a {
         Action::ToWitness(PeerMessage::Claim { id, .. }) => Some(*id),
@@ -647,10 +649,7 @@ fn the_loop_and_the_other_server_are_told_one_epoch_in_every_state() {
 
 #[test]
 fn a_standby_claims_at_once_when_the_active_servers_process_is_gone() {
-    let mut b = Bench::new(Role::Backup, true, start(5, 1));
-    b.input(Input::PeerLinkUp);
-    b.input(Input::WitnessLinkUp);
-    b.run_hearing(Duration::from_secs(2), PeerState::Active, 1, (5, 1));
+    let mut b = Bench::following(true);
     // Its link closed and the redial was refused: still within one ping
     // of its last heartbeat, which a live server would send.
     b.input(Input::PeerLinkDown);
@@ -661,9 +660,7 @@ fn a_standby_claims_at_once_when_the_active_servers_process_is_gone() {
     assert_eq!(claims(&b), 1, "claims well before takeover_after");
 
     // Two-server mode: nothing would confirm the refusal; silence only.
-    let mut b = Bench::new(Role::Backup, false, start(5, 1));
-    b.input(Input::PeerLinkUp);
-    b.run_hearing(Duration::from_secs(2), PeerState::Active, 1, (5, 1));
+    let mut b = Bench::following(false);
     b.input(Input::PeerLinkDown);
     b.input(Input::PeerDialRefused);
     b.run(TAKEOVER - PING * 2);
@@ -672,10 +669,7 @@ fn a_standby_claims_at_once_when_the_active_servers_process_is_gone() {
 
 #[test]
 fn a_refused_dial_is_no_proof_while_the_other_server_speaks() {
-    let mut b = Bench::new(Role::Backup, true, start(5, 1));
-    b.input(Input::PeerLinkUp);
-    b.input(Input::WitnessLinkUp);
-    b.run_hearing(Duration::from_secs(2), PeerState::Active, 1, (5, 1));
+    let mut b = Bench::following(true);
     b.input(Input::PeerLinkDown);
     b.input(Input::PeerDialRefused);
     // Its heartbeats still arrive (on the connection it dialled): a
