@@ -1,4 +1,4 @@
-# Shared by scripts/demo.sh and scripts/demo-witness.sh: bash and coreutils
+# Shared by scripts/demo.sh and scripts/steady.sh: bash and coreutils
 # only (no python3, bc or timeout). Source it after `cd` to the checkout.
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
@@ -21,12 +21,15 @@ free_port() {
   done
 }
 
-# The state in a server's greeting (`state=active`), or nothing.
-state_of() { # HOST:PORT
+# A field of a server's greeting (`state`, `epoch`, ...), or nothing.
+greeting_field() { # HOST:PORT KEY
   local line=""
   { exec 3<>"/dev/tcp/${1%:*}/${1#*:}" && IFS= read -r -t 2 line <&3; exec 3<&- 3>&-; } 2>/dev/null || true
-  sed -n 's/.* state=\([a-z]*\).*/\1/p' <<<"$line"
+  sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<"$line"
 }
+
+# The state in a server's greeting (`state=active`), or nothing.
+state_of() { greeting_field "$1" state; } # HOST:PORT
 
 # Milliseconds since the epoch (for timing a takeover without bc).
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }

@@ -22,12 +22,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-greeting() { timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1; head -n1 <&3" 2>/dev/null || true; }
-field() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<"$1"; }
+source scripts/demo-lib.sh
 wait_state() { # PORT STATE
   for _ in $(seq 1 600); do
-    [ "$(field "$(greeting "$1")" state)" = "$2" ] && return 0
+    [ "$(state_of "127.0.0.1:$1")" = "$2" ] && return 0
     sleep 0.1
   done
   echo "steady: timed out waiting for port $1 to be $2" >&2
@@ -47,7 +45,7 @@ for role in primary backup; do
 done
 wait_state "$P" active
 wait_state "$B" ready
-EPOCH=$(field "$(greeting "$P")" epoch)
+EPOCH=$(greeting_field "127.0.0.1:$P" epoch)
 SETTLED=$(wc -l <"$WORK/primary.log")
 echo "steady: witness-mode pair up (primary :$P active at epoch $EPOCH, backup :$B ready);" \
   "$CLIENTS clients at full load for ${DURATION}s" >&2
@@ -55,7 +53,8 @@ echo "steady: witness-mode pair up (primary :$P active at epoch $EPOCH, backup :
 "$BIN/floatd-load" --server "127.0.0.1:$P,127.0.0.1:$B" --clients "$CLIENTS" --feature viewer \
   --duration "$DURATION" --quiet --json >"$WORK/load.json"
 
-AFTER=$(greeting "$P")
+STATE_AFTER=$(state_of "127.0.0.1:$P")
+EPOCH_AFTER=$(greeting_field "127.0.0.1:$P" epoch)
 TAKEOVERS=$(grep -c "taking over" "$WORK/backup.log" || true)
 CONSENTS=$(grep -c "becomes active" "$WORK/witness.log" || true)
 STALE=$(tail -n +"$((SETTLED + 1))" "$WORK/primary.log" | grep -c "standby not in sync" || true)
@@ -67,10 +66,10 @@ print(f"steady: {r['ops']:,} requests answered, {r['errors_total']} errors, "
       f"p99 {r['latency_us']['p99'] / 1000:.2f} ms", file=sys.stderr)
 EOF
 echo "steady: backup takeovers $TAKEOVERS, witness consents $CONSENTS (1 = the primary's start)," \
-  "standby declared stale $STALE times after the start; primary after the run: $(field "$AFTER" state) at epoch $(field "$AFTER" epoch)" >&2
+  "standby declared stale $STALE times after the start; primary after the run: $STATE_AFTER at epoch $EPOCH_AFTER" >&2
 ERRORS=$(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(r["errors_total"] + r["disconnects"])' "$WORK/load.json")
-if [ "$TAKEOVERS" != 0 ] || [ "$CONSENTS" != 1 ] || [ "$(field "$AFTER" state)" != active ] \
-  || [ "$(field "$AFTER" epoch)" != "$EPOCH" ] || [ "$ERRORS" != 0 ]; then
+if [ "$TAKEOVERS" != 0 ] || [ "$CONSENTS" != 1 ] || [ "$STATE_AFTER" != active ] \
+  || [ "$EPOCH_AFTER" != "$EPOCH" ] || [ "$ERRORS" != 0 ]; then
   echo "steady: FAILED: a false takeover or unanswered requests (logs below)" >&2
   tail -n 20 "$WORK"/*.log >&2
   exit 1
